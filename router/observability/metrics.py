@@ -1,0 +1,103 @@
+"""Every Prometheus metric the gateway exports, defined in one place.
+
+Labels come from closed sets only (route, backend, task_type, mode, status, reason, kind,
+direction) so cardinality stays bounded: never prompts, keys or user ids.
+
+Closed label values used across the code base:
+- status: ok | client_error | rate_limited | upstream_error | timeout | infeasible | cancelled
+- reason (rejections): context | modality | tools | mode | circuit_open | capacity | cost | latency
+  | disabled | quality
+- reason (fallbacks) / kind (upstream errors): http_5xx | http_4xx | rate_limited | timeout
+  | connection | protocol | circuit_open | mid_stream
+- direction: input | output | reasoning
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Latency buckets cover a fast instant answer (tens of ms) to a long thinking/swarm run (minutes).
+_REQUEST_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320)
+_TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32)
+# The gateway's own overhead and decision time live in the sub-millisecond range.
+_FAST_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+_CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+_AGENT_BUCKETS = (1, 2, 3, 5, 8, 10, 15, 20, 30, 50, 75, 100)
+_EFFICIENCY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+CIRCUIT_STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class RouterMetrics:
+    """The gateway's metrics, bound to one registry (one per app, so tests stay isolated)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "router_requests_total", "Chat requests answered, by outcome.",
+            ["route", "task_type", "mode", "status"], registry=r)
+        self.request_duration = Histogram(
+            "router_request_duration_seconds", "End-to-end request duration as the client saw it.",
+            ["route"], buckets=_REQUEST_BUCKETS, registry=r)
+        self.ttft = Histogram(
+            "router_time_to_first_token_seconds", "Time from request arrival to the first streamed token.",
+            ["route"], buckets=_TTFT_BUCKETS, registry=r)
+        self.overhead = Histogram(
+            "router_overhead_seconds", "Time the gateway itself adds: total minus time spent upstream.",
+            buckets=_FAST_BUCKETS, registry=r)
+        self.decision_duration = Histogram(
+            "router_decision_duration_seconds", "Classification plus routing decision time.",
+            buckets=_FAST_BUCKETS, registry=r)
+        self.classifier_confidence = Histogram(
+            "router_classifier_confidence", "Calibrated confidence of the task-type label.",
+            ["task_type"], buckets=_CONFIDENCE_BUCKETS, registry=r)
+        self.tokens = Counter(
+            "router_tokens_total", "Tokens processed, by route and direction (input/output/reasoning).",
+            ["route", "direction"], registry=r)
+        self.cost = Counter(
+            "router_cost_usd_total", "Actual cost in USD, from upstream usage and the policy's prices.",
+            ["route"], registry=r)
+        self.estimated_cost = Counter(
+            "router_estimated_cost_usd_total", "Estimated cost in USD of the chosen route at decision time.",
+            ["route"], registry=r)
+        self.budget_outcomes = Counter(
+            "router_latency_budget_total", "Answered requests by whether they met their latency budget.",
+            ["route", "outcome"], registry=r)
+        self.fallbacks = Counter(
+            "router_fallbacks_total", "Moves from a failed route to the next one in the chain.",
+            ["from_route", "to_route", "reason"], registry=r)
+        self.rejections = Counter(
+            "router_route_rejections_total", "Candidate routes rejected during a decision, by reason.",
+            ["route", "reason"], registry=r)
+        self.upstream_errors = Counter(
+            "router_upstream_errors_total", "Failed upstream attempts, by backend and kind.",
+            ["backend", "kind"], registry=r)
+        self.upstream_duration = Histogram(
+            "router_upstream_latency_seconds", "Duration of one upstream attempt.",
+            ["backend"], buckets=_REQUEST_BUCKETS, registry=r)
+        self.circuit_state = Gauge(
+            "router_backend_circuit_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+            ["backend"], registry=r)
+        self.inflight = Gauge(
+            "router_backend_inflight", "Requests in flight to each backend.", ["backend"], registry=r)
+        self.engine_queue = Gauge(
+            "router_backend_queue_depth", "Requests waiting in the self-hosted engine's queue (scraped).",
+            ["backend"], registry=r)
+        self.swarm_agents = Histogram(
+            "router_swarm_agents", "Sub-agents run per swarm request.",
+            buckets=_AGENT_BUCKETS, registry=r)
+        self.swarm_failed_agents = Counter(
+            "router_swarm_failed_agents_total", "Sub-agents that failed after their retry.", registry=r)
+        self.swarm_duration = Histogram(
+            "router_swarm_duration_seconds", "Wall time of a swarm run (plan, fan-out, aggregate).",
+            buckets=_REQUEST_BUCKETS, registry=r)
+        self.swarm_efficiency = Histogram(
+            "router_swarm_parallel_efficiency", "Summed agent time / (wall time x agents that could run).",
+            buckets=_EFFICIENCY_BUCKETS, registry=r)
+        self.swarm_cost = Counter(
+            "router_swarm_cost_usd_total", "Actual cost of swarm runs in USD.", registry=r)
+        self.policy_reloads = Counter(
+            "router_policy_reloads_total", "Policy reload attempts, by result.", ["result"], registry=r)
+        self.policy_info = Gauge(
+            "router_policy_info", "The policy in force (value 1).", ["name", "version"], registry=r)
