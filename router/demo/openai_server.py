@@ -1,0 +1,270 @@
+"""The OpenAI Chat Completions API as vLLM/SGLang serve Kimi K2.5 (`vllm`, `sglang`) or as OpenAI
+serves GPT (`openai`): `/v1/chat/completions`, `/v1/models`, `/metrics`, `/health`, `/_demo/*`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from router.demo import engine_metrics
+from router.demo.answers import fragments
+from router.demo.conversation import from_openai
+from router.demo.http_common import (
+    STATE_KEY,
+    EventSink,
+    Pacer,
+    abort_stream,
+    add_control_routes,
+    check_auth,
+    inject_failure,
+    json_response,
+    read_json,
+    record_request,
+    state_of,
+)
+from router.demo.replies import Planned, plan_reply, stop_list
+from router.demo.server_state import ClientGone, DemoServerState
+
+_ENGINE_NAMES = {"vllm": "demo vLLM", "sglang": "demo SGLang"}
+_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                404: "not_found_error", 429: "rate_limit_exceeded", 503: "service_unavailable"}
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+def openai_error(status: int, message: str, *, param: str | None = None) -> web.Response:
+    kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    code: str | int | None = {401: "invalid_api_key", 429: "rate_limit_exceeded"}.get(status, status)
+    return json_response({"error": {"message": message, "type": kind, "param": param, "code": code}},
+                         status=status)
+
+
+def mode_of(kind: str, body: dict[str, Any]) -> str:
+    """Kimi's way of working for this request; vendors have the single mode `default`."""
+    if kind == "openai":
+        return "default"
+    template = body.get("chat_template_kwargs") or {}
+    thinking = body.get("thinking")
+    if (
+        isinstance(template, dict)
+        and (template.get("thinking") is False or template.get("enable_thinking") is False)
+    ) or (isinstance(thinking, dict) and thinking.get("type") == "disabled"):
+        return "instant"
+    return "agent" if body.get("tools") else "thinking"
+
+
+def validate(kind: str, body: Any) -> tuple[str, str | None] | None:
+    """(message, param) for an invalid request, None when it is acceptable."""
+    if not isinstance(body, dict):
+        return "Request body must be a JSON object.", None
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "'messages' is required and must be a non-empty array.", "messages"
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in _ROLES:
+            return f"messages[{i}] must be an object with a 'role' in {sorted(_ROLES)}.", f"messages[{i}]"
+    if kind == "openai" and not isinstance(body.get("model"), str):
+        return "'model' is required.", "model"
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list) or not all(
+            isinstance(t, dict) and isinstance((t.get("function") or {}).get("name"), str) for t in tools
+        ):
+            return "'tools' must be an array of {type: 'function', function: {name, parameters}}.", "tools"
+    for field in ("max_tokens", "max_completion_tokens"):
+        value = body.get(field)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            return f"'{field}' must be an integer >= 1.", field
+    return None
+
+
+def who_answers(kind: str, model: str, mode: str) -> str:
+    if kind in _ENGINE_NAMES:
+        return f"Kimi K2.5 ({mode} mode via {_ENGINE_NAMES[kind]})"
+    return f"{model} (via demo OpenAI)"
+
+
+def plan_openai(state: DemoServerState, body: dict[str, Any]) -> Planned:
+    kind = state.spec.kind
+    mode = mode_of(kind, body)
+    model = str(body.get("model") or state.spec.served_model)
+    tools = [t["function"] for t in body.get("tools") or []]
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    return plan_reply(
+        from_openai(body["messages"], tools),
+        who=who_answers(kind, model, mode),
+        mode=mode,
+        reasoning=kind != "openai" and mode != "instant",
+        tools=tools,
+        tool_choice=body.get("tool_choice"),
+        call_id=state.next_id("call_"),
+        max_tokens=max_tokens,
+        stop=stop_list(body.get("stop")),
+    )
+
+
+def _usage(planned: Planned) -> dict[str, Any]:
+    completion = planned.completion
+    prompt = planned.conversation.prompt_tokens
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion.completion_tokens,
+        "total_tokens": prompt + completion.completion_tokens,
+        "completion_tokens_details": {"reasoning_tokens": len(completion.reasoning)},
+    }
+
+
+def _tool_call_json(planned: Planned) -> list[dict[str, Any]] | None:
+    call = planned.completion.tool_call
+    if call is None:
+        return None
+    return [{"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}]
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    arrival = time.monotonic()
+    state = state_of(request)
+    state.stats.requests += 1
+    if not check_auth(state, request):
+        state.stats.rejected += 1
+        return openai_error(401, "Incorrect API key provided.")
+    body, error = await read_json(request)
+    record_request(state, request, body)
+    invalid = (error, None) if error else validate(state.spec.kind, body)
+    if invalid is not None:
+        state.stats.rejected += 1
+        return openai_error(400, invalid[0], param=invalid[1])
+    planned = plan_openai(state, body)
+    state.stats.by_mode[planned.mode] += 1
+    state.stats.by_role[planned.role] += 1
+    try:
+        async with state.tracked():
+            failure = await inject_failure(state, openai_error)
+            if failure is not None:
+                return failure
+            async with state.engine_slot() as start:
+                if body.get("stream"):
+                    return await _stream(request, state, body, planned, arrival, start)
+                return await _respond(state, body, planned, arrival, start)
+    except ClientGone:
+        return web.Response(status=499)  # never reaches the client: the connection is gone
+
+
+async def _respond(state: DemoServerState, body: dict[str, Any], planned: Planned, arrival: float,
+                   start: float) -> web.Response:
+    completion = planned.completion
+    pacer = Pacer(state, start)
+    await pacer.wait_for_token(max(0, completion.completion_tokens - 1))
+    state.ttft.observe(max(0.0, pacer.due(0) - arrival))
+    message: dict[str, Any] = {"role": "assistant", "content": completion.content_text or None}
+    if completion.reasoning and state.spec.kind != "openai":
+        message[state.behavior.reasoning_field] = completion.reasoning_text
+    tool_calls = _tool_call_json(planned)
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    elif message["content"] is None:
+        message["content"] = ""
+    _count_tokens(state, planned)
+    state.stats.completed += 1
+    return json_response({
+        "id": state.next_id("chatcmpl-"),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": str(body.get("model") or state.spec.served_model),
+        "choices": [{"index": 0, "message": message, "logprobs": None,
+                     "finish_reason": completion.finish_reason}],
+        "usage": _usage(planned),
+        "system_fingerprint": None,
+    })
+
+
+def _count_tokens(state: DemoServerState, planned: Planned) -> None:
+    state.prompt_tokens_total += planned.conversation.prompt_tokens
+    state.generation_tokens_total += planned.completion.completion_tokens
+
+
+async def _stream(request: web.Request, state: DemoServerState, body: dict[str, Any], planned: Planned,
+                  arrival: float, start: float) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"content-type": "text/event-stream",
+                                           "cache-control": "no-cache"})
+    await response.prepare(request)
+    pacer = Pacer(state, start)
+    sink = EventSink(response, buffered=not pacer.paced)
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    head = {"id": state.next_id("chatcmpl-"), "object": "chat.completion.chunk",
+            "created": int(time.time()), "model": str(body.get("model") or state.spec.served_model)}
+    fail_after = state.behavior.fail_after_chunks
+    reasoning_field = state.behavior.reasoning_field
+
+    def frame(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        chunk = {**head, "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                      "finish_reason": finish_reason}]}
+        if include_usage:
+            chunk["usage"] = None
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    completion = planned.completion
+    deltas: list[dict[str, Any]] = [{reasoning_field: p} for p in completion.reasoning]
+    deltas += [{"content": p} for p in completion.content]
+    if completion.tool_call is not None:
+        call = completion.tool_call
+        deltas.append({"tool_calls": [{"index": 0, "id": call.id, "type": "function",
+                                       "function": {"name": call.name, "arguments": ""}}]})
+        deltas += [{"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]}
+                   for fragment in fragments(call.arguments)]
+
+    await sink.send(frame({"role": "assistant", "content": ""}))
+    for index, delta in enumerate(deltas):
+        if fail_after is not None and index >= fail_after:
+            await abort_stream(request, sink)
+            return response
+        await pacer.wait_for_token(index)
+        if index == 0:
+            state.ttft.observe(time.monotonic() - arrival)
+        await sink.send(frame(delta))
+    if fail_after is not None:  # a shorter stream still never completes
+        await abort_stream(request, sink)
+        return response
+    await sink.send(frame({}, completion.finish_reason))
+    if include_usage:
+        await sink.send(b"data: " + orjson.dumps({**head, "choices": [], "usage": _usage(planned)}) + b"\n\n")
+    await sink.send(b"data: [DONE]\n\n")
+    await sink.flush()
+    await response.write_eof()
+    _count_tokens(state, planned)
+    state.stats.completed += 1
+    return response
+
+
+async def list_models(request: web.Request) -> web.Response:
+    state = state_of(request)
+    model = state.spec.served_model
+    owner = {"vllm": "vllm", "sglang": "sglang"}.get(state.spec.kind, "openai")
+    entry = {"id": model, "object": "model", "created": 1_700_000_000, "owned_by": owner}
+    if state.spec.kind in _ENGINE_NAMES:
+        entry |= {"root": model, "max_model_len": 262_144}
+    return json_response({"object": "list", "data": [entry]})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    state = state_of(request)
+    if state.spec.kind not in _ENGINE_NAMES:
+        return web.Response(status=404, text="no engine metrics on a vendor API\n")
+    return web.Response(body=engine_metrics.render(state).encode(),
+                        headers={"content-type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+def create_app(state: DemoServerState) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024)  # images arrive inline as base64
+    app[STATE_KEY] = state
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/metrics", metrics)
+    add_control_routes(app)
+    return app
+
+
+__all__ = ["create_app", "mode_of", "plan_openai", "validate"]

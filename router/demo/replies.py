@@ -1,0 +1,63 @@
+"""Which reply a request gets: a swarm role's, a tool call, a tool-result answer or a plain answer.
+
+Shared by the OpenAI-style and Anthropic servers; pure, so tests can call it without HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from router.demo import swarm_replies
+from router.demo.answers import Reply, chat_reply, quote, reasoning_text
+from router.demo.completion import Completion, finish
+from router.demo.conversation import Conversation
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """Everything a server needs to send an answer."""
+
+    mode: str  # instant | thinking | agent (Kimi kinds), default (vendors), or thinking (Claude)
+    role: str  # chat | planner | worker | aggregator
+    conversation: Conversation
+    completion: Completion
+
+
+def plan_reply(
+    conv: Conversation,
+    *,
+    who: str,
+    mode: str,
+    reasoning: bool,
+    tools: list[dict[str, Any]],
+    tool_choice: Any,
+    call_id: str,
+    max_tokens: int | None,
+    stop: list[str],
+) -> Planned:
+    """`tools` are normalised to `{"name", "parameters"}` by the caller."""
+    role = conv.is_swarm_role or "chat"
+    if role == "chat":
+        reply = chat_reply(conv, who=who, mode=mode, reasoning=reasoning, tools=tools,
+                           tool_choice=tool_choice, call_id=call_id)
+    else:
+        thought = reasoning_text(conv.last_user, mode, conv) if reasoning else None
+        if role == "planner":
+            content = swarm_replies.plan(conv)
+            if thought:
+                thought = f"I need to split “{quote(conv.last_user, 60)}” into independent subtasks."
+        elif role == "worker":
+            content = swarm_replies.worker_answer(conv, who)
+        else:
+            content = swarm_replies.aggregate(conv, who)
+        reply = Reply(thought, content)
+    return Planned(mode, role, conv, finish(reply, max_tokens=max_tokens, stop=stop))
+
+
+def stop_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for s in value if isinstance(s, str)]
+    return []

@@ -1,0 +1,195 @@
+"""`DemoUpstreams`: the demo servers running on loopback in one background thread and event loop.
+
+    with DemoUpstreams() as demo:                 # kimi (vllm), gpt (openai), claude (anthropic)
+        demo.base_url("kimi")                     # http://127.0.0.1:PORT/v1
+        demo.set_behavior("kimi", error_rate=1)
+        demo.stats("kimi")["requests"]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from router.demo import anthropic_server, openai_server
+from router.demo.behavior import DemoBehavior
+from router.demo.server_state import DemoServerSpec, DemoServerState
+
+T = TypeVar("T")
+
+DEFAULT_SPECS = (
+    DemoServerSpec("kimi", "vllm"),
+    DemoServerSpec("gpt", "openai"),
+    DemoServerSpec("claude", "anthropic"),
+)
+
+
+def create_app(state: DemoServerState) -> web.Application:
+    if state.spec.kind == "anthropic":
+        return anthropic_server.create_app(state)
+    return openai_server.create_app(state)
+
+
+async def start_server(state: DemoServerState) -> tuple[web.AppRunner, int]:
+    """Binds one server; returns its runner and the port it got."""
+    # aiohttp >= 3.9 no longer cancels handlers on disconnect by default; the demo wants to see it.
+    runner = web.AppRunner(create_app(state), handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, state.spec.host, state.spec.port, backlog=1024)
+    await site.start()
+    port = int(runner.addresses[0][1])
+    return runner, port
+
+
+def base_url_for(spec: DemoServerSpec, port: int) -> str:
+    """What a client's `base_url` / litellm's `api_base` should be for this server."""
+    root = f"http://{spec.host}:{port}"
+    return root if spec.kind == "anthropic" else f"{root}/v1"
+
+
+class DemoUpstreams:
+    """Starts the demo servers on 127.0.0.1 (port 0 each) and gives access to them by name."""
+
+    def __init__(self, specs: list[DemoServerSpec] | None = None) -> None:
+        specs = list(specs) if specs is not None else list(DEFAULT_SPECS)
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"demo server names must be unique, got {names}")
+        self._states = {s.name: DemoServerState(s) for s in specs}
+        self._ports: dict[str, int] = {}
+        self._runners: list[web.AppRunner] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> DemoUpstreams:
+        if self._thread is not None:
+            raise RuntimeError("DemoUpstreams already started")
+        loop = asyncio.new_event_loop()
+        ready: Future[None] = Future()
+        self._loop = loop
+        self._thread = threading.Thread(target=self._run, args=(loop, ready), name="demo-upstreams",
+                                        daemon=True)
+        self._thread.start()
+        ready.result(timeout=30)
+        return self
+
+    def _run(self, loop: asyncio.AbstractEventLoop, ready: Future[None]) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._start_all())
+        except BaseException as exc:  # report bind errors to start() instead of dying silently
+            ready.set_exception(exc)
+            loop.close()
+            return
+        ready.set_result(None)
+        loop.run_forever()
+        loop.run_until_complete(self._stop_all())
+        loop.close()
+
+    async def _start_all(self) -> None:
+        for name, state in self._states.items():
+            runner, port = await start_server(state)
+            self._runners.append(runner)
+            self._ports[name] = port
+
+    async def _stop_all(self) -> None:
+        for runner in self._runners:
+            await runner.cleanup()
+        self._runners.clear()
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop = self._thread = None
+        self._ports.clear()
+
+    def __enter__(self) -> DemoUpstreams:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- addresses ---------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return list(self._states)
+
+    def spec(self, name: str) -> DemoServerSpec:
+        return self._state(name).spec
+
+    def port(self, name: str) -> int:
+        self._state(name)
+        if name not in self._ports:
+            raise RuntimeError("DemoUpstreams is not started; call start() or use it as a context manager")
+        return self._ports[name]
+
+    def base_url(self, name: str) -> str:
+        """`http://127.0.0.1:PORT/v1` (OpenAI-style kinds) or `http://127.0.0.1:PORT` (anthropic)."""
+        return base_url_for(self.spec(name), self.port(name))
+
+    def metrics_url(self, name: str) -> str | None:
+        """The engine metrics URL for `vllm`/`sglang` servers, None for vendor APIs."""
+        if self.spec(name).kind not in ("vllm", "sglang"):
+            return None
+        return f"http://{self.spec(name).host}:{self.port(name)}/metrics"
+
+    def model(self, name: str) -> str:
+        return self.spec(name).served_model
+
+    # -- control (thread-safe: runs on the servers' loop) ------------------------------------
+    def set_behavior(self, name: str, **fields: Any) -> DemoBehavior:
+        state = self._state(name)
+
+        async def apply() -> DemoBehavior:
+            return state.update_behavior(fields)
+
+        return self._call(apply())
+
+    def behavior(self, name: str) -> DemoBehavior:
+        state = self._state(name)
+
+        async def read() -> DemoBehavior:
+            return state.behavior.merged({})
+
+        return self._call(read())
+
+    def stats(self, name: str) -> dict[str, Any]:
+        state = self._state(name)
+
+        async def read() -> dict[str, Any]:
+            import copy
+
+            return copy.deepcopy(state.stats.snapshot())
+
+        return self._call(read())
+
+    def reset(self, name: str | None = None) -> None:
+        states = [self._state(name)] if name is not None else list(self._states.values())
+
+        async def apply() -> None:
+            for state in states:
+                state.reset()
+
+        self._call(apply())
+
+    def _state(self, name: str) -> DemoServerState:
+        try:
+            return self._states[name]
+        except KeyError:
+            raise KeyError(f"no demo server named {name!r} (defined: {', '.join(self._states)})") from None
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("DemoUpstreams is not started; call start() or use it as a context manager")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=30)

@@ -1,0 +1,88 @@
+"""Replies to the gateway's swarm roles, recognised by a phrase in the system prompt.
+
+- planner (`model-router swarm planner`): a JSON plan with one subtask per enumerated item of the last
+  user message. `DEMO_CYCLE` in the request yields a plan with a dependency cycle; `DEMO_BAD_PLAN`
+  yields non-JSON text, unless the request already contains that bad reply (the repair attempt).
+- worker (`model-router swarm worker`): a short answer about its instruction.
+- aggregator (`model-router swarm aggregator`): an intro, then one section per `### ` section of the
+  user message, in order.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from router.demo.answers import body_sentences, keywords, quote
+from router.demo.conversation import Conversation
+
+BAD_PLAN_REPLY = (
+    "Sure! I would split this into a few parts and handle each one in turn, then combine them. "
+    "[demo: this planner reply is deliberately not JSON]"
+)
+_BAD_PLAN_MARK = "[demo: this planner reply is deliberately not JSON]"
+_LIST_LINE = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)])\s+(.+?)\s*$")
+_SEPARATORS = re.compile(r"\s*(?:,|;|、|，|；|\band\b)\s*")
+
+
+def enumerated_items(text: str) -> tuple[str, list[str]]:
+    """`(lead, items)`: the request's enumerated items and the text that introduces them."""
+    lines = text.splitlines()
+    listed = [(i, m.group(1)) for i, line in enumerate(lines) if (m := _LIST_LINE.match(line))]
+    if listed:
+        first = listed[0][0]
+        lead = " ".join(line.strip() for line in lines[:first] if line.strip())
+        return lead.rstrip(":：").strip(), [item for _, item in listed]
+    for colon in (":", "："):
+        if colon in text:
+            lead, _, rest = text.partition(colon)
+            items = [i.strip(" .。!?") for i in _SEPARATORS.split(rest.strip()) if i.strip(" .。!?")]
+            if len(items) >= 2:
+                return lead.strip(), items
+    questions = [q.strip() for q in re.split(r"(?<=[?？])", text) if q.strip(" \n?？")]
+    if len(questions) >= 2:
+        return "", questions
+    return "", [text.strip()]
+
+
+def plan(conv: Conversation) -> str:
+    """The planner's reply text (JSON, or deliberately broken text for DEMO_BAD_PLAN)."""
+    request = conv.last_user
+    if "DEMO_BAD_PLAN" in conv.transcript and _BAD_PLAN_MARK not in conv.transcript:
+        return BAD_PLAN_REPLY
+    lead, items = enumerated_items(request.replace("DEMO_CYCLE", "").replace("DEMO_BAD_PLAN", ""))
+    lead = quote(lead, 160)
+    subtasks: list[dict[str, Any]] = []
+    for n, item in enumerate(items, start=1):
+        item = quote(item, 200)
+        instruction = f"{lead} Focus only on: {item}." if lead else f"{item}"
+        subtasks.append({"id": f"t{n}", "instruction": instruction, "depends_on": []})
+    if "DEMO_CYCLE" in conv.transcript:
+        if len(subtasks) == 1:
+            subtasks.append({"id": "t2", "instruction": f"Double-check: {subtasks[0]['instruction']}",
+                             "depends_on": []})
+        subtasks[0]["depends_on"] = [subtasks[-1]["id"]]
+        subtasks[-1]["depends_on"] = [subtasks[0]["id"]]
+    return orjson.dumps({"subtasks": subtasks}).decode()
+
+
+def worker_answer(conv: Conversation, who: str) -> str:
+    instruction = conv.last_user
+    return f"{who} on “{quote(instruction, 100)}”: {body_sentences(instruction, 2)}"
+
+
+def aggregate(conv: Conversation, who: str) -> str:
+    text = conv.last_user
+    chunks = re.split(r"(?m)^### ", text)
+    intro, sections = chunks[0].strip(), chunks[1:]
+    if not sections:
+        return f"Combined answer from {who}: {body_sentences(text, 2)}"
+    subject = f" to “{quote(intro, 100)}”" if intro else ""
+    lines = [f"Combined answer{subject} from {len(sections)} agent results ({who}):", ""]
+    for section in sections:
+        title, _, body = section.partition("\n")
+        summary = quote(body.strip(), 240) or f"(no result; see {keywords(title, 1)[0]})"
+        lines += [f"### {title.strip()}", summary, ""]
+    return "\n".join(lines).rstrip() + "\n"
