@@ -1,0 +1,82 @@
+"""Models list, router status, health, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from router import taxonomy
+from router.api.http import JSON
+from router.services import Services
+
+router = APIRouter()
+_CREATED = int(time.time())
+
+
+def _svc(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> Response:
+    services = _svc(request)
+    services.auth.check(request.headers.get("authorization"))
+    policy = services.store.current.policy
+    names = ["auto", *(f"auto:{m}" for m in taxonomy.MODES), *policy.routes]
+    if policy.swarm.enabled:
+        names.append(taxonomy.SWARM_ROUTE)
+    names += [a for a, target in policy.aliases.items() if policy.resolve_model(a) is not None and a not in names]
+    data = [{"id": n, "object": "model", "created": _CREATED, "owned_by": "model-router"} for n in names]
+    return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
+
+
+@router.get("/v1/router/status")
+async def router_status(request: Request) -> Response:
+    services = _svc(request)
+    services.auth.check(request.headers.get("authorization"))
+    loaded = services.store.current
+    live = services.live
+    routes = live.route_stats()
+    backends = {}
+    for name, backend in loaded.policy.backends.items():
+        backends[name] = {
+            "enabled": backend.enabled, "disabled_reason": loaded.disabled.get(name),
+            "provider": backend.provider, "model": backend.model,
+            "circuit": live.breaker(name).state, "inflight": live.inflight(name),
+            "max_concurrency": backend.max_concurrency,
+            "engine_queue": live.queue(name) if backend.metrics_url else None,
+            "routes": {r: routes[r] for r in routes if r.startswith(name + ":")},
+        }
+    body = {"object": "router.status", "policy": {"name": loaded.policy.name, "version": loaded.policy.version,
+                                                  "digest": loaded.digest, "source": loaded.source},
+            "backends": backends, "demo": services.demo is not None}
+    return Response(orjson.dumps(body), media_type=JSON)
+
+
+@router.get("/healthz")
+async def healthz() -> Response:
+    return Response(b'{"status":"ok"}', media_type=JSON)
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> Response:
+    services = getattr(request.app.state, "services", None)
+    if services is None:
+        return Response(b'{"status":"starting"}', status_code=503, media_type=JSON)
+    policy = services.store.current.policy
+    up = [n for n in policy.backends if policy.backends[n].enabled and services.live.breaker(n).state != "open"]
+    if not up:
+        return Response(orjson.dumps({"status": "unavailable", "reason": "every backend is disabled or open"}),
+                        status_code=503, media_type=JSON)
+    return Response(orjson.dumps({"status": "ready", "backends_up": up, "policy": policy.version}),
+                    media_type=JSON)
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(_svc(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,123 @@
+"""The lean path: relay OpenAI-format requests to OpenAI-compatible upstreams (vLLM, SGLang, NIM,
+Moonshot, OpenAI) over one pooled aiohttp session, with orjson. No translation, ~0.2-0.4 ms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from router.dispatch.upstream import UpstreamCall, UpstreamError, error_message_from_body, normalize_reasoning
+
+
+def _status_error(status: int, raw: bytes, headers: Any) -> UpstreamError:
+    message = error_message_from_body(raw)
+    if status == 429:
+        retry_after: float | None = None
+        try:
+            retry_after = float(headers.get("retry-after", ""))
+        except ValueError:
+            retry_after = None
+        return UpstreamError("rate_limited", message, status=status, retry_after_s=retry_after)
+    if status >= 500:
+        return UpstreamError("http_5xx", message, status=status)
+    return UpstreamError("http_4xx", message, status=status)
+
+
+class OpenAIRelay:
+    """Calls ``{api_base}/chat/completions``; one instance (one connection pool) per process."""
+
+    def __init__(self, *, max_connections: int = 1024) -> None:
+        self._connector_limit = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Created lazily inside the running loop (aiohttp sessions are bound to their loop).
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._connector_limit, ttl_dns_cache=300,
+                                             enable_cleanup_closed=True)
+            self._session = aiohttp.ClientSession(
+                connector=connector, json_serialize=lambda o: orjson.dumps(o).decode(),
+                auto_decompress=True, trust_env=False)
+        return self._session
+
+    @staticmethod
+    def _request_args(call: UpstreamCall, *, stream: bool) -> dict[str, Any]:
+        headers = {"content-type": "application/json"}
+        if call.api_key:
+            headers["authorization"] = f"Bearer {call.api_key}"
+        backend = call.backend
+        timeout = (aiohttp.ClientTimeout(total=None, connect=backend.connect_timeout_s,
+                                         sock_read=backend.timeout_s) if stream
+                   else aiohttp.ClientTimeout(total=backend.timeout_s, connect=backend.connect_timeout_s))
+        return {"url": backend.api_base.rstrip("/") + "/chat/completions", "data": orjson.dumps(call.body),
+                "headers": headers, "timeout": timeout}
+
+    async def complete(self, call: UpstreamCall) -> dict[str, Any]:
+        try:
+            async with self._client().post(**self._request_args(call, stream=False)) as resp:
+                raw = await resp.read()
+                if resp.status != 200:
+                    raise _status_error(resp.status, raw, resp.headers)
+        except UpstreamError:
+            raise
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise UpstreamError("timeout", f"{call.backend_name} did not answer in time") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError("connection", f"{call.backend_name}: {type(exc).__name__}") from None
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamError("protocol", f"{call.backend_name} sent a body that is not JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            raise UpstreamError("protocol", f"{call.backend_name} sent no choices")
+        for choice in data["choices"]:
+            if isinstance(choice, dict) and isinstance(choice.get("message"), dict):
+                normalize_reasoning(choice["message"])
+        return data
+
+    async def stream(self, call: UpstreamCall) -> AsyncIterator[dict[str, Any]]:
+        """Yields parsed chunks. Errors before the first chunk keep their kind; later ones are
+        ``mid_stream``. Closing the generator closes the upstream connection (a cancel)."""
+        started = False
+        try:
+            async with self._client().post(**self._request_args(call, stream=True)) as resp:
+                if resp.status != 200:
+                    raise _status_error(resp.status, await resp.read(), resp.headers)
+                async for line in resp.content:
+                    if not line.startswith(b"data:"):
+                        continue  # blank separators, comments, event: lines
+                    payload = line[5:].strip()
+                    if payload == b"[DONE]":
+                        return
+                    try:
+                        chunk = orjson.loads(payload)
+                    except orjson.JSONDecodeError:
+                        raise UpstreamError("protocol", f"{call.backend_name} sent a malformed event") from None
+                    if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
+                        raise UpstreamError("mid_stream" if started else "http_5xx",
+                                            error_message_from_body(payload))
+                    for choice in chunk.get("choices") or ():
+                        delta = choice.get("delta")
+                        if isinstance(delta, dict):
+                            normalize_reasoning(delta)
+                    started = True
+                    yield chunk
+            if started:
+                raise UpstreamError("mid_stream", f"{call.backend_name} ended the stream without [DONE]")
+            raise UpstreamError("protocol", f"{call.backend_name} sent an empty stream")
+        except UpstreamError:
+            raise
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise UpstreamError("mid_stream" if started else "timeout",
+                                f"{call.backend_name} stopped sending") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError("mid_stream" if started else "connection",
+                                f"{call.backend_name}: {type(exc).__name__}") from None
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()

@@ -1,0 +1,98 @@
+"""The translated path: providers that do not speak OpenAI's format (Anthropic, ...) via litellm.
+
+This is the only module that imports litellm (slow to import, ~5-8 ms CPU per call), and it is
+imported only when a policy enables such a backend. litellm must never fetch its price map.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("LITELLM_LOG", "ERROR")
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import litellm
+
+from router.dispatch.upstream import UpstreamCall, UpstreamError, normalize_reasoning
+
+litellm.telemetry = False
+litellm.suppress_debug_info = True
+litellm.drop_params = True  # OpenAI fields a provider does not support are dropped, not fatal
+
+# Fields litellm handles itself or that must not be forwarded as provider kwargs.
+_OWN_FIELDS = frozenset({"model", "messages", "stream", "router", "chat_template_kwargs", "thinking"})
+
+
+def _error(call: UpstreamCall, exc: Exception, *, started: bool) -> UpstreamError:
+    status = getattr(exc, "status_code", None)
+    name = type(exc).__name__
+    if started:
+        return UpstreamError("mid_stream", f"{call.backend_name}: {name}", status=status)
+    if isinstance(exc, litellm.Timeout):
+        return UpstreamError("timeout", f"{call.backend_name} did not answer in time")
+    if isinstance(exc, litellm.RateLimitError) or status == 429:
+        retry_after: float | None = None
+        response = getattr(exc, "response", None)
+        if response is not None:
+            try:
+                retry_after = float(response.headers.get("retry-after", ""))
+            except (TypeError, ValueError):
+                retry_after = None
+        return UpstreamError("rate_limited", f"{call.backend_name} is rate limiting", status=429,
+                             retry_after_s=retry_after)
+    if isinstance(exc, litellm.APIConnectionError) and status is None:
+        return UpstreamError("connection", f"{call.backend_name}: {name}")
+    if isinstance(status, int) and 400 <= status < 500:
+        message = str(getattr(exc, "message", "") or name)[:300]
+        return UpstreamError("http_4xx", message, status=status)
+    return UpstreamError("http_5xx", f"{call.backend_name}: {name}", status=status if isinstance(status, int) else 502)
+
+
+class LiteLLMClient:
+    def _kwargs(self, call: UpstreamCall) -> dict[str, Any]:
+        backend = call.backend
+        kwargs = {k: v for k, v in call.body.items() if k not in _OWN_FIELDS}
+        kwargs.update(model=f"{backend.provider if backend.provider != 'litellm' else ''}/{backend.model}".lstrip("/"),
+                      messages=call.body["messages"], api_base=backend.api_base or None,
+                      api_key=call.api_key or None, timeout=backend.timeout_s, num_retries=0)
+        return kwargs
+
+    async def complete(self, call: UpstreamCall) -> dict[str, Any]:
+        try:
+            response = await litellm.acompletion(**self._kwargs(call))
+        except Exception as exc:  # litellm raises many types; all become an UpstreamError
+            raise _error(call, exc, started=False) from None
+        data: dict[str, Any] = response.model_dump(exclude_none=True)
+        for choice in data.get("choices") or ():
+            message = choice.get("message")
+            if isinstance(message, dict):
+                normalize_reasoning(message)
+                message.pop("thinking_blocks", None)
+                message.pop("provider_specific_fields", None)
+        return data
+
+    async def stream(self, call: UpstreamCall) -> AsyncIterator[dict[str, Any]]:
+        started = False
+        try:
+            response = await litellm.acompletion(stream=True, **self._kwargs(call))
+            async for chunk in response:
+                data: dict[str, Any] = chunk.model_dump(exclude_none=True)
+                for choice in data.get("choices") or ():
+                    delta = choice.get("delta")
+                    if isinstance(delta, dict):
+                        normalize_reasoning(delta)
+                        delta.pop("thinking_blocks", None)
+                        delta.pop("provider_specific_fields", None)
+                data.pop("provider_specific_fields", None)
+                started = True
+                yield data
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            raise _error(call, exc, started=started) from None
+
+    async def aclose(self) -> None:
+        return None

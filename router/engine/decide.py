@@ -1,0 +1,271 @@
+"""The routing decision: a pure function of (policy, request facts, label, controls, live signals).
+
+1. candidates: the task type's ordered routes (filtered/extended by a forced mode), or the one
+   route the client named;
+2. estimates per candidate: cost = tokens x prices, latency = queue wait + TTFT + tokens / speed;
+3. feasibility: enabled, modality, tools, context window, circuit, capacity, cost <= ceiling,
+   latency <= budget — every failed check is recorded as a reason;
+4. choice by the objective; the other feasible candidates, in the same order, are the fallbacks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from router import taxonomy
+from router.engine.request_facts import RequestFacts
+from router.engine.signals import Signals
+from router.policy.model import OutputEstimate, Policy
+
+ANSWER_LENGTH_FACTOR = {"short": 0.4, "medium": 1.0, "long": 2.5}
+_DEFAULT_ESTIMATE = OutputEstimate(output_tokens=500, reasoning_tokens=2000)
+# Rejections that say "not available right now" rather than "cannot meet this request".
+AVAILABILITY_REASONS = frozenset({"circuit_open", "capacity", "disabled"})
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """What the classifier (or the client's X-Router-Task-Type) says about the request."""
+
+    task_type: str
+    confidence: float = 1.0
+    answer_length: str = "medium"
+    subtasks: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_cost_usd: float
+    latency_budget_ms: float
+
+
+@dataclass(slots=True)
+class Candidate:
+    route: str
+    backend: str
+    mode: str
+    quality: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    reasons: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+    swarm_agents: int | None = None
+
+    @property
+    def feasible(self) -> bool:
+        return not self.reasons
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "route": self.route, "backend": self.backend, "mode": self.mode,
+            "estimated_cost_usd": round(self.cost_usd, 8), "estimated_latency_ms": round(self.latency_ms, 1),
+            "quality": self.quality, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+            "reasoning_tokens": self.reasoning_tokens, "feasible": self.feasible,
+            "rejected_because": list(self.reasons), "notes": list(self.details),
+        }
+        if self.swarm_agents is not None:
+            out["swarm_agents"] = self.swarm_agents
+        return out
+
+
+@dataclass(slots=True)
+class Decision:
+    task_type: str
+    confidence: float
+    limits: Limits
+    objective: str
+    candidates: list[Candidate]
+    chosen: Candidate | None
+    fallbacks: list[Candidate]
+    best_effort: bool = False
+
+    @property
+    def chain(self) -> list[Candidate]:
+        return ([self.chosen] if self.chosen else []) + self.fallbacks
+
+    def explain_rejections(self) -> str:
+        parts = [f"{c.route} ({'; '.join(c.details or c.reasons)})" for c in self.candidates if c.reasons]
+        return ", ".join(parts) or "no candidate routes"
+
+
+def route_serves_mode(route_mode: str, wanted: str) -> bool:
+    """Vendor ``default`` routes serve any non-swarm mode; Kimi routes serve exactly theirs."""
+    return route_mode == wanted or (route_mode == taxonomy.DEFAULT_MODE and wanted != "swarm")
+
+
+def candidate_routes(policy: Policy, task_type: str, forced_mode: str | None) -> list[str]:
+    listed = list(policy.tasks[task_type].candidates) if task_type in policy.tasks else []
+    if forced_mode is None:
+        return listed
+    if forced_mode == "swarm":
+        return [taxonomy.SWARM_ROUTE]
+    # Keep the task's preference order, then every other route that serves the forced mode.
+    ordered = listed + [r for r in policy.routes if r not in listed]
+    return [r for r in ordered if r != taxonomy.SWARM_ROUTE
+            and route_serves_mode(r.partition(":")[2], forced_mode)]
+
+
+def _thinks(policy: Policy, backend: str, mode: str) -> bool:
+    return mode in ("thinking", "agent") or (mode == taxonomy.DEFAULT_MODE
+                                             and policy.backends[backend].thinks_by_default)
+
+
+def estimate_route(policy: Policy, route: str, facts: RequestFacts, label: Label, signals: Signals,
+                   *, output_tokens: int | None = None) -> Candidate:
+    backend_name, _, mode = route.partition(":")
+    backend = policy.backends[backend_name]
+    est = policy.estimates.get(label.task_type, _DEFAULT_ESTIMATE)
+    out = output_tokens or max(16, round(est.output_tokens * ANSWER_LENGTH_FACTOR.get(label.answer_length, 1)))
+    thinking = est.reasoning_tokens if _thinks(policy, backend_name, mode) else 0
+    if facts.max_output_tokens is not None:  # the client's limit covers reasoning + answer
+        out = min(out, facts.max_output_tokens)
+        thinking = min(thinking, max(0, facts.max_output_tokens - out))
+    price_in, _, price_out = backend.pricing.per_token_usd()
+    live = signals.route(route)
+    load = signals.backend(backend_name)
+    generated = out + thinking
+    return Candidate(
+        route=route, backend=backend_name, mode=mode,
+        quality=policy.quality.get(label.task_type, {}).get(route, 0.5),
+        input_tokens=facts.input_tokens, output_tokens=out, reasoning_tokens=thinking,
+        cost_usd=facts.input_tokens * price_in + generated * price_out,
+        latency_ms=load.queue_wait_ms + live.ttft_ms + generated / live.output_tokens_per_s * 1000.0,
+    )
+
+
+def estimate_swarm(policy: Policy, facts: RequestFacts, label: Label, signals: Signals,
+                   limits: Limits) -> Candidate:
+    """Planner + N workers in waves of ``concurrency`` + aggregator; N shrinks to fit the limits."""
+    cfg = policy.swarm
+    planner = estimate_route(policy, cfg.planner, facts, label, signals, output_tokens=60 * max(1, label.subtasks))
+    worker_facts = RequestFacts(text_chars=min(facts.text_chars, 2_000), text_bytes=min(facts.text_bytes, 6_000),
+                                images=0, videos=0, has_tools=False, max_output_tokens=None, stream=False)
+    worker = estimate_route(policy, cfg.worker, worker_facts, Label("simple"), signals,
+                            output_tokens=cfg.worker_output_tokens)
+    wanted = max(1, min(label.subtasks, cfg.max_agents))
+
+    def totals(n: int) -> tuple[float, float, Candidate]:
+        chars = n * cfg.worker_output_tokens * 4  # the aggregator reads every worker's answer
+        agg_facts = RequestFacts(text_chars=chars, text_bytes=chars, images=0, videos=0, has_tools=False, max_output_tokens=None, stream=False)
+        aggregator = estimate_route(policy, cfg.aggregator, agg_facts, label, signals)
+        waves = math.ceil(n / cfg.concurrency)
+        cost = planner.cost_usd + n * worker.cost_usd + aggregator.cost_usd
+        latency = planner.latency_ms + waves * worker.latency_ms + aggregator.latency_ms
+        return cost, latency, aggregator
+
+    n = wanted
+    cost, latency, aggregator = totals(n)
+    while n > 1 and (cost > limits.max_cost_usd or latency > limits.latency_budget_ms):
+        n -= 1
+        cost, latency, aggregator = totals(n)
+    cand = Candidate(route=taxonomy.SWARM_ROUTE, backend=planner.backend, mode="swarm",
+                     quality=policy.quality.get(label.task_type, {}).get(taxonomy.SWARM_ROUTE, 0.5),
+                     input_tokens=facts.input_tokens,
+                     output_tokens=aggregator.output_tokens + n * worker.output_tokens,
+                     reasoning_tokens=planner.reasoning_tokens + aggregator.reasoning_tokens,
+                     cost_usd=cost, latency_ms=latency, swarm_agents=n)
+    if n < wanted:
+        cand.details.append(f"fan-out reduced from {wanted} to {n} agents to fit the limits")
+    return cand
+
+
+def _check(policy: Policy, cand: Candidate, facts: RequestFacts, limits: Limits, signals: Signals,
+           label: Label, forced: bool) -> None:
+    if cand.route == taxonomy.SWARM_ROUTE:
+        if not policy.swarm.enabled:
+            cand.reasons.append("disabled")
+        for role_route in {policy.swarm.planner, policy.swarm.worker, policy.swarm.aggregator}:
+            if role_route not in policy.routes:
+                cand.reasons.append("disabled")
+                cand.details.append(f"swarm needs route {role_route}, whose backend is disabled")
+                break
+        if not forced and label.subtasks < policy.swarm.min_subtasks:
+            cand.reasons.append("mode")
+            cand.details.append(f"{label.subtasks} subtask(s) < swarm.min_subtasks {policy.swarm.min_subtasks}")
+        if facts.has_tools:
+            cand.reasons.append("tools")
+            cand.details.append("sub-agents are text workers; client tools need a single-agent route")
+        if cand.reasons:
+            return
+        backend_names = {policy.swarm.planner.partition(":")[0], policy.swarm.worker.partition(":")[0]}
+    else:
+        backend = policy.backends[cand.backend]
+        backend_names = {cand.backend}
+        if cand.route not in policy.routes:
+            cand.reasons.append("disabled")
+            cand.details.append(f"backend {cand.backend} is disabled (missing URL or key)")
+            return
+        missing = facts.modalities - set(backend.modalities)
+        if missing:
+            cand.reasons.append("modality")
+            cand.details.append(f"{cand.backend} does not take {', '.join(sorted(missing))} input")
+        if facts.has_tools and not backend.supports_tools:
+            cand.reasons.append("tools")
+        needed = cand.input_tokens + cand.output_tokens
+        if needed > backend.context_window:
+            cand.reasons.append("context")
+            cand.details.append(f"~{needed} tokens > context window {backend.context_window}")
+    for name in sorted(backend_names):
+        load = signals.backend(name)
+        backend = policy.backends[name]
+        if load.circuit == "open":
+            cand.reasons.append("circuit_open")
+            cand.details.append(f"circuit of {name} is open")
+        elif load.inflight >= backend.max_concurrency or (
+                load.queue_waiting is not None and backend.queue_capacity
+                and load.queue_waiting >= backend.queue_capacity):
+            cand.reasons.append("capacity")
+            cand.details.append(f"{name} saturated (in flight {load.inflight}, queue {load.queue_waiting})")
+    if cand.cost_usd > limits.max_cost_usd:
+        cand.reasons.append("cost")
+        cand.details.append(f"est. ${cand.cost_usd:.6f} > ceiling ${limits.max_cost_usd:g}")
+    if cand.latency_ms > limits.latency_budget_ms:
+        cand.reasons.append("latency")
+        cand.details.append(f"est. {cand.latency_ms:.0f} ms > budget {limits.latency_budget_ms:g} ms")
+
+
+def _rank(policy: Policy, feasible: list[Candidate], min_quality: float) -> list[Candidate]:
+    order = {c.route: i for i, c in enumerate(feasible)}
+    if policy.objective == "fastest":
+        return sorted(feasible, key=lambda c: (c.latency_ms, order[c.route]))
+    if policy.objective == "best_quality_within_budget":
+        return sorted(feasible, key=lambda c: (-c.quality, c.cost_usd, order[c.route]))
+    # cheapest_meeting_quality: those meeting the floor by cost; if none does, the best quality.
+    good = sorted((c for c in feasible if c.quality >= min_quality), key=lambda c: (c.cost_usd, order[c.route]))
+    rest = sorted((c for c in feasible if c.quality < min_quality), key=lambda c: (-c.quality, c.cost_usd))
+    return good + rest
+
+
+def decide(policy: Policy, facts: RequestFacts, label: Label, limits: Limits, signals: Signals, *,
+           forced_mode: str | None = None, direct_route: str | None = None) -> Decision:
+    routes = [direct_route] if direct_route else candidate_routes(policy, label.task_type, forced_mode)
+    forced = direct_route is not None or forced_mode is not None
+    candidates: list[Candidate] = []
+    for route in routes:
+        if route == taxonomy.SWARM_ROUTE:
+            cand = estimate_swarm(policy, facts, label, signals, limits)
+        elif route.partition(":")[0] not in policy.backends:
+            continue
+        else:
+            cand = estimate_route(policy, route, facts, label, signals)
+        _check(policy, cand, facts, limits, signals, label, forced)
+        candidates.append(cand)
+    task_rule = policy.tasks.get(label.task_type)
+    min_quality = task_rule.min_quality if task_rule and task_rule.min_quality is not None else policy.min_quality
+    ranked = _rank(policy, [c for c in candidates if c.feasible], min_quality)
+    decision = Decision(task_type=label.task_type, confidence=label.confidence, limits=limits,
+                        objective=policy.objective, candidates=candidates,
+                        chosen=ranked[0] if ranked else None, fallbacks=ranked[1:])
+    if decision.chosen is None and policy.on_infeasible == "best_effort":
+        # Closest to the contract: only money/time were the problem; cheapest (or fastest) first.
+        soft = [c for c in candidates if set(c.reasons) <= {"cost", "latency"}]
+        key = (lambda c: c.latency_ms) if policy.objective == "fastest" else (lambda c: c.cost_usd)
+        soft.sort(key=key)
+        if soft:
+            decision.chosen, decision.fallbacks, decision.best_effort = soft[0], soft[1:], True
+    return decision

@@ -1,0 +1,71 @@
+"""Facts about a chat request that routing needs, extracted once, cheaply, from the raw body."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Rough token cost of one image / video part as an input (providers charge ~1-2k for an image).
+IMAGE_TOKENS = 1_500
+VIDEO_TOKENS = 8_000
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    text_chars: int
+    text_bytes: int
+    images: int
+    videos: int
+    has_tools: bool
+    max_output_tokens: int | None  # what the client asked for, if anything
+    stream: bool
+
+    @property
+    def input_tokens(self) -> int:
+        """Expected prompt tokens: ~4 characters per token, plus media."""
+        return self.text_chars // 4 + 1 + self.images * IMAGE_TOKENS + self.videos * VIDEO_TOKENS
+
+    @property
+    def input_tokens_upper(self) -> int:
+        """A safe upper bound (one token per 3 UTF-8 bytes covers CJK text) used to cap spend."""
+        return self.text_bytes // 3 + 16 + self.images * IMAGE_TOKENS * 2 + self.videos * VIDEO_TOKENS * 2
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        kinds = {"text"}
+        if self.images:
+            kinds.add("image")
+        if self.videos:
+            kinds.add("video")
+        return frozenset(kinds)
+
+
+def extract_facts(body: dict[str, Any]) -> RequestFacts:
+    chars = 0
+    nbytes = 0
+    images = 0
+    videos = 0
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            chars += len(content)
+            nbytes += len(content.encode("utf-8", "surrogatepass"))
+        elif isinstance(content, list):
+            for part in content:
+                if not isinstance(part, dict):
+                    continue
+                kind = part.get("type")
+                if kind == "text" and isinstance(part.get("text"), str):
+                    chars += len(part["text"])
+                    nbytes += len(part["text"].encode("utf-8", "surrogatepass"))
+                elif kind == "image_url":
+                    images += 1
+                elif kind == "video_url":
+                    videos += 1
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    return RequestFacts(
+        text_chars=chars, text_bytes=nbytes, images=images, videos=videos,
+        has_tools=bool(body.get("tools")),
+        max_output_tokens=limit if isinstance(limit, int) and limit > 0 else None,
+        stream=bool(body.get("stream")),
+    )

@@ -1,0 +1,207 @@
+"""Read a policy file: ``${VAR:-default}`` interpolation, validation with paths, backend enabling.
+
+Every problem is collected (not just the first) and named by its path and the fix, e.g.
+``tasks.coding.candidates[1]: route 'kimi2:thinking' names backend 'kimi2', which is not defined
+(defined: claude, gpt, kimi)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from router import taxonomy
+from router.policy.model import Policy
+
+log = logging.getLogger("router.policy")
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class PolicyError(Exception):
+    """A policy that cannot be used; ``problems`` lists every issue with its path."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"policy {source}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
+
+
+class BackendKeys:
+    """Provider keys by backend name. Kept apart from the policy so no dump or log can show them."""
+
+    def __init__(self, keys: Mapping[str, str]) -> None:
+        self._keys = dict(keys)
+
+    def get(self, backend: str) -> str:
+        return self._keys.get(backend, "")
+
+    def values(self) -> list[str]:
+        return [k for k in self._keys.values() if k]
+
+    def __repr__(self) -> str:
+        return f"BackendKeys({sorted(self._keys)})"
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    policy: Policy
+    keys: BackendKeys
+    disabled: dict[str, str] = field(default_factory=dict)  # backend -> why
+    source: str = "<memory>"
+    digest: str = ""
+
+
+def interpolate(value: Any, env: Mapping[str, str], path: str = "", problems: list[str] | None = None) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of a YAML tree."""
+    if isinstance(value, str):
+        def repl(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env and env[name] != "":
+                return env[name]
+            if default is not None:
+                return default
+            if problems is not None:
+                problems.append(f"{path or '<root>'}: ${{{name}}} is not set "
+                                f"(set it, or write ${{{name}:-default}})")
+            return ""
+        return _VAR.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: interpolate(v, env, f"{path}.{k}" if path else str(k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    return value
+
+
+def _schema_problems(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = ""
+        for part in err["loc"]:
+            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check its spelling against router/policy/schema.json)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        problems.append(f"{loc or '<root>'}: {msg}")
+    return problems
+
+
+def _route_problem(route: str, policy: Policy, where: str, *, allow_swarm: bool = True) -> str | None:
+    if route == taxonomy.SWARM_ROUTE and allow_swarm:
+        return None
+    backend, sep, mode = route.partition(":")
+    if not sep:
+        return f"{where}: '{route}' is not a route; write backend:mode, e.g. 'kimi:instant' or 'gpt:default'"
+    if backend not in policy.backends:
+        defined = ", ".join(sorted(policy.backends))
+        return f"{where}: route '{route}' names backend '{backend}', which is not defined (defined: {defined})"
+    modes = policy.backends[backend].modes
+    if mode not in modes:
+        return f"{where}: backend '{backend}' has no mode '{mode}' (its modes: {', '.join(modes)})"
+    return None
+
+
+def semantic_problems(policy: Policy) -> list[str]:
+    """Cross-references the schema cannot express."""
+    problems: list[str] = []
+    for task, rule in policy.tasks.items():
+        if task not in taxonomy.TASK_TYPES:
+            problems.append(f"tasks.{task}: unknown task type (known: {', '.join(taxonomy.TASK_TYPES)})")
+        for i, route in enumerate(rule.candidates):
+            if (p := _route_problem(route, policy, f"tasks.{task}.candidates[{i}]")) is not None:
+                problems.append(p)
+    missing = [t for t in taxonomy.TASK_TYPES if t not in policy.tasks]
+    if missing:
+        problems.append(f"tasks: no candidates for {', '.join(missing)} (add a tasks.<type>.candidates list)")
+    for task, priors in policy.quality.items():
+        if task not in taxonomy.TASK_TYPES:
+            problems.append(f"quality.{task}: unknown task type")
+        for route, q in priors.items():
+            if (p := _route_problem(route, policy, f"quality.{task}.{route}")) is not None:
+                problems.append(p)
+            if not 0 <= q <= 1:
+                problems.append(f"quality.{task}.{route}: {q} is outside [0, 1]")
+    for task in policy.estimates:
+        if task not in taxonomy.TASK_TYPES:
+            problems.append(f"estimates.{task}: unknown task type")
+    for alias, route in policy.aliases.items():
+        if (p := _route_problem(route, policy, f"aliases.{alias}")) is not None:
+            problems.append(p)
+    for role in ("planner", "worker", "aggregator"):
+        route = getattr(policy.swarm, role)
+        if (p := _route_problem(route, policy, f"swarm.{role}", allow_swarm=False)) is not None:
+            problems.append(p)
+    if policy.classifier.fallback_task_type not in taxonomy.TASK_TYPES:
+        problems.append(f"classifier.fallback_task_type: '{policy.classifier.fallback_task_type}' is not a "
+                        f"task type (known: {', '.join(taxonomy.TASK_TYPES)})")
+    for name, backend in policy.backends.items():
+        if backend.flavour == "moonshot" and backend.provider != "openai_compatible":
+            problems.append(f"backends.{name}.flavour: 'moonshot' needs provider 'openai_compatible'")
+    return problems
+
+
+def _enable_backends(raw: dict[str, Any], env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Disable (in ``raw``) each backend whose URL or key is missing; return (keys, disabled)."""
+    keys: dict[str, str] = {}
+    disabled: dict[str, str] = {}
+    for name, backend in (raw.get("backends") or {}).items():
+        if not isinstance(backend, dict):
+            continue
+        key_env = backend.get("api_key_env")
+        key = env.get(key_env, "") if isinstance(key_env, str) else ""
+        if backend.get("enabled") is False:
+            disabled[name] = "disabled in the policy"
+        elif not backend.get("api_base"):
+            disabled[name] = "no api_base (set its URL variable)"
+        elif backend.get("requires_key", True) and not key:
+            disabled[name] = f"no key ({key_env or 'api_key_env'} is not set)"
+        if name in disabled:
+            backend["enabled"] = False
+        keys[name] = key
+    return keys, disabled
+
+
+def load_policy_text(text: str, *, source: str = "<memory>", env: Mapping[str, str] | None = None) -> LoadedPolicy:
+    env = os.environ if env is None else env
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(source, [f"<root>: not valid YAML: {exc}"]) from None
+    if not isinstance(raw, dict):
+        raise PolicyError(source, ["<root>: a policy is a YAML mapping with backends, tasks, ..."])
+    problems: list[str] = []
+    raw = interpolate(raw, env, problems=problems)
+    keys, disabled = _enable_backends(raw, env)
+    try:
+        policy = Policy.model_validate(raw)
+    except ValidationError as exc:
+        raise PolicyError(source, problems + _schema_problems(exc)) from None
+    problems += semantic_problems(policy)
+    if problems:
+        raise PolicyError(source, problems)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return LoadedPolicy(policy=policy, keys=BackendKeys(keys), disabled=disabled, source=source, digest=digest)
+
+
+def load_policy_file(path: Path, *, env: Mapping[str, str] | None = None) -> LoadedPolicy:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(str(path), [f"<file>: cannot read it: {exc.strerror}"]) from None
+    return load_policy_text(text, source=str(path), env=env)
+
+
+def log_disabled(loaded: LoadedPolicy) -> None:
+    for name, why in sorted(loaded.disabled.items()):
+        log.warning("backend %s disabled: %s", name, why)

@@ -1,0 +1,183 @@
+"""The policy's data model: backends, routes, per-task candidates, priors, defaults and guards.
+
+A *backend* is one upstream endpoint; a *route* is a backend in a mode, named ``backend:mode``
+(vendor backends have the single mode ``default``), or ``swarm``. The JSON schema shipped in
+``router/policy/schema.json`` is generated from these classes (``python -m router.policy.schema``).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from router import taxonomy
+
+Objective = Literal["cheapest_meeting_quality", "best_quality_within_budget", "fastest"]
+Modality = Literal["text", "image", "video"]
+# How a backend is called: "openai_compatible" and "openai" go through the lean relay;
+# anything else is translated by litellm (the provider name is litellm's).
+Provider = Literal["openai_compatible", "openai", "anthropic", "litellm"]
+# How an OpenAI-compatible Kimi endpoint is told to skip thinking (see dispatch/modes.py).
+Flavour = Literal["vllm", "sglang", "nim", "moonshot", "openai"]
+KimiMode = Literal["instant", "thinking", "agent", "default"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Pricing(_Strict):
+    """USD per million tokens, or, for a self-hosted pool, its GPU-hour cost and throughput."""
+
+    input_per_mtok: float | None = Field(None, ge=0)
+    cached_input_per_mtok: float | None = Field(None, ge=0)
+    output_per_mtok: float | None = Field(None, ge=0)
+    gpu_hour_usd: float | None = Field(None, ge=0, description="whole pool, per hour")
+    throughput_tokens_per_s: float | None = Field(
+        None, gt=0, description="pool's measured aggregate generation throughput")
+    input_cost_ratio: float = Field(
+        0.1, ge=0, description="self-hosted: price of an input token relative to an output token "
+                               "(prefill is far cheaper than decode)")
+
+    @model_validator(mode="after")
+    def _one_scheme(self) -> Pricing:
+        per_token = self.input_per_mtok is not None and self.output_per_mtok is not None
+        per_hour = self.gpu_hour_usd is not None and self.throughput_tokens_per_s is not None
+        if not (per_token or per_hour):
+            raise ValueError("give input_per_mtok and output_per_mtok, or gpu_hour_usd and "
+                             "throughput_tokens_per_s (self-hosted)")
+        return self
+
+    def per_token_usd(self) -> tuple[float, float, float]:
+        """(input, cached input, output) price of one token."""
+        if self.input_per_mtok is not None and self.output_per_mtok is not None:
+            cached = self.cached_input_per_mtok if self.cached_input_per_mtok is not None \
+                else self.input_per_mtok
+            return self.input_per_mtok / 1e6, cached / 1e6, self.output_per_mtok / 1e6
+        assert self.gpu_hour_usd is not None and self.throughput_tokens_per_s is not None
+        output = self.gpu_hour_usd / 3600.0 / self.throughput_tokens_per_s
+        return output * self.input_cost_ratio, output * self.input_cost_ratio * 0.1, output
+
+
+class LatencyPrior(_Strict):
+    """Seed values for the live estimates (replaced by observed EWMAs as traffic flows)."""
+
+    ttft_ms: float = Field(500, gt=0)
+    output_tokens_per_s: float = Field(60, gt=0)
+
+
+class Backend(_Strict):
+    provider: Provider = "openai_compatible"
+    flavour: Flavour = "openai"
+    model: str
+    api_base: str = ""
+    api_key_env: str | None = None
+    requires_key: bool = True
+    enabled: bool = True
+    pricing: Pricing
+    context_window: int = Field(128_000, gt=0)
+    max_output_tokens: int = Field(32_768, gt=0)
+    modalities: tuple[Modality, ...] = ("text",)
+    modes: tuple[KimiMode, ...] = ("default",)
+    supports_tools: bool = True
+    thinks_by_default: bool = Field(
+        False, description="the 'default' mode reasons before answering (e.g. GPT-5.x)")
+    max_concurrency: int = Field(64, gt=0)
+    timeout_s: float = Field(120, gt=0)
+    connect_timeout_s: float = Field(5, gt=0)
+    metrics_url: str = Field("", description="engine Prometheus endpoint (vLLM/SGLang) for queue depth")
+    queue_capacity: int = Field(
+        16, ge=0, description="engine queue depth at which the pool counts as saturated")
+    latency: LatencyPrior = LatencyPrior()
+
+    @property
+    def uses_relay(self) -> bool:
+        return self.provider in ("openai_compatible", "openai")
+
+
+class TaskRule(_Strict):
+    candidates: tuple[str, ...] = Field(min_length=1, description="routes in order of preference")
+    min_quality: float | None = Field(None, ge=0, le=1, description="overrides the policy's min_quality")
+
+
+class Defaults(_Strict):
+    max_cost_usd: float = Field(1.0, gt=0)
+    latency_budget_ms: float = Field(120_000, gt=0)
+
+
+class OutputEstimate(_Strict):
+    """Expected answer and reasoning tokens for a task type (before the answer-length hint)."""
+
+    output_tokens: int = Field(gt=0)
+    reasoning_tokens: int = Field(0, ge=0, description="extra tokens when the route thinks")
+
+
+class RetrySettings(_Strict):
+    attempts_per_route: int = Field(2, ge=1, le=5)
+    backoff_base_ms: float = Field(50, ge=0)
+    backoff_max_ms: float = Field(2_000, ge=0)
+    max_retry_after_s: float = Field(5, ge=0, description="longer retry-after means: move on")
+
+
+class CircuitSettings(_Strict):
+    consecutive_failures: int = Field(5, ge=1)
+    error_rate: float = Field(0.5, gt=0, le=1)
+    window: int = Field(20, ge=2, description="recent attempts the error rate is computed over")
+    open_s: float = Field(10, gt=0, description="how long an open circuit rejects before probing")
+    half_open_probes: int = Field(1, ge=1)
+
+
+class SwarmSettings(_Strict):
+    enabled: bool = True
+    planner: str = "kimi:thinking"
+    worker: str = "kimi:instant"
+    aggregator: str = "kimi:thinking"
+    max_agents: int = Field(100, ge=1, le=100)
+    concurrency: int = Field(32, ge=1, description="sub-agents in flight at once, per swarm")
+    agent_timeout_s: float = Field(60, gt=0)
+    min_subtasks: int = Field(3, ge=2, description="auto picks swarm only from this many subtasks")
+    worker_output_tokens: int = Field(400, gt=0)
+
+
+class ClassifierSettings(_Strict):
+    confidence_floor: float = Field(0.35, ge=0, le=1)
+    fallback_task_type: str = "reasoning"
+
+
+class Policy(_Strict):
+    version: str = "1"
+    name: str = "default"
+    backends: dict[str, Backend]
+    aliases: dict[str, str] = Field(default_factory=dict, description="extra model names -> route")
+    tasks: dict[str, TaskRule]
+    quality: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="prior quality in [0,1] per task type and route")
+    quality_sources: dict[str, str] = Field(default_factory=dict, description="where each prior comes from")
+    estimates: dict[str, OutputEstimate] = Field(default_factory=dict)
+    defaults: Defaults = Defaults()
+    objective: Objective = "cheapest_meeting_quality"
+    min_quality: float = Field(0.0, ge=0, le=1)
+    on_infeasible: Literal["reject", "best_effort"] = "reject"
+    retry: RetrySettings = RetrySettings()
+    circuit: CircuitSettings = CircuitSettings()
+    swarm: SwarmSettings = SwarmSettings()
+    classifier: ClassifierSettings = ClassifierSettings()
+
+    @cached_property
+    def routes(self) -> dict[str, tuple[str, str]]:
+        """Every route of an enabled backend: name -> (backend, mode)."""
+        table = {f"{name}:{mode}": (name, mode)
+                 for name, backend in self.backends.items() if backend.enabled
+                 for mode in backend.modes}
+        return table
+
+    def resolve_model(self, model: str) -> str | None:
+        """A client's ``model`` value as a route name (or ``swarm``), if it names one."""
+        if model in self.routes or (model == taxonomy.SWARM_ROUTE and self.swarm.enabled):
+            return model
+        target = self.aliases.get(model)
+        if target is not None and (target in self.routes or target == taxonomy.SWARM_ROUTE):
+            return target
+        return None

@@ -1,0 +1,169 @@
+"""The long-lived objects of one gateway process, built once in the app's lifespan.
+
+``Services.build(settings)`` loads the policy (starting the demo upstreams when asked to, or when
+no backend is configured), the classifier, the upstream clients and the background tasks.
+Tests may build their own ``Services`` and hand it to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from router.auth import ClientAuth
+from router.dispatch.executor import Dispatcher
+from router.dispatch.relay import OpenAIRelay
+from router.dispatch.upstream import UpstreamClient
+from router.engine.engine_queue import EngineQueueScraper
+from router.engine.live import LiveState
+from router.observability.access_log import AccessLog
+from router.observability.metrics import RouterMetrics
+from router.observability.tracing import Tracer
+from router.policy.loader import LoadedPolicy, load_policy_file
+from router.policy.model import Backend
+from router.policy.store import PolicyStore
+from router.serving import ChatServing, Classifier
+from router.settings import Settings
+
+log = logging.getLogger("router")
+
+
+def demo_env(demo: Any) -> dict[str, str]:
+    """Environment that points the packaged policy at the demo upstreams."""
+    return {
+        "KIMI_API_BASE": demo.base_url("kimi"), "KIMI_METRICS_URL": demo.metrics_url("kimi") or "",
+        "KIMI_API_KEY": "", "OPENAI_API_BASE": demo.base_url("gpt"), "OPENAI_API_KEY": "demo-key",
+        "ANTHROPIC_API_BASE": demo.base_url("claude"), "ANTHROPIC_API_KEY": "demo-key",
+    }
+
+
+class UpstreamClients:
+    """One client per transport: the lean relay, and litellm (imported only when needed)."""
+
+    def __init__(self) -> None:
+        self.relay = OpenAIRelay()
+        self._translated: UpstreamClient | None = None
+
+    def for_backend(self, backend: Backend) -> UpstreamClient:
+        if backend.uses_relay:
+            return self.relay
+        if self._translated is None:
+            from router.dispatch.translated import LiteLLMClient
+
+            self._translated = LiteLLMClient()
+        return self._translated
+
+    def warm_up(self, loaded: LoadedPolicy) -> None:
+        """Import litellm at startup (not on the first request) if an enabled backend needs it."""
+        for backend in loaded.policy.backends.values():
+            if backend.enabled and not backend.uses_relay:
+                self.for_backend(backend)
+
+    async def aclose(self) -> None:
+        await self.relay.aclose()
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: PolicyStore
+    classifier: Classifier
+    live: LiveState
+    metrics: RouterMetrics
+    tracer: Tracer
+    clients: UpstreamClients
+    serving: ChatServing
+    auth: ClientAuth
+    access_log: AccessLog
+    demo: Any = None
+    owns_demo: bool = False
+    scraper: EngineQueueScraper | None = None
+    started: bool = field(default=False)
+
+    @classmethod
+    def build(cls, settings: Settings, *, env: dict[str, str] | None = None, classifier: Classifier | None = None,
+              tracer: Tracer | None = None, demo: Any = None) -> Services:
+        env = dict(os.environ if env is None else env)
+        owns_demo = False
+        if settings.demo and demo is None:
+            demo, owns_demo = _start_demo(), True
+        if demo is not None:
+            env.update(demo_env(demo))
+        loaded = load_policy_file(Path(settings.policy_file), env=env)
+        if demo is None and not loaded.policy.routes:
+            log.warning("no backend is configured (set KIMI_API_BASE, OPENAI_API_KEY or ANTHROPIC_API_KEY); "
+                        "starting the built-in demo upstreams")
+            demo, owns_demo = _start_demo(), True
+            env.update(demo_env(demo))
+        metrics = RouterMetrics()
+        live = LiveState(loaded.policy)
+        store = PolicyStore(Path(settings.policy_file), env=env, on_change=lambda lp: live.apply_policy(lp.policy),
+                            on_result=lambda result: metrics.policy_reloads.labels(result).inc())
+        if classifier is None:
+            from router.classifier import TaskClassifier
+
+            classifier = TaskClassifier.load()
+        tracer = tracer or Tracer.from_env(record_content=settings.log_prompts)
+        clients = UpstreamClients()
+        clients.warm_up(store.current)
+        dispatcher = Dispatcher(clients=clients.for_backend, live=live, metrics=metrics, tracer=tracer)
+        access_log = AccessLog()
+        serving = ChatServing(policies=store, classifier=classifier, live=live, dispatcher=dispatcher,
+                              metrics=metrics, tracer=tracer, access_log=access_log)
+        serving.swarm = _build_swarm(dispatcher, live, metrics, tracer)
+        auth = ClientAuth.from_settings(settings.client_keys, settings.client_keys_file)
+        return cls(settings=settings, store=store, classifier=classifier, live=live, metrics=metrics,
+                   tracer=tracer, clients=clients, serving=serving, auth=auth, access_log=access_log, demo=demo,
+                   owns_demo=owns_demo)
+
+    def _publish_policy(self) -> None:
+        policy = self.store.current.policy
+        self.metrics.policy_info.clear()
+        self.metrics.policy_info.labels(policy.name, policy.version).set(1)
+        for backend in policy.backends:
+            self.metrics.circuit_state.labels(backend).set(0)
+            self.metrics.inflight.labels(backend).set(self.live.inflight(backend))
+
+    async def start(self) -> None:
+        """Background work that needs the running event loop."""
+        if self.started:
+            return
+        self._publish_policy()
+        self.store.start(self.settings.policy_reload_interval_s)
+        self.scraper = EngineQueueScraper(
+            self.live, lambda: self.store.current.policy,
+            on_reading=lambda name, waiting: self.metrics.engine_queue.labels(name).set(waiting or 0))
+        self.scraper.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        await self.store.stop()
+        if self.scraper is not None:
+            await self.scraper.stop()
+        await self.clients.aclose()
+        self.access_log.close()
+        self.tracer.shutdown()
+        if self.demo is not None and self.owns_demo:
+            self.demo.stop()
+        self.started = False
+
+
+def _start_demo() -> Any:
+    from router.demo import DemoUpstreams
+
+    demo = DemoUpstreams()
+    demo.start()
+    log.info("demo upstreams: kimi %s, gpt %s, claude %s", demo.base_url("kimi"), demo.base_url("gpt"),
+             demo.base_url("claude"))
+    return demo
+
+
+def _build_swarm(dispatcher: Dispatcher, live: LiveState, metrics: RouterMetrics, tracer: Tracer) -> Any:
+    try:
+        from router.swarm import Swarm
+    except ImportError:  # swarm mode not built into this deployment
+        return None
+    return Swarm(dispatcher=dispatcher, live=live, metrics=metrics, tracer=tracer)

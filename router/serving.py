@@ -1,0 +1,398 @@
+"""Chat serving, callable without HTTP: classify → decide → dispatch or swarm → respond.
+
+``ChatServing.prepare`` turns a parsed body and headers into a ``Routed`` request (label and
+decision); ``complete`` and ``stream`` carry it out and return the OpenAI-shaped answer plus the
+``x-router-*`` headers. Metrics and the access log are recorded here, at the request's edge.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from router import errors, taxonomy
+from router.dispatch.executor import AttemptLog, Dispatcher
+from router.dispatch.upstream import UpstreamError, Usage
+from router.engine.decide import Candidate, Decision, Label, Limits, decide
+from router.engine.live import LiveState
+from router.engine.request_facts import RequestFacts, extract_facts
+from router.observability.access_log import AccessLog
+from router.observability.metrics import RouterMetrics
+from router.observability.tracing import Tracer
+from router.policy.loader import LoadedPolicy
+from router.protocol import RouterControls, parse_controls, validate_chat_request
+
+
+class Classifier(Protocol):
+    def classify(self, messages: list[dict[str, Any]], *, tools: list[Any] | None = None,
+                 confidence_floor: float = 0.0, fallback: str = "reasoning") -> Any: ...
+
+
+class PolicySource(Protocol):
+    @property
+    def current(self) -> LoadedPolicy: ...
+
+
+@dataclass(slots=True)
+class SwarmResult:
+    response: dict[str, Any]
+    usage: Usage
+    cost_usd: float
+    swarm: dict[str, Any]
+    log: AttemptLog
+
+
+class SwarmRunner(Protocol):
+    async def complete(self, routed: Routed) -> SwarmResult: ...
+
+    def stream(self, routed: Routed) -> SwarmStream: ...
+
+
+class SwarmStream(Protocol):
+    """Chunks (progress as ``reasoning_content`` deltas, then the answer); ``result`` when done."""
+
+    chunks: AsyncIterator[dict[str, Any]]
+    result: SwarmResult | None
+
+
+@dataclass(slots=True)
+class Routed:
+    request_id: str
+    arrived: float
+    body: dict[str, Any]
+    facts: RequestFacts
+    controls: RouterControls
+    loaded: LoadedPolicy
+    label: Label
+    decision: Decision
+    decision_ms: float
+    probabilities: dict[str, float] = field(default_factory=dict)
+    rule: str | None = None
+    include_usage: bool = False
+
+    @property
+    def chosen(self) -> Candidate:
+        assert self.decision.chosen is not None
+        return self.decision.chosen
+
+    def router_object(self, *, route: str, mode: str, fallbacks: int, cost_usd: float | None,
+                      swarm: dict[str, Any] | None = None) -> dict[str, Any]:
+        obj: dict[str, Any] = {
+            "request_id": self.request_id, "task_type": self.label.task_type,
+            "confidence": round(self.label.confidence, 4), "route": route, "mode": mode,
+            "estimated_cost_usd": round(self.chosen.cost_usd, 8),
+            "cost_usd": None if cost_usd is None else round(cost_usd, 8),
+            "estimated_latency_ms": round(self.chosen.latency_ms, 1),
+            "fallbacks": fallbacks, "decision_ms": round(self.decision_ms, 3),
+            "max_cost_usd": self.decision.limits.max_cost_usd,
+            "latency_budget_ms": self.decision.limits.latency_budget_ms,
+        }
+        if self.decision.best_effort:
+            obj["best_effort"] = True
+        if swarm is not None:
+            obj["swarm"] = swarm
+        return obj
+
+    def headers(self, router_obj: Mapping[str, Any]) -> dict[str, str]:
+        out = {
+            "x-router-request-id": self.request_id,
+            "x-router-route": str(router_obj["route"]),
+            "x-router-task-type": self.label.task_type,
+            "x-router-confidence": f"{self.label.confidence:.4f}",
+            "x-router-mode": str(router_obj["mode"]),
+            "x-router-estimated-cost-usd": f"{self.chosen.cost_usd:.8f}",
+            "x-router-estimated-latency-ms": f"{self.chosen.latency_ms:.1f}",
+            "x-router-fallbacks": str(router_obj["fallbacks"]),
+            "x-router-decision-ms": f"{self.decision_ms:.3f}",
+        }
+        if router_obj.get("cost_usd") is not None:
+            out["x-router-cost-usd"] = f"{router_obj['cost_usd']:.8f}"
+        return out
+
+
+def _sse(obj: Any) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+SSE_DONE = b"data: [DONE]\n\n"
+
+
+class ChatServing:
+    def __init__(self, *, policies: PolicySource, classifier: Classifier, live: LiveState,
+                 dispatcher: Dispatcher, metrics: RouterMetrics, tracer: Tracer, access_log: AccessLog,
+                 swarm: SwarmRunner | None = None) -> None:
+        self.policies = policies
+        self.classifier = classifier
+        self.live = live
+        self.dispatcher = dispatcher
+        self.metrics = metrics
+        self.tracer = tracer
+        self.access_log = access_log
+        self.swarm = swarm
+
+    # --- classify and decide ------------------------------------------------------------------
+    def _resolve_model(self, loaded: LoadedPolicy, model: str,
+                       controls: RouterControls) -> tuple[str | None, str | None]:
+        """(forced mode, direct route) for the body's ``model``."""
+        if model == "auto":
+            return controls.mode, None
+        if model.startswith("auto:"):
+            mode = model[5:]
+            if mode not in taxonomy.MODES:
+                raise errors.ModelNotFound(
+                    f"The model '{model}' does not exist; use auto or auto:<{'|'.join(taxonomy.MODES)}>.",
+                    param="model")
+            if controls.mode is not None and controls.mode != mode:
+                raise errors.InvalidRequest(f"model '{model}' and the requested mode '{controls.mode}' disagree.",
+                                            param="model")
+            return mode, None
+        route = loaded.policy.resolve_model(model)
+        if route is None:
+            known = ", ".join(["auto", *(f"auto:{m}" for m in taxonomy.MODES), *loaded.policy.routes])
+            raise errors.ModelNotFound(f"The model '{model}' does not exist or its backend is disabled. "
+                                       f"Available: {known}.", param="model")
+        return None, route
+
+    def _label(self, loaded: LoadedPolicy, body: dict[str, Any], facts: RequestFacts,
+               controls: RouterControls) -> tuple[Label, dict[str, float], str | None]:
+        if controls.task_type is not None:
+            subtasks = loaded.policy.swarm.min_subtasks if controls.task_type == "decomposable" else 1
+            return Label(controls.task_type, 1.0, "medium", subtasks), {}, "X-Router-Task-Type"
+        cfg = loaded.policy.classifier
+        with self.tracer.span("router.classify") as span:
+            result = self.classifier.classify(body["messages"], tools=body.get("tools"),
+                                              confidence_floor=cfg.confidence_floor,
+                                              fallback=cfg.fallback_task_type)
+            span.set_attributes({"router.task_type": result.task_type,
+                                 "router.confidence": float(result.confidence)})
+        self.metrics.classifier_confidence.labels(result.task_type).observe(result.confidence)
+        label = Label(result.task_type, float(result.confidence), result.answer_length, int(result.subtasks))
+        return label, dict(result.probabilities), result.rule
+
+    def prepare(self, body: dict[str, Any], headers: Mapping[str, str], *, arrived: float | None = None,
+                dry_run: bool = False) -> Routed:
+        arrived = time.perf_counter() if arrived is None else arrived
+        request = validate_chat_request(body)
+        controls = parse_controls(headers, request.router)
+        loaded = self.policies.current  # this request keeps this policy, whatever reloads happen
+        forced_mode, direct_route = self._resolve_model(loaded, request.model, controls)
+        facts = extract_facts(body)
+        label, probabilities, rule = self._label(loaded, body, facts, controls)
+        defaults = loaded.policy.defaults
+        limits = Limits(
+            max_cost_usd=min(defaults.max_cost_usd, controls.max_cost_usd or defaults.max_cost_usd),
+            latency_budget_ms=min(defaults.latency_budget_ms,
+                                  controls.latency_budget_ms or defaults.latency_budget_ms))
+        with self.tracer.span("router.decide") as span:
+            decision = decide(loaded.policy, facts, label, limits, self.live,
+                              forced_mode=forced_mode, direct_route=direct_route)
+            if decision.chosen is not None:
+                span.set_attributes({"router.route": decision.chosen.route,
+                                     "router.estimated_cost_usd": decision.chosen.cost_usd})
+        decision_ms = (time.perf_counter() - arrived) * 1000
+        if not dry_run:
+            self.metrics.decision_duration.observe(decision_ms / 1000)
+            for cand in decision.candidates:
+                for reason in cand.reasons:
+                    self.metrics.rejections.labels(cand.route, reason).inc()
+        routed = Routed(request_id=f"rtr-{uuid.uuid4().hex}", arrived=arrived, body=body, facts=facts,
+                        controls=controls, loaded=loaded, label=label, decision=decision,
+                        decision_ms=decision_ms, probabilities=probabilities, rule=rule,
+                        include_usage=bool(request.stream_options and request.stream_options.include_usage))
+        if decision.chosen is None and not dry_run:
+            self._raise_infeasible(routed)
+        return routed
+
+    def _raise_infeasible(self, routed: Routed) -> None:
+        decision = routed.decision
+        reasons = {r for c in decision.candidates for r in c.reasons}
+        self.metrics.requests.labels("none", routed.label.task_type, "none", "infeasible").inc()
+        message = (f"No route can serve this {routed.label.task_type} request within "
+                   f"${decision.limits.max_cost_usd:g} and {decision.limits.latency_budget_ms:g} ms: "
+                   f"{decision.explain_rejections()}.")
+        if decision.candidates and reasons <= {"circuit_open", "capacity", "disabled"}:
+            raise errors.Unavailable(message, headers={"retry-after": "1"})
+        raise errors.RouteInfeasible(message)
+
+    # --- answers --------------------------------------------------------------------------------
+    def _money_left(self, routed: Routed) -> float:
+        return routed.decision.limits.max_cost_usd
+
+    def _finish(self, routed: Routed, *, route: str, mode: str, status: str, usage: Usage, cost: float,
+                upstream_s: float, fallbacks: int, ttft_s: float | None = None) -> None:
+        total = time.perf_counter() - routed.arrived
+        m = self.metrics
+        m.requests.labels(route, routed.label.task_type, mode, status).inc()
+        m.request_duration.labels(route).observe(total)
+        m.overhead.observe(max(0.0, total - upstream_s))
+        if ttft_s is not None:
+            m.ttft.labels(route).observe(ttft_s)
+        if status == "ok":
+            m.tokens.labels(route, "input").inc(usage.input_tokens)
+            m.tokens.labels(route, "output").inc(usage.output_tokens)
+            if usage.reasoning_tokens:
+                m.tokens.labels(route, "reasoning").inc(usage.reasoning_tokens)
+            m.cost.labels(route).inc(cost)
+            m.estimated_cost.labels(route).inc(routed.chosen.cost_usd)
+            met = total * 1000 <= routed.decision.limits.latency_budget_ms
+            m.budget_outcomes.labels(route, "met" if met else "missed").inc()
+        self.access_log.write(routed, route=route, mode=mode, status=status, usage=usage, cost=cost,
+                              fallbacks=fallbacks, duration_s=total, ttft_s=ttft_s)
+
+    def fail(self, routed: Routed, exc: errors.RouterError, log: AttemptLog | None = None) -> None:
+        status = {429: "rate_limited", 504: "timeout", 400: "client_error"}.get(exc.status, "upstream_error")
+        self._finish(routed, route=routed.chosen.route, mode=routed.chosen.mode, status=status, usage=Usage(),
+                     cost=0.0, upstream_s=log.upstream_s if log else 0.0, fallbacks=log.failed if log else 0)
+
+    async def complete(self, routed: Routed) -> tuple[dict[str, Any], dict[str, str]]:
+        chain = routed.decision.chain
+        if routed.chosen.route == taxonomy.SWARM_ROUTE:
+            return await self._complete_swarm(routed)
+        try:
+            answer = await self.dispatcher.complete(routed.loaded, chain, routed.body, routed.facts,
+                                                    self._money_left(routed))
+        except errors.RouterError as exc:
+            self.fail(routed, exc)
+            raise
+        cand = answer.candidate
+        router_obj = routed.router_object(route=cand.route, mode=cand.mode, fallbacks=answer.log.failed,
+                                          cost_usd=answer.cost_usd)
+        response = answer.response
+        response["router"] = router_obj
+        self._finish(routed, route=cand.route, mode=cand.mode, status="ok", usage=answer.usage,
+                     cost=answer.cost_usd, upstream_s=answer.log.upstream_s, fallbacks=answer.log.failed)
+        return response, routed.headers(router_obj)
+
+    async def _complete_swarm(self, routed: Routed) -> tuple[dict[str, Any], dict[str, str]]:
+        if self.swarm is None:
+            raise errors.Unavailable("Swarm mode is not available in this deployment.")
+        try:
+            result = await self.swarm.complete(routed)
+        except errors.RouterError as exc:
+            self.fail(routed, exc)
+            raise
+        router_obj = routed.router_object(route=taxonomy.SWARM_ROUTE, mode="swarm", fallbacks=result.log.failed,
+                                          cost_usd=result.cost_usd, swarm=result.swarm)
+        result.response["router"] = router_obj
+        self._finish(routed, route=taxonomy.SWARM_ROUTE, mode="swarm", status="ok", usage=result.usage,
+                     cost=result.cost_usd, upstream_s=result.log.upstream_s, fallbacks=result.log.failed)
+        return result.response, routed.headers(router_obj)
+
+    async def stream(self, routed: Routed) -> tuple[AsyncIterator[bytes], dict[str, str]]:
+        """Open the upstream stream (with fallbacks) before anything is sent; then relay it."""
+        if routed.chosen.route == taxonomy.SWARM_ROUTE:
+            return self._stream_swarm(routed)
+        try:
+            opened = await self.dispatcher.open_stream(routed.loaded, routed.decision.chain, routed.body,
+                                                       routed.facts, self._money_left(routed))
+        except errors.RouterError as exc:
+            self.fail(routed, exc)
+            raise
+        cand = opened.candidate
+        head = routed.router_object(route=cand.route, mode=cand.mode, fallbacks=opened.log.failed, cost_usd=None)
+        return self._relay_stream(routed, opened), routed.headers(head)
+
+    async def _relay_stream(self, routed: Routed, opened: Any) -> AsyncIterator[bytes]:
+        cand: Candidate = opened.candidate
+        usage = Usage()
+        template: dict[str, Any] = opened.first_chunk
+        status = "ok"
+        ttft_s: float | None = None
+        ended_at = opened.first_at
+        error_kind: str | None = None
+        chunk: dict[str, Any] | None = opened.first_chunk
+        try:
+            while chunk is not None:
+                if chunk.get("usage"):
+                    usage = Usage.from_openai(chunk["usage"])
+                if not routed.include_usage:
+                    chunk.pop("usage", None)
+                # Usage-only chunks (no choices) are folded into the final router chunk.
+                if chunk.get("choices"):
+                    if ttft_s is None:
+                        ttft_s = time.perf_counter() - routed.arrived
+                    yield _sse(chunk)
+                chunk = await anext(opened.rest, None)
+            ended_at = time.perf_counter()
+        except UpstreamError as exc:
+            status, error_kind = "upstream_error", exc.kind
+            self.dispatcher.upstream_failed_mid_stream(opened, exc)
+            err = errors.UpstreamFailed(f"The upstream failed mid-stream ({exc.kind}); the answer is incomplete.")
+            yield _sse(err.body())
+        except BaseException:
+            status = "cancelled"  # the client went away: closing `rest` closed the upstream call
+            raise
+        finally:
+            await opened.rest.aclose()
+            opened.release(status == "ok")
+            backend = opened.backend
+            cost = usage.cost_usd(backend)
+            if status == "ok":
+                self.dispatcher.observe_stream(opened, usage, ended_at)
+            self.tracer.finished_stream(cand, backend, template.get("model"), usage, cost,
+                                        opened.started_at, error_kind)
+            self._finish(routed, route=cand.route, mode=cand.mode, status=status, usage=usage, cost=cost,
+                         upstream_s=time.perf_counter() - opened.started_at, fallbacks=opened.log.failed,
+                         ttft_s=ttft_s)
+        if status != "ok":  # one error chunk (sent above), then the end of the stream
+            yield SSE_DONE
+            return
+        router_obj = routed.router_object(route=cand.route, mode=cand.mode, fallbacks=opened.log.failed,
+                                          cost_usd=cost)
+        final: dict[str, Any] = {"id": template.get("id"), "object": "chat.completion.chunk",
+                                 "created": template.get("created"), "model": template.get("model"),
+                                 "choices": [], "router": router_obj}
+        if routed.include_usage:
+            final["usage"] = _usage_dict(usage)
+        yield _sse(final)
+        yield SSE_DONE
+
+    def _stream_swarm(self, routed: Routed) -> tuple[AsyncIterator[bytes], dict[str, str]]:
+        if self.swarm is None:
+            raise errors.Unavailable("Swarm mode is not available in this deployment.")
+        swarm_stream = self.swarm.stream(routed)
+        head = routed.router_object(route=taxonomy.SWARM_ROUTE, mode="swarm", fallbacks=0, cost_usd=None)
+
+        async def frames() -> AsyncIterator[bytes]:
+            status = "ok"
+            try:
+                async for chunk in swarm_stream.chunks:
+                    yield _sse(chunk)
+            except errors.RouterError as exc:
+                status = "upstream_error"
+                yield _sse(exc.body())
+            except BaseException:
+                status = "cancelled"
+                raise
+            finally:
+                result = swarm_stream.result
+                self._finish(routed, route=taxonomy.SWARM_ROUTE, mode="swarm", status=status,
+                             usage=result.usage if result else Usage(), cost=result.cost_usd if result else 0.0,
+                             upstream_s=result.log.upstream_s if result else 0.0,
+                             fallbacks=result.log.failed if result else 0)
+            result = swarm_stream.result
+            final: dict[str, Any] = {
+                "id": routed.request_id, "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": "swarm", "choices": [],
+                "router": routed.router_object(route=taxonomy.SWARM_ROUTE, mode="swarm",
+                                               fallbacks=result.log.failed if result else 0,
+                                               cost_usd=result.cost_usd if result else None,
+                                               swarm=result.swarm if result else None)}
+            if routed.include_usage and result is not None:
+                final["usage"] = _usage_dict(result.usage)
+            yield _sse(final)
+            yield SSE_DONE
+
+        return frames(), routed.headers(head)
+
+
+def _usage_dict(usage: Usage) -> dict[str, Any]:
+    return {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
+            "total_tokens": usage.input_tokens + usage.output_tokens,
+            "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+            "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens}}

@@ -1,0 +1,29 @@
+"""Process settings, read once from the environment (prefix ``ROUTER_``) and passed down as values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGED_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROUTER_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    policy_file: Path = PACKAGED_POLICY
+    policy_reload_interval_s: float = Field(2.0, ge=0, description="0 disables hot reload")
+    # Start the simulated upstreams and point the policy at them (also the fallback when no
+    # backend is configured).
+    demo: bool = False
+    client_keys: str = Field("", description="comma-separated bearer keys; empty = auth off")
+    client_keys_file: Path | None = None
+    max_body_bytes: int = 8 * 1024 * 1024
+    log_level: str = "info"
+    log_prompts: bool = Field(False, description="opt-in: put prompt/answer text in spans")
+    workers: int = 1
+
