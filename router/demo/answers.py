@@ -24,7 +24,7 @@ _STOPWORDS = frozenset(
     like such if so here""".split()
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9+#\-]{2,}|[\u3040-\u30ff\u4e00-\u9fff]{2,}")
-_PIECE = re.compile(r"\s*\S+")
+_PIECE = re.compile(r"\s*\S+|\s+$")
 
 _SENTENCES = (
     "In short, {a} is the part that decides the outcome here, and {b} follows from it.",

@@ -23,6 +23,7 @@ class ToolResult:
 class Conversation:
     system: str
     last_user: str  # text of the last user turn that is not only a tool result
+    user_turns: tuple[str, ...]  # text of every user turn, in order
     images: int  # in the last user turn
     videos: int
     tool_result: ToolResult | None  # set when the conversation ends with a tool result
@@ -78,6 +79,7 @@ def from_openai(messages: list[dict[str, Any]], tools: Iterable[Any] = ()) -> Co
     system: list[str] = []
     texts: list[str] = []
     last_user = ""
+    user_turns: list[str] = []
     images = videos = 0
     tool_names: dict[str, str] = {}  # tool_call_id -> function name, to name a tool result
     for message in messages:
@@ -88,6 +90,7 @@ def from_openai(messages: list[dict[str, Any]], tools: Iterable[Any] = ()) -> Co
             system.append(text)
         elif role == "user":
             last_user = text
+            user_turns.append(text)
             images, videos = _count_media(message.get("content"))
         elif role == "assistant":
             for call in message.get("tool_calls") or ():
@@ -105,6 +108,7 @@ def from_openai(messages: list[dict[str, Any]], tools: Iterable[Any] = ()) -> Co
     return Conversation(
         system="\n".join(system),
         last_user=last_user,
+        user_turns=tuple(user_turns),
         images=images,
         videos=videos,
         tool_result=tool_result,
@@ -117,6 +121,7 @@ def from_anthropic(system: Any, messages: list[dict[str, Any]], tools: Iterable[
     system_text = _text_of(system)
     texts = [system_text]
     last_user = ""
+    user_turns: list[str] = []
     images = videos = 0
     tool_names: dict[str, str] = {}
     tool_result = None
@@ -141,12 +146,14 @@ def from_anthropic(system: Any, messages: list[dict[str, Any]], tools: Iterable[
         else:
             tool_result = None
             last_user = _text_of(content)
+            user_turns.append(last_user)
             images, videos = _count_media(content)
     transcript = "\n".join(texts)
     tool_chars = sum(len(str(t)) for t in tools)
     return Conversation(
         system=system_text,
         last_user=last_user,
+        user_turns=tuple(user_turns),
         images=images,
         videos=videos,
         tool_result=tool_result,

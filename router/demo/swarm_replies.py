@@ -50,14 +50,18 @@ def enumerated_items(text: str) -> tuple[str, list[str]]:
 def plan(conv: Conversation) -> str:
     """The planner's reply text (JSON, or deliberately broken text for DEMO_BAD_PLAN)."""
     request = conv.last_user
-    if "DEMO_BAD_PLAN" in conv.transcript and _BAD_PLAN_MARK not in conv.transcript:
-        return BAD_PLAN_REPLY
+    if "DEMO_BAD_PLAN" in conv.transcript:
+        if _BAD_PLAN_MARK not in conv.transcript:
+            return BAD_PLAN_REPLY
+        # The repair attempt: plan the original request, wherever the orchestrator put it.
+        originals = [turn for turn in conv.user_turns if "DEMO_BAD_PLAN" in turn]
+        request = (originals[-1] if originals else request).replace(BAD_PLAN_REPLY, "")
     lead, items = enumerated_items(request.replace("DEMO_CYCLE", "").replace("DEMO_BAD_PLAN", ""))
     lead = quote(lead, 160)
     subtasks: list[dict[str, Any]] = []
     for n, item in enumerate(items, start=1):
         item = quote(item, 200)
-        instruction = f"{lead} Focus only on: {item}." if lead else f"{item}"
+        instruction = f"{lead} — only this item: {item}" if lead else item
         subtasks.append({"id": f"t{n}", "instruction": instruction, "depends_on": []})
     if "DEMO_CYCLE" in conv.transcript:
         if len(subtasks) == 1:
