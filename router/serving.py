@@ -23,7 +23,7 @@ from router.engine.live import LiveState
 from router.engine.request_facts import RequestFacts, extract_facts
 from router.observability.access_log import AccessLog
 from router.observability.metrics import RouterMetrics
-from router.observability.tracing import Tracer
+from router.observability.tracing import NO_TRACE, RequestTrace, Tracer
 from router.policy.loader import LoadedPolicy
 from router.protocol import RouterControls, parse_controls, validate_chat_request
 
@@ -74,6 +74,7 @@ class Routed:
     probabilities: dict[str, float] = field(default_factory=dict)
     rule: str | None = None
     include_usage: bool = False
+    trace: RequestTrace = NO_TRACE
 
     @property
     def chosen(self) -> Candidate:
@@ -175,7 +176,7 @@ class ChatServing:
         return label, dict(result.probabilities), result.rule
 
     def prepare(self, body: dict[str, Any], headers: Mapping[str, str], *, arrived: float | None = None,
-                dry_run: bool = False) -> Routed:
+                dry_run: bool = False, trace: RequestTrace = NO_TRACE) -> Routed:
         arrived = time.perf_counter() if arrived is None else arrived
         request = validate_chat_request(body)
         controls = parse_controls(headers, request.router)
@@ -203,7 +204,8 @@ class ChatServing:
         routed = Routed(request_id=f"rtr-{uuid.uuid4().hex}", arrived=arrived, body=body, facts=facts,
                         controls=controls, loaded=loaded, label=label, decision=decision,
                         decision_ms=decision_ms, probabilities=probabilities, rule=rule,
-                        include_usage=bool(request.stream_options and request.stream_options.include_usage))
+                        include_usage=bool(request.stream_options and request.stream_options.include_usage),
+                        trace=trace)
         if decision.chosen is None and not dry_run:
             self._raise_infeasible(routed)
         return routed
@@ -212,6 +214,7 @@ class ChatServing:
         decision = routed.decision
         reasons = {r for c in decision.candidates for r in c.reasons}
         self.metrics.requests.labels("none", routed.label.task_type, "none", "infeasible").inc()
+        routed.trace.end({"router.task_type": routed.label.task_type}, error="route_infeasible")
         message = (f"No route can serve this {routed.label.task_type} request within "
                    f"${decision.limits.max_cost_usd:g} and {decision.limits.latency_budget_ms:g} ms: "
                    f"{decision.explain_rejections()}.")
@@ -243,6 +246,12 @@ class ChatServing:
             m.budget_outcomes.labels(route, "met" if met else "missed").inc()
         self.access_log.write(routed, route=route, mode=mode, status=status, usage=usage, cost=cost,
                               fallbacks=fallbacks, duration_s=total, ttft_s=ttft_s)
+        routed.trace.end({"router.task_type": routed.label.task_type, "router.confidence": routed.label.confidence,
+                          "router.route": route, "router.mode": mode, "router.status": status,
+                          "router.estimated_cost_usd": routed.chosen.cost_usd, "router.cost_usd": round(cost, 8),
+                          "router.fallbacks": fallbacks, "gen_ai.usage.input_tokens": usage.input_tokens,
+                          "gen_ai.usage.output_tokens": usage.output_tokens},
+                         error=None if status == "ok" else status)
 
     def fail(self, routed: Routed, exc: errors.RouterError, log: AttemptLog | None = None) -> None:
         status = {429: "rate_limited", 504: "timeout", 400: "client_error"}.get(exc.status, "upstream_error")
@@ -335,7 +344,7 @@ class ChatServing:
             if status == "ok":
                 self.dispatcher.observe_stream(opened, usage, ended_at)
             self.tracer.finished_stream(cand, backend, template.get("model"), usage, cost,
-                                        opened.started_at, error_kind)
+                                        opened.started_at, error_kind, parent=routed.trace)
             self._finish(routed, route=cand.route, mode=cand.mode, status=status, usage=usage, cost=cost,
                          upstream_s=time.perf_counter() - opened.started_at, fallbacks=opened.log.failed,
                          ttft_s=ttft_s)

@@ -9,6 +9,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from router import errors
 from router.api import http as web
 from router.engine.explain import explain_decision
 from router.protocol import parse_json_body
@@ -38,16 +39,21 @@ async def chat_completions(request: Request) -> Response:
     services: Services = request.app.state.services
     body = await _parsed(request, services)
     serving = services.serving
-    routed = serving.prepare(body, request.headers, arrived=arrived)
-    if body.get("stream"):
-        opened = await web.unless_disconnected(request, serving.stream(routed))
-        if isinstance(opened, Response):  # the client went away before the first byte
-            return opened
-        frames, headers = opened
-        return web.streaming_response(frames, headers)
-    result = await web.unless_disconnected(request, serving.complete(routed))
-    if isinstance(result, Response):  # the client went away
+    trace = services.tracer.start_request()  # ended when the answer (or stream) is finished
+    try:
+        with trace.activate():
+            routed = serving.prepare(body, request.headers, arrived=arrived, trace=trace)
+            work = serving.stream(routed) if body.get("stream") else serving.complete(routed)
+            result = await web.unless_disconnected(request, work)
+    except errors.RouterError as exc:
+        trace.end(error=exc.type)
+        raise
+    if isinstance(result, Response):  # the client went away before the answer
+        trace.end(error="cancelled")
         return result
+    if body.get("stream"):
+        frames, headers = result
+        return web.streaming_response(frames, headers)
     response, headers = result
     return Response(orjson.dumps(response), media_type=web.JSON, headers=headers)
 

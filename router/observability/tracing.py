@@ -42,6 +42,46 @@ class _NullSpan:
 _NULL_SPAN = _NullSpan()
 
 
+class RequestTrace:
+    """The root ``router.request`` span of one request; it outlives the handler for streams."""
+
+    def __init__(self, span: Any = None) -> None:
+        self.span = span
+        self.context: Any = None
+        if span is not None:
+            from opentelemetry import trace
+
+            self.context = trace.set_span_in_context(span)
+
+    @contextlib.contextmanager
+    def activate(self) -> Iterator[None]:
+        if self.span is None:
+            yield
+            return
+        from opentelemetry import context
+
+        token = context.attach(self.context)
+        try:
+            yield
+        finally:
+            context.detach(token)
+
+    def end(self, attrs: dict[str, Any] | None = None, *, error: str | None = None) -> None:
+        if self.span is None or not self.span.is_recording():
+            return
+        if attrs:
+            self.span.set_attributes({k: v for k, v in attrs.items() if v is not None})
+        if error:
+            from opentelemetry.trace import Status, StatusCode
+
+            self.span.set_attribute("error.type", error)
+            self.span.set_status(Status(StatusCode.ERROR, error))
+        self.span.end()
+
+
+NO_TRACE = RequestTrace(None)
+
+
 class _AttemptSpan:
     def __init__(self, span: Any) -> None:
         self._span = span
@@ -108,6 +148,11 @@ class Tracer:
     def enabled(self) -> bool:
         return self._tracer is not None
 
+    def start_request(self) -> RequestTrace:
+        if self._tracer is None:
+            return NO_TRACE
+        return RequestTrace(self._tracer.start_span("router.request", attributes={"gen_ai.operation.name": "chat"}))
+
     @contextlib.contextmanager
     def span(self, name: str, attrs: dict[str, Any] | None = None) -> Iterator[Any]:
         if self._tracer is None:
@@ -136,7 +181,7 @@ class Tracer:
         span.end()
 
     def finished_stream(self, cand: Candidate, call_backend: Any, model: Any, usage: Usage, cost: float,
-                        started_perf: float, error_kind: str | None) -> None:
+                        started_perf: float, error_kind: str | None, parent: RequestTrace = NO_TRACE) -> None:
         if self._tracer is None:
             return
         from router.dispatch.upstream import UpstreamCall
@@ -144,7 +189,7 @@ class Tracer:
         call = UpstreamCall(cand.backend, call_backend, "", {})
         start_ns = time.time_ns() - int((time.perf_counter() - started_perf) * 1e9)
         span = self._tracer.start_span(f"chat {call_backend.model}", attributes=_attempt_attrs(cand, call),
-                                       start_time=start_ns)
+                                       start_time=start_ns, context=parent.context)
         wrapped = _AttemptSpan(span)
         wrapped.succeeded(model, usage, cost)
         if error_kind:
