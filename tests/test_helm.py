@@ -297,6 +297,18 @@ def test_exposure_routes_only_the_api_so_metrics_stay_in_the_cluster() -> None:
     assert [m["path"]["value"] for r in route["spec"]["rules"] for m in r["matches"]] == ["/v1"]
 
 
+def test_restricted_network_policy_still_admits_scrapers_and_the_test_pod() -> None:
+    docs = manifests(load_values("networkpolicy-values.yaml"))
+    rules = find(docs, "NetworkPolicy", FULLNAME)["spec"]["ingress"]
+    peers = [peer for rule in rules for peer in rule["from"]]
+    test_labels = find(docs, "Pod")["metadata"]["labels"]
+    assert any("podSelector" in p and p["podSelector"]["matchLabels"].items() <= test_labels.items()
+               for p in peers)
+    namespaces = {p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                  for p in peers if "namespaceSelector" in p}
+    assert namespaces == {"ingress-nginx", "monitoring"}
+
+
 def test_autoscaling_replaces_the_fixed_replica_count() -> None:
     docs = manifests(load_values("autoscaling-values.yaml"))
     assert "replicas" not in find(docs, "Deployment", FULLNAME)["spec"]
