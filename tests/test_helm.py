@@ -187,6 +187,7 @@ def test_values_yaml_has_the_schema_modeline_and_every_property_is_described() -
         ({"clientKeys": {"enabled": True}}, "clientKeys.existingSecret"),
         ({"otel": {"enabled": True}}, "otel.endpoint"),
         ({"httpRoute": {"enabled": True}}, "httpRoute.parentRefs"),
+        ({"kimi": {"enabled": True, "replicas": 2}}, "kimi.modelCache.existingClaim"),
         ({"prometheusRule": {"enabled": True, "thresholds": {"eror_ratio": 0.1}}},
          "prometheusRule.thresholds.eror_ratio: no such threshold"),
     ],

@@ -92,6 +92,10 @@ The gateway's environment. Provider keys only ever come from secretKeyRef of an 
 {{- if and .Values.otel.enabled (not .Values.otel.endpoint) }}
 {{- fail "otel.enabled: set otel.endpoint, e.g. http://otel-collector.observability:4318" }}
 {{- end }}
+{{- $cache := .Values.kimi.modelCache }}
+{{- if and .Values.kimi.enabled (gt (int .Values.kimi.replicas) 1) (not $cache.existingClaim) $cache.persistence.enabled (not (has "ReadWriteMany" $cache.persistence.accessModes)) }}
+{{- fail "kimi.replicas > 1 cannot share the chart's ReadWriteOnce cache PVC across GPU nodes; set kimi.modelCache.existingClaim to a ReadWriteMany claim, add ReadWriteMany to kimi.modelCache.persistence.accessModes, or set kimi.modelCache.persistence.enabled=false (emptyDir per pod)" }}
+{{- end }}
 {{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) }}
 {{- fail "httpRoute.enabled: set httpRoute.parentRefs to the Gateway(s) to attach to, e.g. [{name: public, namespace: gateway-system}]" }}
 {{- end }}
