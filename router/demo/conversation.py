@@ -31,7 +31,7 @@ class Conversation:
     prompt_tokens: int
 
     @property
-    def is_swarm_role(self) -> str | None:
+    def swarm_role(self) -> str | None:
         """`planner` / `worker` / `aggregator` when the system prompt says so."""
         for role in ("planner", "worker", "aggregator"):
             if f"model-router swarm {role}" in self.system:

@@ -103,6 +103,8 @@ def plan_openai(state: DemoServerState, body: dict[str, Any]) -> Planned:
         call_id=state.next_id("call_"),
         max_tokens=max_tokens,
         stop=stop_list(body.get("stop")),
+        json_mode=isinstance(body.get("response_format"), dict)
+        and body["response_format"].get("type") in ("json_object", "json_schema"),
     )
 
 
@@ -199,12 +201,13 @@ async def _stream(request: web.Request, state: DemoServerState, body: dict[str, 
     fail_after = state.behavior.fail_after_chunks
     reasoning_field = state.behavior.reasoning_field
 
+    # Chunks differ only in the delta: serialise the rest once (a fast stream is mostly framing).
+    prefix = b"data: " + orjson.dumps(head)[:-1] + b',"choices":[{"index":0,"delta":'
+    usage_null = b',"usage":null' if include_usage else b""
+
     def frame(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        chunk = {**head, "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                      "finish_reason": finish_reason}]}
-        if include_usage:
-            chunk["usage"] = None
-        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+        tail = b',"logprobs":null,"finish_reason":' + orjson.dumps(finish_reason) + b"}]"
+        return prefix + orjson.dumps(delta) + tail + usage_null + b"}\n\n"
 
     completion = planned.completion
     deltas: list[dict[str, Any]] = [{reasoning_field: p} for p in completion.reasoning]

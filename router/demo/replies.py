@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from router.demo import swarm_replies
 from router.demo.answers import Reply, chat_reply, quote, reasoning_text
 from router.demo.completion import Completion, finish
@@ -35,12 +37,16 @@ def plan_reply(
     call_id: str,
     max_tokens: int | None,
     stop: list[str],
+    json_mode: bool = False,
 ) -> Planned:
-    """`tools` are normalised to `{"name", "parameters"}` by the caller."""
-    role = conv.is_swarm_role or "chat"
+    """`tools` are normalised to `{"name", "parameters"}` by the caller; `json_mode` (OpenAI
+    `response_format` json_object / json_schema) wraps a plain answer as `{"answer": ...}`."""
+    role = conv.swarm_role or "chat"
     if role == "chat":
         reply = chat_reply(conv, who=who, mode=mode, reasoning=reasoning, tools=tools,
                            tool_choice=tool_choice, call_id=call_id)
+        if json_mode and reply.tool_call is None:
+            reply = Reply(reply.reasoning, orjson.dumps({"answer": reply.content}).decode())
     else:
         thought = reasoning_text(conv.last_user, mode, conv) if reasoning else None
         if role == "planner":

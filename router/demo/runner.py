@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
@@ -167,8 +168,6 @@ class DemoUpstreams:
         state = self._state(name)
 
         async def read() -> dict[str, Any]:
-            import copy
-
             return copy.deepcopy(state.stats.snapshot())
 
         return self._call(read())
