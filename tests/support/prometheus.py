@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,6 +69,13 @@ def find_binary(name: str) -> str:
     pytest.skip(message)
 
 
+def _kill(process: subprocess.Popen[bytes], workdir: Path) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=5)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -84,6 +92,11 @@ class PrometheusServer:
     workdir: Path
     job: str = DEFAULT_JOB
     _log: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        # Safety net for a test that forgets `with`/stop(): kill this process (by its pid) when the
+        # object is collected or the interpreter exits, so no Prometheus outlives the test run.
+        weakref.finalize(self, _kill, self.process, self.workdir)
 
     # -- lifecycle
 
