@@ -512,3 +512,29 @@ def test_python_dash_m_prints_the_url_first() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_anthropic_auth_images_and_planner(demo: DemoUpstreams) -> None:
+    locked = DemoUpstreams([DemoServerSpec("vault", "anthropic", api_key="sk-ant-right", behavior=FAST)])
+    with locked:
+        url = f"{locked.base_url('vault')}/v1/messages"
+        body = {"model": "claude-haiku-4-5", "max_tokens": 64, "messages": user("hi")}
+        wrong = httpx.post(url, json=body, headers={"x-api-key": "sk-ant-wrong"})
+        assert wrong.status_code == 401 and wrong.json()["error"]["type"] == "authentication_error"
+        assert httpx.post(url, json=body, headers={"x-api-key": "sk-ant-right"}).status_code == 200
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+    content = [image, {"type": "text", "text": "Describe this chart"}]
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 512, "messages": [{"role": "user", "content": content}]}
+    assert "I see 1 image" in messages_call(demo, body).json()["content"][0]["text"]
+    broken = {"type": "image", "source": {"type": "base64"}}
+    assert messages_call(demo, {**body, "messages": [{"role": "user", "content": [broken]}]}).status_code == 400
+    plan = messages_call(demo, {"model": "claude-sonnet-4-5", "max_tokens": 4096,
+                                "system": "You are the model-router swarm planner.",
+                                "messages": user("Translate: hello, goodbye, thanks")}).json()
+    assert len(orjson.loads(plan["content"][0]["text"])["subtasks"]) == 3
+
+
+def test_response_format_json_object(demo: DemoUpstreams) -> None:
+    body = {"model": "gpt-5.2", "messages": user("Name a colour"), "response_format": {"type": "json_object"}}
+    content = chat(demo, "gpt", body).json()["choices"][0]["message"]["content"]
+    assert "Name a colour" in orjson.loads(content)["answer"]
