@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from router.demo import DemoBehavior, DemoServerSpec, DemoUpstreams
 
 FAST = DemoBehavior(ttft_ms=0, tokens_per_s=0)
-WEATHER_TOOL = {
+WEATHER_TOOL: Any = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -57,7 +57,7 @@ def client(demo: DemoUpstreams, name: str = "kimi", **kwargs: Any) -> openai.Ope
     return openai.OpenAI(base_url=demo.base_url(name), api_key="sk-test", max_retries=0, **kwargs)
 
 
-def user(text: str) -> list[dict[str, Any]]:
+def user(text: str) -> list[Any]:
     return [{"role": "user", "content": text}]
 
 
@@ -205,7 +205,7 @@ def test_tool_call_then_tool_result_turn(demo: DemoUpstreams) -> None:
 
 
 def test_tool_choice_names_the_tool_and_streams_in_openai_delta_format(demo: DemoUpstreams) -> None:
-    other = {"type": "function", "function": {"name": "search", "parameters": {
+    other: Any = {"type": "function", "function": {"name": "search", "parameters": {
         "type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}}}
     stream = client(demo, "gpt").chat.completions.create(
         model="gpt-5.2", messages=user("Find papers on speculative decoding"), tools=[WEATHER_TOOL, other],
