@@ -33,7 +33,8 @@ BACKEND = 'backend=~"$backend"'
 REQ = f"{ROUTE},{TASK}"
 # Server-side failures; client_error, rate_limited, infeasible and cancelled are the caller's doing.
 ERROR_STATUS = 'status=~"upstream_error|timeout"'
-VENDOR_ROUTES = 'route!~"kimi:.*|swarm"'
+# Answered by a vendor: not self-hosted Kimi, not a swarm, not "none" (an infeasible request).
+VENDOR_ROUTES = 'route!~"kimi:.*|swarm|none"'
 KIMI_ROUTES = 'route=~"kimi:.*"'
 
 

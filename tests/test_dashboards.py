@@ -69,6 +69,8 @@ def record_sample_traffic(m: RouterMetrics, tick: int = 0) -> None:
         m.budget_outcomes.labels(route=route, outcome="met").inc(3)
         m.budget_outcomes.labels(route=route, outcome="missed").inc(tick % 2)
         m.upstream_duration.labels(backend=backend).observe(0.15 * (i + 1))
+    # The gateway counts a request no route could serve under route "none", mode "none".
+    m.requests.labels(route="none", task_type="reasoning", mode="none", status="infeasible").inc()
     m.overhead.observe(0.0004)
     m.decision_duration.observe(0.0002)
     m.fallbacks.labels(from_route="kimi:thinking", to_route="gpt:default", reason="http_5xx").inc()
@@ -190,6 +192,14 @@ def test_queries_use_only_exported_metrics_and_labels(dashboard: dict[str, Any])
         for group in re.findall(r"\b(?:by|ignoring|on)\s*\(([^)]*)\)", expr):
             for label in filter(None, (x.strip() for x in group.split(","))):
                 assert label in labels_in_expr, f"{title}: grouping label `{label}` not on {names}: {expr}"
+
+
+def test_every_exported_metric_is_on_a_dashboard() -> None:
+    used = {name for dashboard in map(load, NAMES) for _, expr in panel_queries(dashboard)
+            for name in re.findall(r"\brouter_[a-z0-9_]+", expr)}
+    families = {f.name for f in RouterMetrics().registry.collect()}
+    unused = {f for f in families if not any(u == f or u.startswith(f + "_") for u in used)}
+    assert not unused, f"metrics with no panel (add one in dashboards/generate.py): {sorted(unused)}"
 
 
 # ---------------------------------------------------------------- Grafana's schema (TypeScript)
