@@ -131,11 +131,11 @@ async def messages(request: web.Request) -> web.StreamResponse:
     arrival = time.monotonic()
     state = state_of(request)
     state.stats.requests += 1
+    body, error = await read_json(request)
+    record_request(state, request, body)
     if not check_auth(state, request):
         state.stats.rejected += 1
         return anthropic_error(401, "invalid x-api-key")
-    body, error = await read_json(request)
-    record_request(state, request, body)
     problem = error or validate(body)
     if problem is not None:
         state.stats.rejected += 1

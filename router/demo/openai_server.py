@@ -130,11 +130,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     arrival = time.monotonic()
     state = state_of(request)
     state.stats.requests += 1
+    body, error = await read_json(request)
+    record_request(state, request, body)
     if not check_auth(state, request):
         state.stats.rejected += 1
         return openai_error(401, "Incorrect API key provided.")
-    body, error = await read_json(request)
-    record_request(state, request, body)
     invalid = (error, None) if error else validate(state.spec.kind, body)
     if invalid is not None:
         state.stats.rejected += 1

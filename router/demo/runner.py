@@ -78,7 +78,12 @@ class DemoUpstreams:
         self._thread = threading.Thread(target=self._run, args=(loop, ready), name="demo-upstreams",
                                         daemon=True)
         self._thread.start()
-        ready.result(timeout=30)
+        try:
+            ready.result(timeout=30)
+        except BaseException:
+            self._thread.join(timeout=5)
+            self._loop = self._thread = None
+            raise
         return self
 
     def _run(self, loop: asyncio.AbstractEventLoop, ready: Future[None]) -> None:
