@@ -123,6 +123,8 @@ class Services:
         policy = self.store.current.policy
         self.metrics.policy_info.clear()
         self.metrics.policy_info.labels(policy.name, policy.version).set(1)
+        for result in ("applied", "rejected"):  # series exist (at 0) before the first reload
+            self.metrics.policy_reloads.labels(result)
         for backend in policy.backends:
             self.metrics.circuit_state.labels(backend).set(0)
             self.metrics.inflight.labels(backend).set(self.live.inflight(backend))
