@@ -426,6 +426,7 @@ def test_planner_makes_one_subtask_per_enumerated_item(demo: DemoUpstreams) -> N
         ("What is TCP? What is UDP? Why does QUIC exist?", 3),
         ("请比较以下城市：北京、上海、广州", 3),
         ("Explain how a hash map works", 1),
+        ("Plan this request.\n<request>Review: a.py, b.py, c.py</request>\nReply with JSON: x, y", 3),
     ],
 )
 def test_planner_item_styles(demo: DemoUpstreams, text: str, count: int) -> None:

@@ -1,8 +1,9 @@
 """Replies to the gateway's swarm roles, recognised by a phrase in the system prompt.
 
 - planner (`model-router swarm planner`): a JSON plan with one subtask per enumerated item of the last
-  user message. `DEMO_CYCLE` in the request yields a plan with a dependency cycle; `DEMO_BAD_PLAN`
-  yields non-JSON text, unless the request already contains that bad reply (the repair attempt).
+  user message (or of its `<request>…</request>` part, if any). `DEMO_CYCLE` in the request yields a
+  plan with a dependency cycle; `DEMO_BAD_PLAN` yields non-JSON text, unless the request already
+  contains that bad reply (the repair attempt).
 - worker (`model-router swarm worker`): a short answer about its instruction.
 - aggregator (`model-router swarm aggregator`): an intro, then one section per `### ` section of the
   user message, in order.
@@ -24,6 +25,7 @@ BAD_PLAN_REPLY = (
 )
 _BAD_PLAN_MARK = "[demo: this planner reply is deliberately not JSON]"
 _LIST_LINE = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)])\s+(.+?)\s*$")
+_REQUEST_TAG = re.compile(r"<request>(.*?)</request>", re.S)
 _SEPARATORS = re.compile(r"\s*(?:,|;|、|，|；|\band\b)\s*")
 
 
@@ -47,6 +49,12 @@ def enumerated_items(text: str) -> tuple[str, list[str]]:
     return "", [text.strip()]
 
 
+def _request_part(text: str) -> str:
+    """The user's request, when the planner prompt wraps it in `<request>…</request>`."""
+    match = _REQUEST_TAG.search(text)
+    return match.group(1).strip() if match else text
+
+
 def plan(conv: Conversation) -> str:
     """The planner's reply text (JSON, or deliberately broken text for DEMO_BAD_PLAN)."""
     request = conv.last_user
@@ -56,7 +64,8 @@ def plan(conv: Conversation) -> str:
         # The repair attempt: plan the original request, wherever the orchestrator put it.
         originals = [turn for turn in conv.user_turns if "DEMO_BAD_PLAN" in turn]
         request = (originals[-1] if originals else request).replace(BAD_PLAN_REPLY, "")
-    lead, items = enumerated_items(request.replace("DEMO_CYCLE", "").replace("DEMO_BAD_PLAN", ""))
+    request = _request_part(request).replace("DEMO_CYCLE", "").replace("DEMO_BAD_PLAN", "")
+    lead, items = enumerated_items(request)
     lead = quote(lead, 160)
     subtasks: list[dict[str, Any]] = []
     for n, item in enumerate(items, start=1):
