@@ -214,7 +214,11 @@ class ChatServing:
         decision = routed.decision
         reasons = {r for c in decision.candidates for r in c.reasons}
         self.metrics.requests.labels("none", routed.label.task_type, "none", "infeasible").inc()
-        routed.trace.end({"router.task_type": routed.label.task_type}, error="route_infeasible")
+        self.access_log.write(routed, route="none", mode="none", status="infeasible", usage=Usage(), cost=0.0,
+                              fallbacks=0, duration_s=time.perf_counter() - routed.arrived, ttft_s=None)
+        routed.trace.end({"router.request_id": routed.request_id, "router.task_type": routed.label.task_type,
+                          "router.confidence": routed.label.confidence, "router.status": "infeasible"},
+                         error="route_infeasible")
         message = (f"No route can serve this {routed.label.task_type} request within "
                    f"${decision.limits.max_cost_usd:g} and {decision.limits.latency_budget_ms:g} ms: "
                    f"{decision.explain_rejections()}.")
@@ -246,7 +250,8 @@ class ChatServing:
             m.budget_outcomes.labels(route, "met" if met else "missed").inc()
         self.access_log.write(routed, route=route, mode=mode, status=status, usage=usage, cost=cost,
                               fallbacks=fallbacks, duration_s=total, ttft_s=ttft_s)
-        routed.trace.end({"router.task_type": routed.label.task_type, "router.confidence": routed.label.confidence,
+        routed.trace.end({"router.request_id": routed.request_id,
+                          "router.task_type": routed.label.task_type, "router.confidence": routed.label.confidence,
                           "router.route": route, "router.mode": mode, "router.status": status,
                           "router.estimated_cost_usd": routed.chosen.cost_usd, "router.cost_usd": round(cost, 8),
                           "router.fallbacks": fallbacks, "gen_ai.usage.input_tokens": usage.input_tokens,
@@ -346,7 +351,8 @@ class ChatServing:
             self.tracer.finished_stream(cand, backend, template.get("model"), usage, cost,
                                         opened.started_at, error_kind, parent=routed.trace)
             self._finish(routed, route=cand.route, mode=cand.mode, status=status, usage=usage, cost=cost,
-                         upstream_s=time.perf_counter() - opened.started_at, fallbacks=opened.log.failed,
+                         upstream_s=opened.log.upstream_s + time.perf_counter() - opened.started_at,
+                         fallbacks=opened.log.failed,
                          ttft_s=ttft_s)
         if status != "ok":  # one error chunk (sent above), then the end of the stream
             yield SSE_DONE

@@ -39,7 +39,7 @@ async def chat_completions(request: Request) -> Response:
     services: Services = request.app.state.services
     body = await _parsed(request, services)
     serving = services.serving
-    trace = services.tracer.start_request()  # ended when the answer (or stream) is finished
+    trace = services.tracer.start_request(body.get("model"))  # ended when the answer (or stream) is finished
     try:
         with trace.activate():
             routed = serving.prepare(body, request.headers, arrived=arrived, trace=trace)

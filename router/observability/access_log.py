@@ -1,15 +1,19 @@
 """One structured JSON line per request, with the decision — never prompt text or keys.
 
-Lines go through a queue to a background thread, so the event loop never blocks on a write.
+The line is built from the decision and the outcome only (labels, routes, numbers, the request and
+trace ids), so there is nothing secret to redact. Lines go through a queue to a writer thread, so
+the event loop never blocks on a write. Each ``AccessLog`` owns its queue, thread and stream (no
+shared ``logging`` logger), so two gateways in one process never write into each other's stream.
 """
 
 from __future__ import annotations
 
-import logging
-import logging.handlers
+import io
 import queue
 import sys
-from typing import TYPE_CHECKING, Any
+import threading
+import time
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
@@ -19,18 +23,13 @@ if TYPE_CHECKING:
 
 
 class AccessLog:
-    def __init__(self, stream: Any = None, *, enabled: bool = True) -> None:
+    def __init__(self, stream: IO[str] | IO[bytes] | None = None, *, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._logger = logging.getLogger("router.access")
-        self._logger.propagate = False
-        self._logger.setLevel(logging.INFO)
-        self._queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-        self._handler = logging.StreamHandler(stream or sys.stderr)
-        self._handler.setFormatter(logging.Formatter("%(message)s"))
-        self._listener = logging.handlers.QueueListener(self._queue, self._handler)
-        self._queue_handler = logging.handlers.QueueHandler(self._queue)
-        self._logger.handlers = [self._queue_handler]
-        self._listener.start()
+        self._stream: Any = stream if stream is not None else sys.stderr
+        self._binary = isinstance(self._stream, io.RawIOBase | io.BufferedIOBase)
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._drain, name="access-log", daemon=True)
+        self._thread.start()
 
     def write(self, routed: Routed, *, route: str, mode: str, status: str, usage: Usage, cost: float,
               fallbacks: int, duration_s: float, ttft_s: float | None) -> None:
@@ -38,7 +37,8 @@ class AccessLog:
             return
         chosen = routed.decision.chosen
         record: dict[str, Any] = {
-            "event": "chat", "request_id": routed.request_id, "status": status, "route": route, "mode": mode,
+            "ts": time.time(), "event": "chat", "request_id": routed.request_id,
+            "trace_id": routed.trace.trace_id, "status": status, "route": route, "mode": mode,
             "task_type": routed.label.task_type, "confidence": round(routed.label.confidence, 4),
             "rule": routed.rule, "stream": routed.facts.stream,
             "estimated_cost_usd": round(chosen.cost_usd, 8) if chosen else None,
@@ -53,7 +53,18 @@ class AccessLog:
             "tokens": {"input": usage.input_tokens, "output": usage.output_tokens,
                        "reasoning": usage.reasoning_tokens},
         }
-        self._logger.info(orjson.dumps(record).decode())
+        self._queue.put(orjson.dumps(record) + b"\n")
+
+    def _drain(self) -> None:
+        while (line := self._queue.get()) is not None:
+            try:
+                self._stream.write(line if self._binary else line.decode())
+                self._stream.flush()
+            except (OSError, ValueError):  # a closed stream must not kill the gateway
+                pass
 
     def close(self) -> None:
-        self._listener.stop()
+        """Write what is queued, then stop the writer thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=5)
