@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from support.prometheus import find_binary, serve_metrics, start_prometheus
+from tests.support.prometheus import find_binary, serve_metrics, start_prometheus
 from test_dashboards import exported_series, record_sample_traffic
 
 from router.observability.metrics import RouterMetrics

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from support.prometheus import iter_panels, panel_queries, serve_metrics, start_prometheus
+from tests.support.prometheus import iter_panels, panel_queries, serve_metrics, start_prometheus
 
 from router.observability.metrics import CIRCUIT_STATE_VALUE, RouterMetrics
 
