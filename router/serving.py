@@ -212,7 +212,6 @@ class ChatServing:
 
     def _raise_infeasible(self, routed: Routed) -> None:
         decision = routed.decision
-        reasons = {r for c in decision.candidates for r in c.reasons}
         self.metrics.requests.labels("none", routed.label.task_type, "none", "infeasible").inc()
         self.access_log.write(routed, route="none", mode="none", status="infeasible", usage=Usage(), cost=0.0,
                               fallbacks=0, duration_s=time.perf_counter() - routed.arrived, ttft_s=None)
@@ -222,13 +221,19 @@ class ChatServing:
         message = (f"No route can serve this {routed.label.task_type} request within "
                    f"${decision.limits.max_cost_usd:g} and {decision.limits.latency_budget_ms:g} ms: "
                    f"{decision.explain_rejections()}.")
-        if decision.candidates and reasons <= {"circuit_open", "capacity", "disabled"}:
+        if decision.unavailable:  # some route would fit once its circuit closes / queue drains
             raise errors.Unavailable(message, headers={"retry-after": "1"})
         raise errors.RouteInfeasible(message)
 
     # --- answers --------------------------------------------------------------------------------
     def _money_left(self, routed: Routed) -> float:
-        return routed.decision.limits.max_cost_usd
+        return routed.decision.spend_limit_usd
+
+    def _deadline(self, routed: Routed) -> float | None:
+        """When the latency budget runs out (``perf_counter``); best effort has none."""
+        if routed.decision.best_effort:
+            return None
+        return routed.arrived + routed.decision.limits.latency_budget_ms / 1000
 
     def _finish(self, routed: Routed, *, route: str, mode: str, status: str, usage: Usage, cost: float,
                 upstream_s: float, fallbacks: int, ttft_s: float | None = None) -> None:
@@ -269,7 +274,7 @@ class ChatServing:
             return await self._complete_swarm(routed)
         try:
             answer = await self.dispatcher.complete(routed.loaded, chain, routed.body, routed.facts,
-                                                    self._money_left(routed))
+                                                    self._money_left(routed), deadline=self._deadline(routed))
         except errors.RouterError as exc:
             self.fail(routed, exc)
             raise
@@ -303,7 +308,8 @@ class ChatServing:
             return self._stream_swarm(routed)
         try:
             opened = await self.dispatcher.open_stream(routed.loaded, routed.decision.chain, routed.body,
-                                                       routed.facts, self._money_left(routed))
+                                                       routed.facts, self._money_left(routed),
+                                                       deadline=self._deadline(routed))
         except errors.RouterError as exc:
             self.fail(routed, exc)
             raise
@@ -343,7 +349,7 @@ class ChatServing:
             raise
         finally:
             await opened.rest.aclose()
-            opened.release(status == "ok")
+            opened.release(None if status == "cancelled" else status == "ok")  # a leaving client is no verdict
             backend = opened.backend
             cost = usage.cost_usd(backend)
             if status == "ok":

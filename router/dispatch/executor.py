@@ -1,8 +1,17 @@
 """Carry out a decision: try the chosen route, retry what is retryable, fall back down the chain.
 
-Guards: a circuit breaker per backend, a concurrency cap per backend, retries with backoff that
-honour ``retry-after``, the cost ceiling enforced by capping output tokens with what is left of
-the money, and — for streams — fallback as long as nothing has been sent to the client.
+Guards, in the order an attempt meets them:
+- money: each attempt may spend only what is left of the ceiling (``money`` minus what failed
+  attempts may have cost), enforced by capping ``max_tokens``; a route whose estimate no longer
+  fits is skipped;
+- time: a retry or fallback whose estimated latency no longer fits before ``deadline`` is skipped,
+  and no backoff (nor honoured ``retry-after``) sleeps past it; ``retry-after`` longer than
+  ``retry.max_retry_after_s`` means "leave this route";
+- capacity: at most ``max_concurrency`` requests in flight per backend;
+- the circuit breaker of the backend (an open circuit is skipped; half-open admits a few probes).
+Streams fall back as long as nothing has been sent: chunks with no content (the role-only opener)
+are held back until the first chunk that carries something, so a stream that dies before its first
+token still moves on to the next route.
 """
 
 from __future__ import annotations
@@ -10,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from router import errors
 from router.dispatch.modes import upstream_body
 from router.dispatch.upstream import UpstreamCall, UpstreamClient, UpstreamError, Usage
+from router.engine.circuit import Ticket
 from router.engine.decide import Candidate
 from router.engine.live import LiveState
 from router.engine.request_facts import RequestFacts
@@ -24,6 +34,10 @@ from router.observability.metrics import CIRCUIT_STATE_VALUE, RouterMetrics
 from router.observability.tracing import Tracer
 from router.policy.loader import LoadedPolicy
 from router.policy.model import Backend
+
+# Failures after which the upstream may have done (and billed) the prompt's prefill: the money
+# left for the next attempt is reduced by the prompt's upper-bound input cost.
+_MAY_HAVE_BILLED = frozenset({"timeout", "mid_stream"})
 
 
 @dataclass(slots=True)
@@ -33,6 +47,10 @@ class AttemptLog:
     failed: int = 0
     errors: list[str] = field(default_factory=list)
     upstream_s: float = 0.0
+    spent_usd: float = 0.0  # what failed attempts may have cost (charged against the ceiling)
+    kinds: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    retry_afters: list[float] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -48,11 +66,11 @@ class Answer:
 class OpenStream:
     candidate: Candidate
     first_chunk: dict[str, Any]
-    rest: AsyncIterator[dict[str, Any]]
+    rest: AsyncGenerator[dict[str, Any], None]
     log: AttemptLog
     started_at: float
     first_at: float
-    release: Callable[[bool], None]
+    release: Callable[[bool | None], None]  # True ok, False failed, None: no verdict (client left)
     backend: Backend
 
 
@@ -65,6 +83,35 @@ def affordable_output_tokens(backend: Backend, facts: RequestFacts, money_left: 
     return None if tokens >= backend.max_output_tokens else tokens
 
 
+def _has_payload(chunk: dict[str, Any]) -> bool:
+    """Does this chunk carry anything a client would see beyond the role-only opener?"""
+    if chunk.get("usage"):
+        return True
+    for choice in chunk.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        if choice.get("finish_reason"):
+            return True
+        delta = choice.get("delta")
+        if isinstance(delta, dict) and (delta.get("content") or delta.get("reasoning_content")
+                                        or delta.get("tool_calls") or delta.get("refusal")
+                                        or delta.get("function_call")):
+            return True
+    return False
+
+
+async def _replay(held: list[dict[str, Any]],
+                  stream: AsyncGenerator[dict[str, Any], None]) -> AsyncGenerator[dict[str, Any], None]:
+    """The chunks held back while waiting for the first token, then the rest of the stream."""
+    try:
+        for chunk in held:
+            yield chunk
+        async for chunk in stream:
+            yield chunk
+    finally:
+        await stream.aclose()
+
+
 class Dispatcher:
     def __init__(self, *, clients: Callable[[Backend], UpstreamClient], live: LiveState,
                  metrics: RouterMetrics, tracer: Tracer) -> None:
@@ -75,37 +122,52 @@ class Dispatcher:
 
     # --- shared per-attempt plumbing -----------------------------------------------------------
     def _prepare(self, loaded: LoadedPolicy, cand: Candidate, body: dict[str, Any], facts: RequestFacts,
-                 money_left: float) -> UpstreamCall | str:
-        """The call for this candidate, or the reason it is skipped."""
+                 money_left: float, deadline: float | None, first: bool) -> tuple[UpstreamCall, Ticket] | str:
+        """The call for this candidate and its circuit ticket, or the reason it is skipped."""
         backend = loaded.policy.backends[cand.backend]
-        breaker = self._live.breaker(cand.backend)
         if self._live.inflight(cand.backend) >= backend.max_concurrency:
             return "capacity"
+        if not first:  # the decision checked the first attempt; later ones live on what is left
+            if cand.cost_usd > money_left:
+                return "cost"
+            if deadline is not None and cand.latency_ms > (deadline - time.perf_counter()) * 1000:
+                return "latency"
         cap = affordable_output_tokens(backend, facts, money_left)
         if cap is not None and cap < 1:
             return "cost"
-        if not breaker.allow():
+        ticket = self._live.breaker(cand.backend).acquire()
+        if ticket is None:
             return "circuit_open"
-        return UpstreamCall(cand.backend, backend, loaded.keys.get(cand.backend),
+        call = UpstreamCall(cand.backend, backend, loaded.keys.get(cand.backend),
                             upstream_body(body, backend, cand.mode, max_output_tokens=cap))
+        return call, ticket
 
     def _begin(self, backend_name: str) -> None:
         self._metrics.inflight.labels(backend_name).set(self._live.add_inflight(backend_name, 1))
 
-    def _end(self, backend_name: str, success: bool, *, record_circuit: bool = True) -> None:
+    def _end(self, backend_name: str, ticket: Ticket, success: bool | None) -> None:
+        """One attempt is over: ``success`` None means it says nothing about the backend's health."""
         self._metrics.inflight.labels(backend_name).set(self._live.add_inflight(backend_name, -1))
-        if record_circuit:
-            breaker = self._live.breaker(backend_name)
-            breaker.record(success)
-            self._metrics.circuit_state.labels(backend_name).set(CIRCUIT_STATE_VALUE[breaker.state])
+        breaker = self._live.breaker(backend_name)
+        if success is None:
+            breaker.cancel(ticket)
+        else:
+            breaker.record(success, ticket)
+        self._metrics.circuit_state.labels(backend_name).set(CIRCUIT_STATE_VALUE[breaker.state])
 
-    def _failed(self, log: AttemptLog, backend_name: str, exc: UpstreamError) -> None:
+    def _failed(self, log: AttemptLog, cand: Candidate, backend: Backend, facts: RequestFacts | None,
+                exc: UpstreamError) -> None:
         log.failed += 1
-        log.errors.append(f"{backend_name}: {exc.kind}")
-        self._metrics.upstream_errors.labels(backend_name, exc.kind).inc()
+        log.errors.append(f"{cand.route}: {exc.kind}")
+        log.kinds.append(exc.kind)
+        if exc.retry_after_s is not None:
+            log.retry_afters.append(exc.retry_after_s)
+        if facts is not None and exc.kind in _MAY_HAVE_BILLED:
+            log.spent_usd += facts.input_tokens_upper * backend.pricing.per_token_usd()[0]
+        self._metrics.upstream_errors.labels(cand.backend, exc.kind).inc()
 
     @staticmethod
-    async def _backoff(loaded: LoadedPolicy, attempt: int, exc: UpstreamError) -> bool:
+    async def _backoff(loaded: LoadedPolicy, attempt: int, exc: UpstreamError, deadline: float | None) -> bool:
         """Sleep before a retry; False when the route should be left instead."""
         retry = loaded.policy.retry
         if exc.retry_after_s is not None:
@@ -115,6 +177,8 @@ class Dispatcher:
         else:
             delay = min(retry.backoff_max_ms, retry.backoff_base_ms * 2 ** attempt) / 1000.0
             delay *= 0.5 + random.random() / 2  # jitter so retries do not stampede
+        if deadline is not None and time.perf_counter() + delay >= deadline:
+            return False
         await asyncio.sleep(delay)
         return True
 
@@ -123,120 +187,130 @@ class Dispatcher:
             self._metrics.fallbacks.labels(chain[index].route, chain[index + 1].route, reason).inc()
 
     @staticmethod
-    def _exhausted(log: AttemptLog, kinds: list[str], retry_afters: list[float]) -> errors.RouterError:
+    def _exhausted(log: AttemptLog) -> errors.RouterError:
         tried = "; ".join(log.errors) or "no route could be tried"
+        kinds = log.kinds
         if kinds and all(k == "rate_limited" for k in kinds):
             return errors.RateLimited(f"Every route is rate limited ({tried}).",
-                                      retry_after_s=min(retry_afters) if retry_afters else 1.0)
-        if kinds and kinds[-1] == "timeout":
+                                      retry_after_s=min(log.retry_afters) if log.retry_afters else 1.0)
+        if kinds and kinds[-1] == "timeout" or (kinds and "latency" in log.skipped):
             return errors.UpstreamTimedOut(f"The upstream did not answer in time ({tried}).")
         if not kinds:
+            if log.skipped and all(s == "cost" for s in log.skipped):
+                return errors.RouteInfeasible(f"The cost ceiling cannot pay for this prompt on any route ({tried}).")
             return errors.Unavailable(f"No route is available right now ({tried}).",
                                       headers={"retry-after": "1"})
         return errors.UpstreamFailed(f"Every route failed ({tried}).")
 
+    def _retry(self, loaded: LoadedPolicy, exc: UpstreamError, attempt: int) -> bool:
+        return exc.retryable and attempt + 1 < loaded.policy.retry.attempts_per_route
+
     # --- non-streaming ---------------------------------------------------------------------------
     async def complete(self, loaded: LoadedPolicy, chain: list[Candidate], body: dict[str, Any],
-                       facts: RequestFacts, money: float) -> Answer:
+                       facts: RequestFacts, money: float, *, deadline: float | None = None) -> Answer:
+        """``money``: USD this request may spend; ``deadline``: ``time.perf_counter()`` value."""
         log = AttemptLog()
-        kinds: list[str] = []
-        retry_afters: list[float] = []
+        first = True
         for index, cand in enumerate(chain):
             reason = "http_5xx"
             for attempt in range(loaded.policy.retry.attempts_per_route):
-                prepared = self._prepare(loaded, cand, body, facts, money)
+                prepared = self._prepare(loaded, cand, body, facts, money - log.spent_usd, deadline, first)
                 if isinstance(prepared, str):
-                    log.errors.append(f"{cand.backend}: {prepared}")
+                    log.errors.append(f"{cand.route}: skipped ({prepared})")
+                    log.skipped.append(prepared)
                     reason = prepared
                     break
-                client = self._clients(prepared.backend)
+                first = False
+                call, ticket = prepared
+                client = self._clients(call.backend)
                 self._begin(cand.backend)
                 started = time.perf_counter()
-                with self._tracer.upstream_span(cand, prepared) as span:
+                with self._tracer.upstream_span(cand, call) as span:
                     try:
-                        response = await client.complete(prepared)
+                        response = await client.complete(call)
                     except UpstreamError as exc:
                         log.upstream_s += time.perf_counter() - started
-                        self._end(cand.backend, False, record_circuit=not exc.client_fault)
+                        # A request the upstream refuses as malformed says the backend is up.
+                        self._end(cand.backend, ticket, exc.client_fault)
                         span.failed(exc.kind)
                         if exc.client_fault:
                             raise errors.InvalidRequest(f"The upstream rejected the request: {exc.message}") from None
-                        self._failed(log, cand.backend, exc)
-                        kinds.append(exc.kind)
-                        if exc.retry_after_s is not None:
-                            retry_afters.append(exc.retry_after_s)
+                        self._failed(log, cand, call.backend, facts, exc)
                         reason = exc.kind
-                        if exc.retryable and attempt + 1 < loaded.policy.retry.attempts_per_route \
-                                and await self._backoff(loaded, attempt, exc):
+                        if self._retry(loaded, exc, attempt) and await self._backoff(loaded, attempt, exc, deadline):
                             continue
                         break
                     except BaseException:
-                        self._end(cand.backend, True, record_circuit=False)
+                        self._end(cand.backend, ticket, None)
                         raise
                     elapsed = time.perf_counter() - started
                     log.upstream_s += elapsed
-                    self._end(cand.backend, True)
+                    self._end(cand.backend, ticket, True)
                     usage = Usage.from_openai(response.get("usage"))
-                    cost = usage.cost_usd(prepared.backend)
+                    cost = usage.cost_usd(call.backend)
                     span.succeeded(response.get("model"), usage, cost)
                 self._metrics.upstream_duration.labels(cand.backend).observe(elapsed)
-                generation_s = usage.output_tokens / self._live.route(cand.route).output_tokens_per_s
-                self._live.observe_latency(cand.route, ttft_ms=max(0.0, elapsed - generation_s) * 1000,
-                                           output_tokens=0, generation_s=None)
+                self._live.observe_total(cand.route, total_ms=elapsed * 1000, output_tokens=usage.output_tokens)
                 return Answer(cand, response, usage, cost, log)
             self._fallback(chain, index, reason)
-        raise self._exhausted(log, kinds, retry_afters)
+        raise self._exhausted(log)
 
     # --- streaming -------------------------------------------------------------------------------
     async def open_stream(self, loaded: LoadedPolicy, chain: list[Candidate], body: dict[str, Any],
-                          facts: RequestFacts, money: float) -> OpenStream:
-        """Walk the chain until a route produces its first chunk; nothing is sent before that."""
+                          facts: RequestFacts, money: float, *, deadline: float | None = None) -> OpenStream:
+        """Walk the chain until a route produces its first token; nothing is sent before that."""
         log = AttemptLog()
-        kinds: list[str] = []
-        retry_afters: list[float] = []
+        first = True
         for index, cand in enumerate(chain):
             reason = "http_5xx"
             for attempt in range(loaded.policy.retry.attempts_per_route):
-                prepared = self._prepare(loaded, cand, body, facts, money)
+                prepared = self._prepare(loaded, cand, body, facts, money - log.spent_usd, deadline, first)
                 if isinstance(prepared, str):
-                    log.errors.append(f"{cand.backend}: {prepared}")
+                    log.errors.append(f"{cand.route}: skipped ({prepared})")
+                    log.skipped.append(prepared)
                     reason = prepared
                     break
-                client = self._clients(prepared.backend)
+                first = False
+                call, ticket = prepared
+                client = self._clients(call.backend)
                 self._begin(cand.backend)
                 started = time.perf_counter()
-                stream = client.stream(prepared)
+                stream: Any = client.stream(call)  # an async generator: it has aclose()
+                held: list[dict[str, Any]] = []
                 try:
-                    first = await stream.__anext__()
+                    while True:
+                        chunk = await stream.__anext__()
+                        held.append(chunk)
+                        if _has_payload(chunk):
+                            break
                 except (UpstreamError, StopAsyncIteration) as raw_exc:
-                    exc = raw_exc if isinstance(raw_exc, UpstreamError) else UpstreamError("protocol", "empty")
+                    exc = raw_exc if isinstance(raw_exc, UpstreamError) else UpstreamError(
+                        "protocol", f"{cand.backend} ended the stream before its first token")
+                    await stream.aclose()
                     log.upstream_s += time.perf_counter() - started
-                    self._end(cand.backend, False, record_circuit=not exc.client_fault)
-                    self._tracer.failed_attempt(cand, prepared, exc.kind, started)
+                    self._end(cand.backend, ticket, exc.client_fault)
+                    self._tracer.failed_attempt(cand, call, exc.kind, started)
                     if exc.client_fault:
                         raise errors.InvalidRequest(f"The upstream rejected the request: {exc.message}") from None
-                    self._failed(log, cand.backend, exc)
-                    kinds.append(exc.kind)
-                    if exc.retry_after_s is not None:
-                        retry_afters.append(exc.retry_after_s)
+                    self._failed(log, cand, call.backend, facts, exc)
                     reason = exc.kind
-                    if exc.retryable and attempt + 1 < loaded.policy.retry.attempts_per_route \
-                            and await self._backoff(loaded, attempt, exc):
+                    if self._retry(loaded, exc, attempt) and await self._backoff(loaded, attempt, exc, deadline):
                         continue
                     break
                 except BaseException:
                     await stream.aclose()
-                    self._end(cand.backend, True, record_circuit=False)
+                    self._end(cand.backend, ticket, None)
                     raise
+                first_at = time.perf_counter()
                 backend_name = cand.backend
 
-                def release(success: bool, _name: str = backend_name) -> None:
-                    self._end(_name, success)
+                def release(success: bool | None, _name: str = backend_name, _ticket: Ticket = ticket) -> None:
+                    self._end(_name, _ticket, success)
 
-                return OpenStream(cand, first, stream, log, started, time.perf_counter(), release,
-                                  prepared.backend)
+                rest: AsyncGenerator[dict[str, Any], None] = _replay(held[1:], stream) if len(held) > 1 else stream
+                return OpenStream(cand, held[0], rest, log, started, first_at, release, call.backend)
             self._fallback(chain, index, reason)
-        raise self._exhausted(log, kinds, retry_afters)
+        raise self._exhausted(log)
 
     def observe_stream(self, opened: OpenStream, usage: Usage, ended_at: float) -> None:
         ttft_ms = (opened.first_at - opened.started_at) * 1000
@@ -245,4 +319,5 @@ class Dispatcher:
         self._metrics.upstream_duration.labels(opened.candidate.backend).observe(ended_at - opened.started_at)
 
     def upstream_failed_mid_stream(self, opened: OpenStream, exc: UpstreamError) -> None:
-        self._failed(opened.log, opened.candidate.backend, exc)
+        self._failed(opened.log, opened.candidate, opened.backend, None, exc)
+

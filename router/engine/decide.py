@@ -4,8 +4,14 @@
    route the client named;
 2. estimates per candidate: cost = tokens x prices, latency = queue wait + TTFT + tokens / speed;
 3. feasibility: enabled, modality, tools, context window, circuit, capacity, cost <= ceiling,
-   latency <= budget — every failed check is recorded as a reason;
-4. choice by the objective; the other feasible candidates, in the same order, are the fallbacks.
+   latency <= budget — every failed check is recorded as a reason code and a sentence;
+4. choice by the objective; the other feasible candidates, ranked the same way, are the fallbacks.
+
+A saturated engine queue is a soft limit: it sends traffic elsewhere while another route fits,
+and when none does the request queues on the self-hosted pool rather than being refused.
+When nothing fits and the policy says ``best_effort``, the candidates that failed only on money or
+time are used, cheapest (or fastest) first, and ``Decision.spend_limit_usd`` lifts the money cap to
+the chosen route's estimate.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ ANSWER_LENGTH_FACTOR = {"short": 0.4, "medium": 1.0, "long": 2.5}
 _DEFAULT_ESTIMATE = OutputEstimate(output_tokens=500, reasoning_tokens=2000)
 # Rejections that say "not available right now" rather than "cannot meet this request".
 AVAILABILITY_REASONS = frozenset({"circuit_open", "capacity", "disabled"})
+_MONEY_AND_TIME = frozenset({"cost", "latency"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +59,22 @@ class Candidate:
     reasoning_tokens: int = 0
     cost_usd: float = 0.0
     latency_ms: float = 0.0
-    reasons: list[str] = field(default_factory=list)
-    details: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)   # reason codes (metric label values)
+    why: list[str] = field(default_factory=list)       # one sentence per reason, same order
+    details: list[str] = field(default_factory=list)   # notes that are not rejections
     swarm_agents: int | None = None
+    queued: bool = False  # rejected only because the engine queue is full (a soft limit)
 
     @property
     def feasible(self) -> bool:
         return not self.reasons
+
+    def reject(self, reason: str, why: str) -> None:
+        self.reasons.append(reason)
+        self.why.append(why)
+
+    def rejection(self) -> str:
+        return "; ".join(f"{r}: {w}" for r, w in zip(self.reasons, self.why, strict=True))
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -66,7 +82,7 @@ class Candidate:
             "estimated_cost_usd": round(self.cost_usd, 8), "estimated_latency_ms": round(self.latency_ms, 1),
             "quality": self.quality, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
             "reasoning_tokens": self.reasoning_tokens, "feasible": self.feasible,
-            "rejected_because": list(self.reasons), "notes": list(self.details),
+            "rejected_because": list(self.reasons), "why": list(self.why), "notes": list(self.details),
         }
         if self.swarm_agents is not None:
             out["swarm_agents"] = self.swarm_agents
@@ -88,8 +104,22 @@ class Decision:
     def chain(self) -> list[Candidate]:
         return ([self.chosen] if self.chosen else []) + self.fallbacks
 
+    @property
+    def unavailable(self) -> bool:
+        """Nothing was chosen, but some route would fit once it is available again (-> 503, not 400)."""
+        return self.chosen is None and any(c.reasons and AVAILABILITY_REASONS.issuperset(c.reasons)
+                                           for c in self.candidates)
+
+    @property
+    def spend_limit_usd(self) -> float:
+        """The money the executor may spend: the ceiling, or for best effort the chosen estimate."""
+        if self.best_effort and self.chosen is not None:
+            return max(self.limits.max_cost_usd, self.chosen.cost_usd)
+        return self.limits.max_cost_usd
+
     def explain_rejections(self) -> str:
-        parts = [f"{c.route} ({'; '.join(c.details or c.reasons)})" for c in self.candidates if c.reasons]
+        """Each rejected candidate with every reason, e.g. ``gpt:default (cost: est. $0.01 > ...)``."""
+        parts = [f"{c.route} ({c.rejection()})" for c in self.candidates if c.reasons]
         return ", ".join(parts) or "no candidate routes"
 
 
@@ -178,55 +208,50 @@ def _check(policy: Policy, cand: Candidate, facts: RequestFacts, limits: Limits,
            label: Label, forced: bool) -> None:
     if cand.route == taxonomy.SWARM_ROUTE:
         if not policy.swarm.enabled:
-            cand.reasons.append("disabled")
+            cand.reject("disabled", "swarm is disabled in the policy")
         for role_route in {policy.swarm.planner, policy.swarm.worker, policy.swarm.aggregator}:
             if role_route not in policy.routes:
-                cand.reasons.append("disabled")
-                cand.details.append(f"swarm needs route {role_route}, whose backend is disabled")
+                cand.reject("disabled", f"swarm needs route {role_route}, whose backend is disabled")
                 break
         if not forced and label.subtasks < policy.swarm.min_subtasks:
-            cand.reasons.append("mode")
-            cand.details.append(f"{label.subtasks} subtask(s) < swarm.min_subtasks {policy.swarm.min_subtasks}")
+            cand.reject("mode", f"{label.subtasks} subtask(s) < swarm.min_subtasks {policy.swarm.min_subtasks}")
         if facts.has_tools:
-            cand.reasons.append("tools")
-            cand.details.append("sub-agents are text workers; client tools need a single-agent route")
+            cand.reject("tools", "sub-agents are text workers; client tools need a single-agent route")
         if cand.reasons:
             return
-        backend_names = {policy.swarm.planner.partition(":")[0], policy.swarm.worker.partition(":")[0]}
+        backend_names: tuple[str, ...] = tuple(sorted({policy.swarm.planner.partition(":")[0],
+                                                       policy.swarm.worker.partition(":")[0]}))
     else:
         backend = policy.backends[cand.backend]
-        backend_names = {cand.backend}
+        backend_names = (cand.backend,)
         if cand.route not in policy.routes:
-            cand.reasons.append("disabled")
-            cand.details.append(f"backend {cand.backend} is disabled (missing URL or key)")
-            return
-        missing = facts.modalities - set(backend.modalities)
-        if missing:
-            cand.reasons.append("modality")
-            cand.details.append(f"{cand.backend} does not take {', '.join(sorted(missing))} input")
+            cand.reject("disabled", f"backend {cand.backend} is disabled (missing URL or key)")
+        if facts.images or facts.videos:
+            missing = facts.modalities.difference(backend.modalities)
+            if missing:
+                cand.reject("modality", f"{cand.backend} does not take {', '.join(sorted(missing))} input")
         if facts.has_tools and not backend.supports_tools:
-            cand.reasons.append("tools")
+            cand.reject("tools", f"{cand.backend} does not support tools")
         needed = cand.input_tokens + cand.output_tokens
         if needed > backend.context_window:
-            cand.reasons.append("context")
-            cand.details.append(f"~{needed} tokens > context window {backend.context_window}")
-    for name in sorted(backend_names):
+            cand.reject("context", f"~{needed} tokens > context window {backend.context_window}")
+    for name in backend_names:
         load = signals.backend(name)
         backend = policy.backends[name]
         if load.circuit == "open":
-            cand.reasons.append("circuit_open")
-            cand.details.append(f"circuit of {name} is open")
-        elif load.inflight >= backend.max_concurrency or (
-                load.queue_waiting is not None and backend.queue_capacity
-                and load.queue_waiting >= backend.queue_capacity):
-            cand.reasons.append("capacity")
-            cand.details.append(f"{name} saturated (in flight {load.inflight}, queue {load.queue_waiting})")
+            cand.reject("circuit_open", f"circuit of {name} is open")
+        elif load.inflight >= backend.max_concurrency:
+            cand.reject("capacity", f"{name} has {load.inflight} requests in flight "
+                                    f"(max_concurrency {backend.max_concurrency})")
+        elif (load.queue_waiting is not None and backend.queue_capacity
+              and load.queue_waiting >= backend.queue_capacity):
+            cand.reject("capacity", f"{name} engine queue {load.queue_waiting:g} >= queue_capacity "
+                                    f"{backend.queue_capacity}")
+            cand.queued = True
     if cand.cost_usd > limits.max_cost_usd:
-        cand.reasons.append("cost")
-        cand.details.append(f"est. ${cand.cost_usd:.6f} > ceiling ${limits.max_cost_usd:g}")
+        cand.reject("cost", f"est. ${cand.cost_usd:.6f} > ceiling ${limits.max_cost_usd:g}")
     if cand.latency_ms > limits.latency_budget_ms:
-        cand.reasons.append("latency")
-        cand.details.append(f"est. {cand.latency_ms:.0f} ms > budget {limits.latency_budget_ms:g} ms")
+        cand.reject("latency", f"est. {cand.latency_ms:.0f} ms > budget {limits.latency_budget_ms:g} ms")
 
 
 def _rank(policy: Policy, feasible: list[Candidate], min_quality: float) -> list[Candidate]:
@@ -237,7 +262,8 @@ def _rank(policy: Policy, feasible: list[Candidate], min_quality: float) -> list
         return sorted(feasible, key=lambda c: (-c.quality, c.cost_usd, order[c.route]))
     # cheapest_meeting_quality: those meeting the floor by cost; if none does, the best quality.
     good = sorted((c for c in feasible if c.quality >= min_quality), key=lambda c: (c.cost_usd, order[c.route]))
-    rest = sorted((c for c in feasible if c.quality < min_quality), key=lambda c: (-c.quality, c.cost_usd))
+    rest = sorted((c for c in feasible if c.quality < min_quality),
+                  key=lambda c: (-c.quality, c.cost_usd, order[c.route]))
     return good + rest
 
 
@@ -257,13 +283,22 @@ def decide(policy: Policy, facts: RequestFacts, label: Label, limits: Limits, si
         candidates.append(cand)
     task_rule = policy.tasks.get(label.task_type)
     min_quality = task_rule.min_quality if task_rule and task_rule.min_quality is not None else policy.min_quality
-    ranked = _rank(policy, [c for c in candidates if c.feasible], min_quality)
+    feasible = [c for c in candidates if not c.reasons]
+    if not feasible:
+        # Nowhere to spill to: queue on the saturated self-hosted pool rather than refuse.
+        queued = [c for c in candidates if c.queued and c.reasons == ["capacity"]]
+        for cand in queued:
+            cand.details.append("engine queue full, but no other route fits: queued here")
+            cand.reasons.clear()
+            cand.why.clear()
+        feasible = queued
+    ranked = _rank(policy, feasible, min_quality)
     decision = Decision(task_type=label.task_type, confidence=label.confidence, limits=limits,
                         objective=policy.objective, candidates=candidates,
                         chosen=ranked[0] if ranked else None, fallbacks=ranked[1:])
     if decision.chosen is None and policy.on_infeasible == "best_effort":
         # Closest to the contract: only money/time were the problem; cheapest (or fastest) first.
-        soft = [c for c in candidates if set(c.reasons) <= {"cost", "latency"}]
+        soft = [c for c in candidates if _MONEY_AND_TIME.issuperset(c.reasons)]
         key = (lambda c: c.latency_ms) if policy.objective == "fastest" else (lambda c: c.cost_usd)
         soft.sort(key=key)
         if soft:

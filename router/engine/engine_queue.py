@@ -47,7 +47,10 @@ def parse_engine_metrics(text: str) -> tuple[float | None, float | None, float |
 
 
 class EngineQueueScraper:
-    def __init__(self, live: LiveState, policy: Callable[[], Policy], *, interval_s: float = 1.0,
+    """Scrapes every ``policy.engine_metrics.scrape_interval_s`` (re-read each round, so a reload
+    applies), unless ``interval_s`` fixes it."""
+
+    def __init__(self, live: LiveState, policy: Callable[[], Policy], *, interval_s: float | None = None,
                  on_reading: Callable[[str, float | None], None] | None = None) -> None:
         self._live = live
         self._policy = policy
@@ -65,19 +68,24 @@ class EngineQueueScraper:
                 await self._task
 
     async def _run(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=max(0.5, self._interval_s))
-        async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as session:
+        async with aiohttp.ClientSession(trust_env=False) as session:
             while True:
-                targets = {n: b.metrics_url for n, b in self._policy().backends.items()
-                           if b.enabled and b.metrics_url}
-                await asyncio.gather(*(self._scrape(session, n, url) for n, url in targets.items()))
-                await asyncio.sleep(self._interval_s)
+                policy = self._policy()
+                settings = policy.engine_metrics
+                timeout = aiohttp.ClientTimeout(total=settings.scrape_timeout_s)
+                targets = {n: b.metrics_url for n, b in policy.backends.items() if b.enabled and b.metrics_url}
+                await asyncio.gather(*(self._scrape(session, n, url, timeout) for n, url in targets.items()))
+                await asyncio.sleep(self._interval_s or settings.scrape_interval_s)
 
-    async def _scrape(self, session: aiohttp.ClientSession, backend: str, url: str) -> None:
+    async def _scrape(self, session: aiohttp.ClientSession, backend: str, url: str,
+                      client_timeout: aiohttp.ClientTimeout) -> None:
         try:
-            async with session.get(url) as resp:
+            async with session.get(url, timeout=client_timeout) as resp:
                 text = await resp.text() if resp.status == 200 else ""
         except (TimeoutError, aiohttp.ClientError):
+            text = ""
+        except Exception:  # never let one odd reply stop the scraper
+            log.exception("engine metrics scrape of %s failed", backend)
             text = ""
         waiting, running, kv = parse_engine_metrics(text) if text else (None, None, None)
         self._live.set_queue(backend, waiting=waiting, running=running, kv_usage=kv)

@@ -54,16 +54,27 @@ def format_table(explained: dict[str, Any]) -> str:
         "",
         f"{'route':<20} {'est. cost $':>12} {'est. ms':>10} {'quality':>8}  verdict",
     ]
+    fallbacks = explained["fallbacks"]
     for c in explained["candidates"]:
-        verdict = "ok" if c["feasible"] else "rejected: " + "; ".join(c["notes"] or c["rejected_because"])
         if c["route"] == explained["choice"]:
             verdict = "CHOSEN"
+        elif c["route"] in fallbacks:
+            verdict = f"fallback {fallbacks.index(c['route']) + 1}"
+        elif c["feasible"]:
+            verdict = "ok"
+        else:
+            verdict = "rejected: " + "; ".join(f"{r} ({w})" for r, w in zip(c["rejected_because"], c["why"],
+                                                                           strict=True))
+        if c["notes"]:
+            verdict += " [" + "; ".join(c["notes"]) + "]"
         lines.append(f"{c['route']:<20} {c['estimated_cost_usd']:>12.6f} {c['estimated_latency_ms']:>10.0f} "
                      f"{c['quality']:>8.2f}  {verdict}")
     lines.append("")
     lines.append(f"choice      {explained['choice'] or 'none (infeasible)'}"
                  + (" (best effort)" if explained.get("best_effort") else ""))
-    lines.append(f"fallbacks   {' -> '.join(explained['fallbacks']) or '-'}")
+    lines.append(f"fallbacks   {' -> '.join(fallbacks) or '-'}")
+    if explained.get("rejection"):
+        lines.append(f"why none    {explained['rejection']}")
     if "swarm" in explained:
         s = explained["swarm"]
         lines.append(f"swarm       {s['agents_planned']} agents planned (max {s['max_agents']}, "

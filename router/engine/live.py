@@ -1,26 +1,45 @@
 """Live per-route and per-backend state: EWMA latency estimates, circuits, in-flight counts, queue.
 
 It implements ``Signals`` for the decision and survives policy reloads (state is keyed by name;
-settings come from the policy in force).
+settings come from the policy in force). A request that started under an older policy may still
+ask about a route or backend the new policy dropped: it gets the last values known (or neutral
+ones), never a KeyError.
+
+Latency model per route: ``ttft_ms + generated_tokens / output_tokens_per_s``. Streams measure
+both terms directly. A non-streamed answer only shows the total, so the prediction is rescaled to
+the observed total (both terms by the same factor): the sum is learned exactly, the split is kept.
+An estimate nobody has refreshed for ``STALE_AFTER_S`` relaxes back towards the policy's prior, so
+a route that was slow once is tried again rather than shunned forever.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from router.engine.circuit import CircuitBreaker
 from router.engine.signals import BackendSignals, RouteSignals
-from router.policy.model import Policy
+from router.policy.model import CircuitSettings, Policy
 
-# Weight of the newest observation. 0.2 moves the estimate most of the way within ~10 requests.
-EWMA_ALPHA = 0.2
+# Weight of the newest observation. 0.3 moves the estimate 97% of the way within 10 requests.
+EWMA_ALPHA = 0.3
+STALE_AFTER_S = 60.0
+RELAX_HALF_LIFE_S = 60.0
+# Output tokens of a typical request, to turn throughput into a service time for queue waits.
+TYPICAL_OUTPUT_TOKENS = 300
+_NEUTRAL = RouteSignals(500.0, 60.0)
+_NO_QUEUE_WAIT_MS = 0.0
 
 
 @dataclass(slots=True)
 class _RouteStat:
     ttft_ms: float
     tokens_per_s: float
+    prior_ttft_ms: float
+    prior_tokens_per_s: float
     samples: int = 0
+    last_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -31,8 +50,9 @@ class _EngineQueue:
 
 
 class LiveState:
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._policy = policy
+        self._clock = clock
         self._routes: dict[str, _RouteStat] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
         self._inflight: dict[str, int] = {}
@@ -44,43 +64,61 @@ class LiveState:
         for name in policy.backends:
             breaker = self._breakers.get(name)
             if breaker is None or breaker.settings != policy.circuit:
-                self._breakers[name] = CircuitBreaker(policy.circuit)
+                self._breakers[name] = CircuitBreaker(policy.circuit, self._clock)
             self._inflight.setdefault(name, 0)
             self._queues.setdefault(name, _EngineQueue())
         for route in policy.routes:
-            if route not in self._routes:
-                backend = policy.backends[route.partition(":")[0]]
-                self._routes[route] = _RouteStat(backend.latency.ttft_ms, backend.latency.output_tokens_per_s)
+            latency = policy.backends[route.partition(":")[0]].latency
+            stat = self._routes.get(route)
+            if stat is None:
+                self._routes[route] = _RouteStat(latency.ttft_ms, latency.output_tokens_per_s,
+                                                 latency.ttft_ms, latency.output_tokens_per_s)
+            else:  # keep what was learned; relax towards the new prior
+                stat.prior_ttft_ms, stat.prior_tokens_per_s = latency.ttft_ms, latency.output_tokens_per_s
 
     # --- Signals -----------------------------------------------------------------------------
     def route(self, route: str) -> RouteSignals:
         stat = self._routes.get(route)
         if stat is None:
-            backend = self._policy.backends[route.partition(":")[0]]
+            backend = self._policy.backends.get(route.partition(":")[0])
+            if backend is None:
+                return _NEUTRAL
             return RouteSignals(backend.latency.ttft_ms, backend.latency.output_tokens_per_s)
+        if stat.samples:
+            age = self._clock() - stat.last_at
+            if age > STALE_AFTER_S:
+                keep = 0.5 ** ((age - STALE_AFTER_S) / RELAX_HALF_LIFE_S)
+                return RouteSignals(stat.prior_ttft_ms + (stat.ttft_ms - stat.prior_ttft_ms) * keep,
+                                    stat.prior_tokens_per_s + (stat.tokens_per_s - stat.prior_tokens_per_s) * keep)
         return RouteSignals(stat.ttft_ms, stat.tokens_per_s)
 
     def backend(self, backend: str) -> BackendSignals:
-        queue = self._queues.get(backend) or _EngineQueue()
-        wait_ms = 0.0
-        if queue.waiting and queue.running:
-            # Little's law, roughly: each waiting request ahead of us costs one service time / slots.
-            service_ms = self._mean_service_ms(backend)
-            wait_ms = queue.waiting * service_ms / max(queue.running, 1.0)
+        queue = self._queues.get(backend)
         breaker = self._breakers.get(backend)
-        return BackendSignals(circuit=breaker.state if breaker else "closed",
-                              inflight=self._inflight.get(backend, 0),
-                              queue_waiting=queue.waiting, queue_wait_ms=wait_ms)
+        circuit = breaker.state if breaker is not None else "closed"
+        inflight = self._inflight.get(backend, 0)
+        if queue is None or queue.waiting is None:
+            return BackendSignals(circuit=circuit, inflight=inflight)
+        wait_ms = _NO_QUEUE_WAIT_MS
+        if queue.waiting > 0:
+            # Little's law, roughly: slots free up at running / service time; we wait for those ahead.
+            wait_ms = queue.waiting * self._mean_service_ms(backend) / max(queue.running or 0.0, 1.0)
+        return BackendSignals(circuit=circuit, inflight=inflight, queue_waiting=queue.waiting,
+                              queue_wait_ms=wait_ms)
 
     def _mean_service_ms(self, backend: str) -> float:
-        stats = [s for r, s in self._routes.items() if r.startswith(backend + ":")]
-        if not stats:
-            return 1000.0
-        return sum(s.ttft_ms + 300 / s.tokens_per_s * 1000 for s in stats) / len(stats)
+        prefix = backend + ":"
+        total, count = 0.0, 0
+        for name, stat in self._routes.items():
+            if name.startswith(prefix):
+                total += stat.ttft_ms + TYPICAL_OUTPUT_TOKENS / stat.tokens_per_s * 1000.0
+                count += 1
+        return total / count if count else 1000.0
 
     # --- observations --------------------------------------------------------------------------
     def observe_latency(self, route: str, *, ttft_ms: float | None, output_tokens: int,
                         generation_s: float | None) -> None:
+        """A stream: time to the first token and the generation speed after it, measured apart."""
         stat = self._routes.get(route)
         if stat is None:
             return
@@ -89,9 +127,31 @@ class LiveState:
         if generation_s and generation_s > 0.005 and output_tokens >= 8:
             stat.tokens_per_s += EWMA_ALPHA * (output_tokens / generation_s - stat.tokens_per_s)
         stat.samples += 1
+        stat.last_at = self._clock()
+
+    def observe_total(self, route: str, *, total_ms: float, output_tokens: int) -> None:
+        """A non-streamed answer: only the whole duration is known (see the module docstring)."""
+        stat = self._routes.get(route)
+        if stat is None or total_ms <= 0:
+            return
+        if output_tokens < 8:  # nearly all of it was the wait for the first token
+            stat.ttft_ms += EWMA_ALPHA * (total_ms - stat.ttft_ms)
+        else:
+            predicted = stat.ttft_ms + output_tokens / stat.tokens_per_s * 1000.0
+            scale = min(50.0, max(0.02, total_ms / predicted))
+            stat.ttft_ms += EWMA_ALPHA * (stat.ttft_ms * scale - stat.ttft_ms)
+            stat.tokens_per_s += EWMA_ALPHA * (stat.tokens_per_s / scale - stat.tokens_per_s)
+        stat.samples += 1
+        stat.last_at = self._clock()
 
     def breaker(self, backend: str) -> CircuitBreaker:
-        return self._breakers[backend]
+        breaker = self._breakers.get(backend)
+        if breaker is None:  # a backend of an older (or newer) policy than the one applied
+            breaker = self._breakers[backend] = CircuitBreaker(self._circuit_settings(), self._clock)
+        return breaker
+
+    def _circuit_settings(self) -> CircuitSettings:
+        return self._policy.circuit
 
     def circuit_states(self) -> dict[str, str]:
         return {name: b.state for name, b in self._breakers.items()}
@@ -110,8 +170,13 @@ class LiveState:
 
     def queue(self, backend: str) -> dict[str, float | None]:
         q = self._queues.get(backend) or _EngineQueue()
-        return {"waiting": q.waiting, "running": q.running, "kv_cache_usage": q.kv_usage}
+        return {"waiting": q.waiting, "running": q.running, "kv_cache_usage": q.kv_usage,
+                "expected_wait_ms": round(self.backend(backend).queue_wait_ms, 1)}
 
     def route_stats(self) -> dict[str, dict[str, float]]:
-        return {r: {"ttft_ms": round(s.ttft_ms, 1), "output_tokens_per_s": round(s.tokens_per_s, 1),
-                    "samples": s.samples} for r, s in self._routes.items()}
+        out: dict[str, dict[str, float]] = {}
+        for name, stat in self._routes.items():
+            now = self.route(name)
+            out[name] = {"ttft_ms": round(now.ttft_ms, 1), "output_tokens_per_s": round(now.output_tokens_per_s, 1),
+                         "samples": stat.samples}
+        return out

@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 # Rough token cost of one image / video part as an input (providers charge ~1-2k for an image).
 IMAGE_TOKENS = 1_500
 VIDEO_TOKENS = 8_000
+# Chat templates wrap every message in a few tokens of role markers.
+MESSAGE_OVERHEAD_TOKENS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +23,7 @@ class RequestFacts:
     has_tools: bool
     max_output_tokens: int | None  # what the client asked for, if anything
     stream: bool
+    messages: int = 1
 
     @property
     def input_tokens(self) -> int:
@@ -28,7 +33,8 @@ class RequestFacts:
     @property
     def input_tokens_upper(self) -> int:
         """A safe upper bound (one token per 3 UTF-8 bytes covers CJK text) used to cap spend."""
-        return self.text_bytes // 3 + 16 + self.images * IMAGE_TOKENS * 2 + self.videos * VIDEO_TOKENS * 2
+        return (self.text_bytes // 3 + 16 + self.messages * MESSAGE_OVERHEAD_TOKENS
+                + self.images * IMAGE_TOKENS * 2 + self.videos * VIDEO_TOKENS * 2)
 
     @property
     def modalities(self) -> frozenset[str]:
@@ -41,12 +47,26 @@ class RequestFacts:
 
 
 def extract_facts(body: dict[str, Any]) -> RequestFacts:
+    """Counts text (tool definitions and earlier tool calls included: they are prompt tokens too)."""
     chars = 0
     nbytes = 0
     images = 0
     videos = 0
-    for message in body.get("messages") or ():
-        content = message.get("content") if isinstance(message, dict) else None
+    messages = body.get("messages") or ()
+    tools = body.get("tools")
+    if tools:
+        raw = orjson.dumps(tools)
+        chars += len(raw)  # JSON schemas are ASCII in practice; bytes bound chars anyway
+        nbytes += len(raw)
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        calls = message.get("tool_calls")
+        if calls:
+            raw = orjson.dumps(calls)
+            chars += len(raw)
+            nbytes += len(raw)
+        content = message.get("content")
         if isinstance(content, str):
             chars += len(content)
             nbytes += len(content.encode("utf-8", "surrogatepass"))
@@ -65,7 +85,8 @@ def extract_facts(body: dict[str, Any]) -> RequestFacts:
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
     return RequestFacts(
         text_chars=chars, text_bytes=nbytes, images=images, videos=videos,
-        has_tools=bool(body.get("tools")),
+        has_tools=bool(tools),
         max_output_tokens=limit if isinstance(limit, int) and limit > 0 else None,
         stream=bool(body.get("stream")),
+        messages=len(messages) if isinstance(messages, list) else 1,
     )

@@ -7,17 +7,19 @@ Every problem is collected (not just the first) and named by its path and the fi
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import os
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from router import taxonomy
 from router.policy.model import Policy
@@ -82,17 +84,40 @@ def interpolate(value: Any, env: Mapping[str, str], path: str = "", problems: li
     return value
 
 
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The policy model class that the mapping at ``loc`` is validated against, if any."""
+    node: Any = Policy
+    expect_key = False
+    for part in loc:
+        if expect_key:
+            expect_key = False
+            continue
+        if not (isinstance(node, type) and issubclass(node, BaseModel)) or part not in node.model_fields:
+            return None
+        node = node.model_fields[str(part)].annotation
+        if typing.get_origin(node) is dict:
+            node, expect_key = typing.get_args(node)[1], True
+    return node if isinstance(node, type) and issubclass(node, BaseModel) and not expect_key else None
+
+
 def _schema_problems(exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors(include_url=False):
         loc = ""
         for part in err["loc"]:
             loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (check its spelling against router/policy/schema.json)"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
+        msg = err["msg"].removeprefix("Value error, ")
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            model = _model_at(err["loc"][:-1])
+            known = sorted(model.model_fields) if model is not None else []
+            close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
+            msg = "unknown key" + (f"; did you mean '{close[0]}'?" if close else "") + (
+                f" (known here: {', '.join(known)})" if known else " (see router/policy/schema.json)")
+        elif kind == "missing":
+            msg = "required key is missing; add it (see router/policy/schema.json)"
+        elif "input" in err and not isinstance(err["input"], dict | list):
+            msg += f"; got {err['input']!r}"
         problems.append(f"{loc or '<root>'}: {msg}")
     return problems
 
@@ -121,6 +146,14 @@ def semantic_problems(policy: Policy) -> list[str]:
         for i, route in enumerate(rule.candidates):
             if (p := _route_problem(route, policy, f"tasks.{task}.candidates[{i}]")) is not None:
                 problems.append(p)
+        seen = [r for i, r in enumerate(rule.candidates) if r in rule.candidates[:i]]
+        if seen:
+            problems.append(f"tasks.{task}.candidates: {', '.join(sorted(set(seen)))} listed twice (keep one)")
+        priors = policy.quality.get(task, {})
+        for route in rule.candidates:
+            if route not in priors and _route_problem(route, policy, "") is None:
+                problems.append(f"quality.{task}: no prior for candidate '{route}' (add quality.{task}.{route}: "
+                                f"a score in [0, 1], and name its source in quality_sources.{task})")
     missing = [t for t in taxonomy.TASK_TYPES if t not in policy.tasks]
     if missing:
         problems.append(f"tasks: no candidates for {', '.join(missing)} (add a tasks.<type>.candidates list)")
@@ -132,6 +165,13 @@ def semantic_problems(policy: Policy) -> list[str]:
                 problems.append(p)
             if not 0 <= q <= 1:
                 problems.append(f"quality.{task}.{route}: {q} is outside [0, 1]")
+    for task in policy.quality:
+        if task in taxonomy.TASK_TYPES and not policy.quality_sources.get(task):
+            problems.append(f"quality_sources.{task}: the priors of quality.{task} name no source "
+                            f"(add the benchmark and where its scores come from)")
+    if policy.retry.backoff_base_ms > policy.retry.backoff_max_ms:
+        problems.append(f"retry.backoff_base_ms: {policy.retry.backoff_base_ms:g} > retry.backoff_max_ms "
+                        f"{policy.retry.backoff_max_ms:g} (raise backoff_max_ms or lower the base)")
     for task in policy.estimates:
         if task not in taxonomy.TASK_TYPES:
             problems.append(f"estimates.{task}: unknown task type")

@@ -31,14 +31,14 @@ class _Strict(BaseModel):
 class Pricing(_Strict):
     """USD per million tokens, or, for a self-hosted pool, its GPU-hour cost and throughput."""
 
-    input_per_mtok: float | None = Field(None, ge=0)
-    cached_input_per_mtok: float | None = Field(None, ge=0)
-    output_per_mtok: float | None = Field(None, ge=0)
-    gpu_hour_usd: float | None = Field(None, ge=0, description="whole pool, per hour")
+    input_per_mtok: float | None = Field(default=None, ge=0)
+    cached_input_per_mtok: float | None = Field(default=None, ge=0)
+    output_per_mtok: float | None = Field(default=None, ge=0)
+    gpu_hour_usd: float | None = Field(default=None, ge=0, description="whole pool, per hour")
     throughput_tokens_per_s: float | None = Field(
-        None, gt=0, description="pool's measured aggregate generation throughput")
+        default=None, gt=0, description="pool's measured aggregate generation throughput")
     input_cost_ratio: float = Field(
-        0.1, ge=0, description="self-hosted: price of an input token relative to an output token "
+        default=0.1, ge=0, description="self-hosted: price of an input token relative to an output token "
                                "(prefill is far cheaper than decode)")
 
     @model_validator(mode="after")
@@ -64,8 +64,8 @@ class Pricing(_Strict):
 class LatencyPrior(_Strict):
     """Seed values for the live estimates (replaced by observed EWMAs as traffic flows)."""
 
-    ttft_ms: float = Field(500, gt=0)
-    output_tokens_per_s: float = Field(60, gt=0)
+    ttft_ms: float = Field(default=500, gt=0)
+    output_tokens_per_s: float = Field(default=60, gt=0)
 
 
 class Backend(_Strict):
@@ -77,19 +77,19 @@ class Backend(_Strict):
     requires_key: bool = True
     enabled: bool = True
     pricing: Pricing
-    context_window: int = Field(128_000, gt=0)
-    max_output_tokens: int = Field(32_768, gt=0)
+    context_window: int = Field(default=128_000, gt=0)
+    max_output_tokens: int = Field(default=32_768, gt=0)
     modalities: tuple[Modality, ...] = ("text",)
     modes: tuple[KimiMode, ...] = ("default",)
     supports_tools: bool = True
     thinks_by_default: bool = Field(
-        False, description="the 'default' mode reasons before answering (e.g. GPT-5.x)")
-    max_concurrency: int = Field(64, gt=0)
-    timeout_s: float = Field(120, gt=0)
-    connect_timeout_s: float = Field(5, gt=0)
-    metrics_url: str = Field("", description="engine Prometheus endpoint (vLLM/SGLang) for queue depth")
+        default=False, description="the 'default' mode reasons before answering (e.g. GPT-5.x)")
+    max_concurrency: int = Field(default=64, gt=0)
+    timeout_s: float = Field(default=120, gt=0)
+    connect_timeout_s: float = Field(default=5, gt=0)
+    metrics_url: str = Field(default="", description="engine Prometheus endpoint (vLLM/SGLang) for queue depth")
     queue_capacity: int = Field(
-        16, ge=0, description="engine queue depth at which the pool counts as saturated")
+        default=16, ge=0, description="engine queue depth at which the pool counts as saturated")
     latency: LatencyPrior = LatencyPrior()
 
     @property
@@ -99,34 +99,41 @@ class Backend(_Strict):
 
 class TaskRule(_Strict):
     candidates: tuple[str, ...] = Field(min_length=1, description="routes in order of preference")
-    min_quality: float | None = Field(None, ge=0, le=1, description="overrides the policy's min_quality")
+    min_quality: float | None = Field(default=None, ge=0, le=1, description="overrides the policy's min_quality")
 
 
 class Defaults(_Strict):
-    max_cost_usd: float = Field(1.0, gt=0)
-    latency_budget_ms: float = Field(120_000, gt=0)
+    max_cost_usd: float = Field(default=1.0, gt=0)
+    latency_budget_ms: float = Field(default=120_000, gt=0)
 
 
 class OutputEstimate(_Strict):
     """Expected answer and reasoning tokens for a task type (before the answer-length hint)."""
 
     output_tokens: int = Field(gt=0)
-    reasoning_tokens: int = Field(0, ge=0, description="extra tokens when the route thinks")
+    reasoning_tokens: int = Field(default=0, ge=0, description="extra tokens when the route thinks")
 
 
 class RetrySettings(_Strict):
-    attempts_per_route: int = Field(2, ge=1, le=5)
-    backoff_base_ms: float = Field(50, ge=0)
-    backoff_max_ms: float = Field(2_000, ge=0)
-    max_retry_after_s: float = Field(5, ge=0, description="longer retry-after means: move on")
+    attempts_per_route: int = Field(default=2, ge=1, le=5)
+    backoff_base_ms: float = Field(default=50, ge=0)
+    backoff_max_ms: float = Field(default=2_000, ge=0)
+    max_retry_after_s: float = Field(default=5, ge=0, description="longer retry-after means: move on")
 
 
 class CircuitSettings(_Strict):
-    consecutive_failures: int = Field(5, ge=1)
-    error_rate: float = Field(0.5, gt=0, le=1)
-    window: int = Field(20, ge=2, description="recent attempts the error rate is computed over")
-    open_s: float = Field(10, gt=0, description="how long an open circuit rejects before probing")
-    half_open_probes: int = Field(1, ge=1)
+    consecutive_failures: int = Field(default=5, ge=1)
+    error_rate: float = Field(default=0.5, gt=0, le=1)
+    window: int = Field(default=20, ge=2, description="recent attempts the error rate is computed over")
+    open_s: float = Field(default=10, gt=0, description="how long an open circuit rejects before probing")
+    half_open_probes: int = Field(default=1, ge=1)
+
+
+class EngineMetricsSettings(_Strict):
+    """How often the self-hosted engines' Prometheus endpoints (``backends.*.metrics_url``) are read."""
+
+    scrape_interval_s: float = Field(default=1.0, gt=0, le=60, description="seconds between two scrapes")
+    scrape_timeout_s: float = Field(default=1.0, gt=0, le=30, description="a slower scrape counts as no reading")
 
 
 class SwarmSettings(_Strict):
@@ -134,15 +141,15 @@ class SwarmSettings(_Strict):
     planner: str = "kimi:thinking"
     worker: str = "kimi:instant"
     aggregator: str = "kimi:thinking"
-    max_agents: int = Field(100, ge=1, le=100)
-    concurrency: int = Field(32, ge=1, description="sub-agents in flight at once, per swarm")
-    agent_timeout_s: float = Field(60, gt=0)
-    min_subtasks: int = Field(3, ge=2, description="auto picks swarm only from this many subtasks")
-    worker_output_tokens: int = Field(400, gt=0)
+    max_agents: int = Field(default=100, ge=1, le=100)
+    concurrency: int = Field(default=32, ge=1, description="sub-agents in flight at once, per swarm")
+    agent_timeout_s: float = Field(default=60, gt=0)
+    min_subtasks: int = Field(default=3, ge=2, description="auto picks swarm only from this many subtasks")
+    worker_output_tokens: int = Field(default=400, gt=0)
 
 
 class ClassifierSettings(_Strict):
-    confidence_floor: float = Field(0.35, ge=0, le=1)
+    confidence_floor: float = Field(default=0.35, ge=0, le=1)
     fallback_task_type: str = "reasoning"
 
 
@@ -158,17 +165,18 @@ class Policy(_Strict):
     estimates: dict[str, OutputEstimate] = Field(default_factory=dict)
     defaults: Defaults = Defaults()
     objective: Objective = "cheapest_meeting_quality"
-    min_quality: float = Field(0.0, ge=0, le=1)
+    min_quality: float = Field(default=0.0, ge=0, le=1)
     on_infeasible: Literal["reject", "best_effort"] = "reject"
     retry: RetrySettings = RetrySettings()
     circuit: CircuitSettings = CircuitSettings()
+    engine_metrics: EngineMetricsSettings = EngineMetricsSettings()
     swarm: SwarmSettings = SwarmSettings()
     classifier: ClassifierSettings = ClassifierSettings()
 
     @cached_property
     def routes(self) -> dict[str, tuple[str, str]]:
         """Every route of an enabled backend: name -> (backend, mode)."""
-        table = {f"{name}:{mode}": (name, mode)
+        table: dict[str, tuple[str, str]] = {f"{name}:{mode}": (name, mode)
                  for name, backend in self.backends.items() if backend.enabled
                  for mode in backend.modes}
         return table
