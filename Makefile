@@ -15,7 +15,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Everything comes from the hashed lock files; the project itself is installed without deps.
-$(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/python
+$(VENV)/.installed: requirements.lock requirements-build.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --require-hashes --no-deps -r requirements-build.lock
 	$(BIN)/pip install -q --require-hashes --no-deps -r requirements.lock
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
