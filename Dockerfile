@@ -16,14 +16,15 @@ RUN python -m venv --without-pip /opt/venv
 WORKDIR /src
 # Dependencies first, so a code change reuses this layer. --require-hashes: every wheel must match
 # the lock (litellm is pinned exactly; two of its releases were malicious).
-COPY requirements.lock ./
-RUN python -m pip --python /opt/venv/bin/python install --require-hashes --no-deps -r requirements.lock
+COPY requirements.lock requirements-build.lock ./
+RUN python -m pip --python /opt/venv/bin/python install --require-hashes --no-deps -r requirements.lock \
+    && python -m pip install --require-hashes --no-deps -r requirements-build.lock
 COPY pyproject.toml README.md ./
 COPY router ./router
 COPY classifiers ./classifiers
 COPY policies ./policies
-# The project itself, without touching the locked dependencies.
-RUN python -m pip --python /opt/venv/bin/python install --no-deps .
+# The project itself, without touching the locked dependencies; built with the hash-pinned build tools.
+RUN python -m pip --python /opt/venv/bin/python install --no-deps --no-build-isolation .
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="model-router" \
