@@ -32,7 +32,10 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["demo"] = True
     settings = Settings(**overrides)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings)
+    from router.services import Services
+
+    # Built before the server starts, so a bad policy or artifact is one clear message, not a traceback.
+    app = create_app(settings, Services.build(settings))
     uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
                 access_log=False, log_level=settings.log_level.lower(), timeout_graceful_shutdown=30)
     return 0
@@ -152,7 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    from router.classifier import ClassifierArtifactError
+    from router.policy.loader import PolicyError
+
+    try:
+        result: int = args.func(args)
+    except (PolicyError, ClassifierArtifactError) as exc:
+        print(f"model-router: {exc}", file=sys.stderr)
+        return 1
     return result
 
 
