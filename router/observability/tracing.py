@@ -2,14 +2,20 @@
 
 Tree: ``router.request`` → ``router.classify``, ``router.decide``, one ``chat <model>`` span per
 upstream attempt (fallbacks are siblings), and for swarm ``router.swarm.plan`` /
-``router.swarm.agent`` / ``router.swarm.aggregate``. No prompt or answer text unless
-``ROUTER_LOG_PROMPTS`` opts in (then the messages sent upstream go into ``gen_ai.input.messages``).
-Enabled by the standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``
-variables (the OTLP/HTTP exporter reads the other ``OTEL_*`` settings itself), or by handing in a
-tracer provider (tests).
+``router.swarm.agent`` / ``router.swarm.aggregate`` (attempts made by an agent nest under it).
+No prompt or answer text unless ``ROUTER_LOG_PROMPTS`` opts in (then the messages sent upstream go
+into ``gen_ai.input.messages``). Enabled by the standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` /
+``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` variables (the SDK and the OTLP/HTTP exporter read the other
+``OTEL_*`` settings themselves), or by handing in a tracer provider (tests).
 
-When tracing is off every method returns at its first line, so the hot path pays one attribute
-check per call.
+Why spans are recorded here and not with the SDK's ``Tracer``: creating an SDK span costs ~15-25 µs
+of CPU (ids, sampler, attribute validation, locks, processor callbacks), and a request makes at
+least four — more than the whole per-request budget for metrics and tracing. So the hot path only
+notes what happened (name, ids, times, an attribute dict: ~2 µs a span) and, when the root span
+ends, hands the request's spans to one background thread that turns them into SDK ``ReadableSpan``
+objects and gives them to the provider's span processors (batching, OTLP export). Ids come from the
+provider's id generator and the root span is offered to the provider's sampler, so
+``OTEL_TRACES_SAMPLER`` works as usual. When tracing is off every method returns at its first line.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import contextlib
 import contextvars
 import logging
 import os
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -41,9 +49,57 @@ _REQUEST_PARAMS = (("max_tokens", "gen_ai.request.max_tokens"),
                    ("max_completion_tokens", "gen_ai.request.max_tokens"),
                    ("temperature", "gen_ai.request.temperature"), ("top_p", "gen_ai.request.top_p"))
 _MAX_CONTENT_CHARS = 16_384
+_INTERNAL, _SERVER, _CLIENT = 0, 1, 2  # opentelemetry.trace.SpanKind values
+
+
+class _Recorded:
+    """One span as the hot path notes it; turned into an SDK ``ReadableSpan`` off the hot path."""
+
+    __slots__ = ("attrs", "end_ns", "error", "kind", "name", "parent_id", "span_id", "start_ns")
+
+    def __init__(self, name: str, span_id: int, parent_id: int, attrs: dict[str, Any], kind: int,
+                 start_ns: int) -> None:
+        self.name = name
+        self.span_id = span_id
+        self.parent_id = parent_id
+        self.attrs = attrs
+        self.kind = kind
+        self.start_ns = start_ns
+        self.end_ns = 0
+        self.error: str | None = None
+
+
+class _Span:
+    """What callers get from ``span()`` / ``upstream_span()``: attributes and the outcome."""
+
+    __slots__ = ("_rec", "_request")
+
+    def __init__(self, rec: _Recorded, request: RequestTrace) -> None:
+        self._rec = rec
+        self._request = request
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self._rec.attrs[key] = value
+
+    def set_attributes(self, attrs: dict[str, Any]) -> None:
+        self._rec.attrs.update(attrs)
+
+    def failed(self, kind: str) -> None:
+        self._rec.error = kind
+        self._rec.attrs["error.type"] = kind
+
+    def succeeded(self, model: Any, usage: Usage, cost: float) -> None:
+        attrs = self._rec.attrs
+        attrs.update(_usage_attrs(model, usage, cost))
+        # The root span repeats who answered, whichever fallback (or swarm role) it was.
+        self._request.answered["gen_ai.provider.name"] = attrs.get("gen_ai.provider.name")
+        if "gen_ai.response.model" in attrs:
+            self._request.answered["gen_ai.response.model"] = attrs["gen_ai.response.model"]
 
 
 class _NullSpan:
+    __slots__ = ()
+
     def set_attribute(self, key: str, value: Any) -> None:
         return None
 
@@ -61,91 +117,68 @@ _NULL_SPAN = _NullSpan()
 
 
 class RequestTrace:
-    """The root ``router.request`` span of one request; it outlives the handler for streams.
+    """The root ``router.request`` span of one request and the spans under it.
 
-    The attempt that answers reports its provider and model here (``answered``) so the root span
-    carries the GenAI view of the whole request, whichever fallback produced it.
+    It outlives the handler for streams; ``end()`` (once) hands the whole tree to the exporter.
     """
 
-    def __init__(self, span: Any = None) -> None:
-        self.span = span
-        self.context: Any = None
-        self._answered: dict[str, Any] = {}
-        if span is not None:
-            from opentelemetry import trace
+    __slots__ = ("_exporter", "answered", "root", "spans", "trace_id_int")
 
-            self.context = trace.set_span_in_context(span)
+    def __init__(self, exporter: _Exporter | None = None, trace_id: int = 0, root: _Recorded | None = None) -> None:
+        self._exporter = exporter
+        self.trace_id_int = trace_id
+        self.root = root
+        self.spans: list[_Recorded] = [root] if root is not None else []
+        self.answered: dict[str, Any] = {}
+
+    @property
+    def recording(self) -> bool:
+        return self.root is not None and self.root.end_ns == 0
 
     @property
     def trace_id(self) -> str | None:
         """The W3C trace id (32 hex digits), for correlating the access log line with the trace."""
-        if self.span is None:
-            return None
-        ctx = self.span.get_span_context()
-        return f"{ctx.trace_id:032x}" if ctx.trace_id else None
+        return f"{self.trace_id_int:032x}" if self.root is not None else None
 
     @contextlib.contextmanager
     def activate(self) -> Iterator[None]:
-        if self.span is None:
+        """Make this the current request (and its root the current parent) for the code inside."""
+        if self.root is None:
             yield
             return
-        from opentelemetry import context
-
-        token = context.attach(self.context)
-        current = _CURRENT_REQUEST.set(self)
+        token = _CURRENT.set((self, self.root.span_id))
         try:
             yield
         finally:
-            _CURRENT_REQUEST.reset(current)
-            context.detach(token)
+            _CURRENT.reset(token)
 
-    def answered(self, attrs: dict[str, Any]) -> None:
-        self._answered.update(attrs)
+    def _child(self, name: str, parent_id: int, attrs: dict[str, Any], kind: int,
+               start_ns: int | None = None) -> _Recorded:
+        assert self._exporter is not None
+        rec = _Recorded(name, self._exporter.new_span_id(), parent_id, attrs, kind,
+                        time.time_ns() if start_ns is None else start_ns)
+        self.spans.append(rec)
+        return rec
 
     def end(self, attrs: dict[str, Any] | None = None, *, error: str | None = None) -> None:
-        if self.span is None or not self.span.is_recording():
+        root = self.root
+        if root is None or root.end_ns:
             return
-        if self._answered:
-            self.span.set_attributes(self._answered)
+        root.attrs.update(self.answered)
         if attrs:
-            self.span.set_attributes({k: v for k, v in attrs.items() if v is not None})
+            root.attrs.update(attrs)
         if error:
-            from opentelemetry.trace import Status, StatusCode
-
-            self.span.set_attribute("error.type", error)
-            self.span.set_status(Status(StatusCode.ERROR, error))
-        self.span.end()
-
-
-NO_TRACE = RequestTrace(None)
-# The request being served in this task (and the tasks it spawns): attempts report to its root span.
-_CURRENT_REQUEST: contextvars.ContextVar[RequestTrace] = contextvars.ContextVar("router_request_trace",
-                                                                               default=NO_TRACE)
+            root.error = error
+            root.attrs["error.type"] = error
+        root.end_ns = time.time_ns()
+        assert self._exporter is not None
+        self._exporter.submit(self)
 
 
-class _AttemptSpan:
-    def __init__(self, span: Any, request: RequestTrace = NO_TRACE) -> None:
-        self._span = span
-        self._request = request
-
-    def set_attribute(self, key: str, value: Any) -> None:
-        self._span.set_attribute(key, value)
-
-    def set_attributes(self, attrs: dict[str, Any]) -> None:
-        self._span.set_attributes(attrs)
-
-    def failed(self, kind: str) -> None:
-        from opentelemetry.trace import Status, StatusCode
-
-        self._span.set_attribute("error.type", kind)
-        self._span.set_status(Status(StatusCode.ERROR, kind))
-
-    def succeeded(self, model: Any, usage: Usage, cost: float) -> None:
-        self._span.set_attributes(_usage_attrs(model, usage, cost))
-        if self._request.span is not None:
-            attrs = self._span.attributes or {}
-            self._request.answered({k: attrs[k] for k in ("gen_ai.provider.name", "gen_ai.response.model")
-                                    if k in attrs})
+NO_TRACE = RequestTrace()
+# (request being served, current parent span id) in this task and the tasks it spawns.
+_CURRENT: contextvars.ContextVar[tuple[RequestTrace, int] | None] = contextvars.ContextVar(
+    "router_current_span", default=None)
 
 
 def _usage_attrs(model: Any, usage: Usage, cost: float) -> dict[str, Any]:
@@ -195,13 +228,135 @@ def _content(messages: Any) -> str:
     return text if len(text) <= _MAX_CONTENT_CHARS else text[:_MAX_CONTENT_CHARS] + "…"
 
 
+def _wall_ns(started_perf: float) -> int:
+    """A ``time.perf_counter()`` reading in the past, as wall-clock nanoseconds (span start times)."""
+    return time.time_ns() - int((time.perf_counter() - started_perf) * 1e9)
+
+
+class _Scope:
+    """``with tracer.span(...) as span``: ends the span on exit, failed with the exception's type."""
+
+    __slots__ = ("_nest", "_rec", "_request", "_token")
+
+    def __init__(self, request: RequestTrace, rec: _Recorded, nest: bool) -> None:
+        self._request = request
+        self._rec = rec
+        self._nest = nest
+        self._token: contextvars.Token[tuple[RequestTrace, int] | None] | None = None
+
+    def __enter__(self) -> _Span:
+        if self._nest:  # spans opened inside become children of this one
+            self._token = _CURRENT.set((self._request, self._rec.span_id))
+        return _Span(self._rec, self._request)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        rec = self._rec
+        if self._token is not None:
+            _CURRENT.reset(self._token)
+        if exc is not None and rec.error is None:  # e.g. cancelled by a client disconnect
+            rec.error = getattr(exc, "kind", None) or type(exc).__name__
+            rec.attrs["error.type"] = rec.error
+        rec.end_ns = time.time_ns()
+
+
+class _NullScope:
+    __slots__ = ()
+
+    def __enter__(self) -> _NullSpan:
+        return _NULL_SPAN
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        return None
+
+
+_NULL_SCOPE = _NullScope()
+
+
+class _Exporter:
+    """Turns finished requests' spans into SDK spans for the provider's processors, on one thread."""
+
+    def __init__(self, provider: TracerProvider) -> None:
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+        from opentelemetry.trace import SpanKind, Status, StatusCode, TraceFlags
+
+        self._provider = provider
+        # The SDK keeps its processors here; add_span_processor() appends to it. Handing finished
+        # ReadableSpans to on_end() is exactly what an SDK span does when it ends.
+        self._processor = provider._active_span_processor
+        self._ids = provider.id_generator
+        self._sampler = provider.sampler
+        self._scope = InstrumentationScope("model-router")
+        self._resource = provider.resource
+        self._flags = TraceFlags(TraceFlags.SAMPLED)
+        self._kinds = {k.value: k for k in SpanKind}
+        self._unset = Status(StatusCode.UNSET)
+        self._queue: queue.SimpleQueue[RequestTrace | threading.Event | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="otel-spans", daemon=True)
+        self._thread.start()
+
+    def new_span_id(self) -> int:
+        span_id: int = self._ids.generate_span_id()
+        return span_id
+
+    def start(self, model: str | None) -> RequestTrace:
+        trace_id: int = self._ids.generate_trace_id()
+        attrs: dict[str, Any] = {"gen_ai.operation.name": "chat"}
+        if isinstance(model, str):
+            attrs["gen_ai.request.model"] = model[:128]
+        sampled = self._sampler.should_sample(None, trace_id, "router.request", None, attrs)
+        if not sampled.decision.is_sampled():  # type: ignore[no-untyped-call]
+            return NO_TRACE
+        root = _Recorded("router.request", self.new_span_id(), 0, attrs, _SERVER, time.time_ns())
+        return RequestTrace(self, trace_id, root)
+
+    def submit(self, request: RequestTrace) -> None:
+        self._queue.put(request)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            try:
+                for span in self._readable(item):
+                    self._processor.on_end(span)
+            except Exception:  # a broken exporter must not stop tracing for good
+                log.exception("could not hand spans to the OpenTelemetry processors")
+
+    def _readable(self, request: RequestTrace) -> list[Any]:
+        from opentelemetry.sdk.trace import ReadableSpan
+        from opentelemetry.trace import SpanContext, Status, StatusCode
+
+        trace_id, flags = request.trace_id_int, self._flags
+        contexts = {rec.span_id: SpanContext(trace_id, rec.span_id, is_remote=False, trace_flags=flags)
+                    for rec in request.spans}
+        root_end = request.root.end_ns if request.root is not None else time.time_ns()
+        return [ReadableSpan(
+            name=rec.name, context=contexts[rec.span_id],
+            parent=contexts.get(rec.parent_id) if rec.parent_id else None, resource=self._resource,
+            attributes={k: v for k, v in rec.attrs.items() if v is not None}, kind=self._kinds[rec.kind],
+            status=Status(StatusCode.ERROR, rec.error) if rec.error else self._unset,
+            start_time=rec.start_ns, end_time=rec.end_ns or root_end,  # a child still open at the end
+            instrumentation_scope=self._scope) for rec in request.spans]
+
+    def flush(self, timeout: float = 10) -> bool:
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+
 class Tracer:
-    """Thin facade so the hot path pays nothing when tracing is off."""
+    """Thin facade so the hot path pays (almost) nothing when tracing is off, and little when on."""
 
     def __init__(self, provider: TracerProvider | None = None, *, record_content: bool = False) -> None:
         self.record_content = record_content
         self._provider = provider
-        self._tracer: Any = provider.get_tracer("model-router") if provider is not None else None
+        self._exporter = _Exporter(provider) if provider is not None else None
 
     @classmethod
     def from_env(cls, *, service_name: str = "model-router", record_content: bool = False,
@@ -228,7 +383,7 @@ class Tracer:
 
         # Resource.create reads OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES; ours is only the default.
         resource = Resource.create()
-        if resource.attributes.get(SERVICE_NAME, "unknown_service") == "unknown_service":
+        if str(resource.attributes.get(SERVICE_NAME, "unknown_service")).startswith("unknown_service"):
             resource = resource.merge(Resource.create({SERVICE_NAME: service_name}))
         provider = TracerProvider(resource=resource)
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
@@ -236,81 +391,70 @@ class Tracer:
 
     @property
     def enabled(self) -> bool:
-        return self._tracer is not None
+        return self._exporter is not None
 
     def start_request(self, model: str | None = None) -> RequestTrace:
         """The root span; ``model`` is what the client asked for (``auto``, ``auto:swarm``, a route)."""
-        if self._tracer is None:
+        if self._exporter is None:
             return NO_TRACE
-        attrs: dict[str, Any] = {"gen_ai.operation.name": "chat"}
-        if isinstance(model, str):
-            attrs["gen_ai.request.model"] = model[:128]
-        return RequestTrace(self._tracer.start_span("router.request", attributes=attrs))
+        return self._exporter.start(model)
 
-    @contextlib.contextmanager
-    def span(self, name: str, attrs: dict[str, Any] | None = None) -> Iterator[Any]:
-        """A child of the current span (classify, decide, swarm plan/agent/aggregate, ...).
+    def span(self, name: str, attrs: dict[str, Any] | None = None) -> _Scope | _NullScope:
+        """A child of the current span (classify, decide, swarm plan/agent/aggregate, ...), as ``with``.
 
-        Exceptions mark the span failed with their type only: their messages may quote the request.
+        Spans opened inside (an agent's upstream attempts) become its children. An exception marks
+        the span failed with its type only: exception messages may quote the request.
         """
-        if self._tracer is None:
-            yield _NULL_SPAN
-            return
-        with self._tracer.start_as_current_span(name, attributes=attrs or {}, record_exception=False,
-                                                set_status_on_exception=False) as span:
-            wrapped = _AttemptSpan(span, _CURRENT_REQUEST.get())
-            try:
-                yield wrapped
-            except BaseException as exc:
-                wrapped.failed(getattr(exc, "kind", None) or type(exc).__name__)
-                raise
+        current = _CURRENT.get()
+        if current is None or not current[0].recording:
+            return _NULL_SCOPE
+        request, parent_id = current
+        return _Scope(request, request._child(name, parent_id, dict(attrs) if attrs else {}, _INTERNAL), True)
 
-    @contextlib.contextmanager
-    def upstream_span(self, cand: Candidate, call: UpstreamCall) -> Iterator[Any]:
-        if self._tracer is None:
-            yield _NULL_SPAN
-            return
+    def upstream_span(self, cand: Candidate, call: UpstreamCall) -> _Scope | _NullScope:
+        """One upstream attempt: ``chat <model>`` with the GenAI request attributes, as ``with``."""
+        current = _CURRENT.get()
+        if current is None or not current[0].recording:
+            return _NULL_SCOPE
+        request, parent_id = current
         attrs = _attempt_attrs(cand, call.backend, call.body)
         if self.record_content and "messages" in call.body:
             attrs["gen_ai.input.messages"] = _content(call.body["messages"])
-        with self._tracer.start_as_current_span(f"chat {call.backend.model}", attributes=attrs,
-                                                record_exception=False, set_status_on_exception=False) as span:
-            wrapped = _AttemptSpan(span, _CURRENT_REQUEST.get())
-            try:
-                yield wrapped
-            except BaseException as exc:
-                if span.status.is_unset:  # e.g. cancelled by a client disconnect
-                    wrapped.failed(getattr(exc, "kind", None) or type(exc).__name__)
-                raise
+        return _Scope(request, request._child(f"chat {call.backend.model}", parent_id, attrs, _CLIENT), False)
 
     def failed_attempt(self, cand: Candidate, call: UpstreamCall, kind: str, started_perf: float) -> None:
         """A stream attempt that failed before its first chunk: a closed span, after the fact."""
-        if self._tracer is None:
+        current = _CURRENT.get()
+        if current is None or not current[0].recording:
             return
-        span = self._tracer.start_span(f"chat {call.backend.model}",
-                                       attributes=_attempt_attrs(cand, call.backend, call.body),
-                                       start_time=_wall_ns(started_perf))
-        _AttemptSpan(span).failed(kind)
-        span.end()
+        request, parent_id = current
+        rec = request._child(f"chat {call.backend.model}", parent_id,
+                             _attempt_attrs(cand, call.backend, call.body), _CLIENT, _wall_ns(started_perf))
+        rec.error = kind
+        rec.attrs["error.type"] = kind
+        rec.end_ns = time.time_ns()
 
     def finished_stream(self, cand: Candidate, call_backend: Backend, model: Any, usage: Usage, cost: float,
                         started_perf: float, error_kind: str | None, parent: RequestTrace = NO_TRACE) -> None:
-        """The attempt that streamed the answer, recorded when the stream ends (as a child of ``parent``)."""
-        if self._tracer is None:
+        """The attempt that streamed the answer, recorded when the stream ends (a child of ``parent``'s root)."""
+        if not parent.recording or parent.root is None:
             return
-        span = self._tracer.start_span(f"chat {call_backend.model}", attributes=_attempt_attrs(cand, call_backend),
-                                       start_time=_wall_ns(started_perf), context=parent.context)
-        wrapped = _AttemptSpan(span, parent)
+        rec = parent._child(f"chat {call_backend.model}", parent.root.span_id, _attempt_attrs(cand, call_backend),
+                            _CLIENT, _wall_ns(started_perf))
+        wrapped = _Span(rec, parent)
         wrapped.succeeded(model, usage, cost)
         if error_kind:
             wrapped.failed(error_kind)
-        span.end()
+        rec.end_ns = time.time_ns()
+
+    def force_flush(self, timeout: float = 10) -> bool:
+        """Hand every finished request to the processors and flush them (tests, shutdown)."""
+        if self._exporter is None or self._provider is None:
+            return True
+        return self._exporter.flush(timeout) and self._provider.force_flush(int(timeout * 1000))
 
     def shutdown(self) -> None:
-        if self._provider is not None:
+        if self._exporter is not None and self._provider is not None:
+            self._exporter.flush()
+            self._exporter.close()
             self._provider.shutdown()
-
-
-def _wall_ns(started_perf: float) -> int:
-    """A ``time.perf_counter()`` reading in the past, as wall-clock nanoseconds (span start times)."""
-    return time.time_ns() - int((time.perf_counter() - started_perf) * 1e9)
