@@ -337,7 +337,8 @@ class _Exporter:
             attributes={k: v for k, v in rec.attrs.items() if v is not None}, kind=self._kinds[rec.kind],
             status=Status(StatusCode.ERROR, rec.error) if rec.error else self._unset,
             start_time=rec.start_ns, end_time=rec.end_ns or root_end,  # a child still open at the end
-            instrumentation_scope=self._scope) for rec in request.spans]
+            instrumentation_scope=self._scope)
+            for rec in request.spans[1:] + request.spans[:1]]  # the root last, as spans end in the SDK
 
     def flush(self, timeout: float = 10) -> bool:
         done = threading.Event()
@@ -359,15 +360,14 @@ class Tracer:
         self._exporter = _Exporter(provider) if provider is not None else None
 
     @classmethod
-    def from_env(cls, *, service_name: str = "model-router", record_content: bool = False,
-                 environ: dict[str, str] | None = None) -> Tracer:
+    def from_env(cls, *, service_name: str = "model-router", record_content: bool = False) -> Tracer:
         """OTLP/HTTP export when ``OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT`` is set; off otherwise.
 
         ``OTEL_SDK_DISABLED=true`` or ``OTEL_TRACES_EXPORTER=none`` turn it off too. Sampler
         (``OTEL_TRACES_SAMPLER``), batching (``OTEL_BSP_*``), headers, compression and timeout
         (``OTEL_EXPORTER_OTLP_*``) are read by the SDK and the exporter themselves.
         """
-        env = os.environ if environ is None else environ
+        env = os.environ  # the SDK and the exporter read it too: one source for every OTEL_* setting
         if not (env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) \
                 or env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" \
                 or env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
