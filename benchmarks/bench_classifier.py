@@ -1,0 +1,42 @@
+"""Single-thread latency of TaskClassifier.classify() per request, by input size.
+
+    .venv/bin/python benchmarks/bench_classifier.py [--repeats N] [--artifact DIR]
+
+Prints p50 / p99 / max in microseconds for short (< 500 chars), medium (~4k chars) and long (100k chars)
+prompts against the targets of issue 3 (p99 <= 1 ms short and medium, <= 5 ms long), plus load time.
+Exit status 1 if a p99 target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from router.classifier import TaskClassifier
+from router.classifier.bench import TARGET_P99_US, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5000)
+    parser.add_argument("--artifact", type=Path, default=None)
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    classifier = TaskClassifier.load(args.artifact)
+    load_ms = (time.perf_counter() - t0) * 1000
+    results = run(classifier, repeats=args.repeats)
+    print(f"load: {load_ms:.0f} ms   repeats per size: {args.repeats}   (single thread, microseconds)")
+    print(f"{'size':<8}{'chars':>9}{'p50':>9}{'p99':>9}{'max':>10}{'p99 target':>12}  ok")
+    ok = True
+    for size, row in results.items():
+        passed = row["p99"] <= TARGET_P99_US[size]
+        ok &= passed
+        print(f"{size:<8}{row['chars']:>9.0f}{row['p50']:>9.1f}{row['p99']:>9.1f}{row['max']:>10.1f}"
+              f"{TARGET_P99_US[size]:>12}  {'yes' if passed else 'NO'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

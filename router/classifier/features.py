@@ -1,0 +1,235 @@
+"""What the classifier sees of a request: a `RequestView` of the chat, its terms and structure.
+
+The same code featurizes training rows and live requests, so training and serving cannot drift.
+Every step is bounded: long turns are read through a head + tail window, and whole-text
+measures use C-speed `str` methods only, so a 100k-character prompt costs about as much as a 6k one.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any, Final, cast
+
+# Bumped whenever terms or dense features change meaning; the card records it and loading
+# an artifact built with another version fails (retrain with `model-router train`).
+FEATURES_VERSION: Final = 5
+
+# Head + tail of the last user turn that is read word by word; the question usually sits at
+# one end of a pasted document.
+HEAD_CHARS: Final = 1200
+TAIL_CHARS: Final = 400
+CJK_HEAD_CHARS: Final = 500  # a CJK character is a token: the same token budget spans fewer characters
+CJK_TAIL_CHARS: Final = 200
+CONTEXT_CHARS: Final = 600  # window for system prompt and earlier turns
+SYSTEM_WEIGHT: Final = 0.3  # the system prompt sets the scene; the last user turn asks
+HISTORY_WEIGHT: Final = 0.2
+HISTORY_TURNS: Final = 3
+
+IMAGE_PART_TOKENS: Final = 1000  # rough; providers bill 85-1500 tokens per image
+VIDEO_PART_TOKENS: Final = 4000
+
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# Fast path (no CJK): pad punctuation with spaces and map every digit to 0 in one C-speed translate,
+# then split on whitespace. `{`, `;`, `=`, `$` and `?` say a lot about code and math, so they stay.
+_PUNCTUATION: Final = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~，。？！：；、（）《》“”‘’…"
+_TRANSLATE: Final = str.maketrans({**{c: f" {c} " for c in _PUNCTUATION}, **{d: "0" for d in "123456789"}})
+# Slow path (text with CJK): one token per CJK character, since there are no spaces to split on.
+_TOKEN: Final = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
+_CJK_CHAR: Final = re.compile(rf"[{_CJK}]")
+_CODE_LINE: Final = re.compile(
+    r"^\s*(?:def |class |import |from \S+ import|#include|public |private |func |fn |function\b|"
+    r"const |let |var |return\b|if \(|for \(|while \(|}|\)|.*[;{]\s*$|\w+\(.*\)\s*$|[\w.]+\s*=\s*\S)",
+    re.MULTILINE,
+)
+_TRACE: Final = re.compile(
+    r"Traceback \(most recent call last\)|^\s+at [\w.$<>]+\(|^\s*File \"|(?:Error|Exception)\b:|"
+    r"\berror\[?E?\d*\]?:|panicked at|Segmentation fault|undefined reference|npm ERR!",
+    re.MULTILINE,
+)
+_MATH: Final = re.compile(r"\d\s*[-+*/^=<>]\s*\d|\\(?:frac|int|sum|sqrt|cdot|le|ge)|\$[^$\n]{1,80}\$|[²³√π∑∫≤≥≠]")
+_LIST_ITEM: Final = re.compile(
+    r"^\s*(?:[-*•·]|\d{1,3}[.)、]|[a-zA-Z][.)]|[（(]?[一二三四五六七八九十]+[)）、.])\s+\S", re.MULTILINE
+)
+_TRACE_MARKERS: Final = ("Error", "error", "Exception", "Traceback", "\tat ", "    at ", 'File "', "panicked",
+                          "fault", "undefined reference", "ERR!")
+
+DENSE_NAMES: Final = (
+    "log_chars_last_user",
+    "log_tokens_total",
+    "long_doc_8k",
+    "long_doc_20k",
+    "code_fence",
+    "code_lines",
+    "stack_trace",
+    "math_notation",
+    "list_items",
+    "questions",
+    "digit_ratio",
+    "cjk_ratio",
+    "has_system",
+    "turns",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    """The parts of an OpenAI chat request the classifier reads."""
+
+    last_user: str
+    system: str
+    history: tuple[str, ...]  # earlier turns, newest first, at most HISTORY_TURNS
+    image_parts: int
+    video_parts: int
+    audio_parts: int
+    tool_turns: bool  # a `tool` message or an assistant turn with tool_calls
+    input_tokens: int
+    messages: int
+
+
+def _content_text(content: Any, counts: list[int]) -> str:
+    """Text of one message's content; counts image/video/audio parts into `counts` in place."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    texts: list[str] = []
+    for part in content:
+        if isinstance(part, str):
+            texts.append(part)
+            continue
+        if not isinstance(part, dict):
+            continue
+        kind = part.get("type")
+        if kind in ("text", "input_text", "output_text"):
+            text = part.get("text")
+            if isinstance(text, str):
+                texts.append(text)
+        elif kind in ("image_url", "input_image", "image"):
+            counts[0] += 1
+        elif kind in ("video_url", "input_video", "video"):
+            counts[1] += 1
+        elif kind in ("input_audio", "audio"):
+            counts[2] += 1
+    return "\n".join(texts)
+
+
+def view_of(messages: Any) -> RequestView:
+    """Read a list of chat messages of any valid (or slightly odd) shape; never raises."""
+    counts = [0, 0, 0]
+    system: list[str] = []
+    turns: list[tuple[str, str]] = []
+    tool_turns = False
+    utf8_bytes = 0
+    n = 0
+    for message in messages if isinstance(messages, list) else ():
+        if not isinstance(message, dict):
+            continue
+        n += 1
+        role = message.get("role")
+        text = _content_text(message.get("content"), counts)
+        # ~4 UTF-8 bytes per token; an ASCII str knows it is ASCII, so the common case copies nothing.
+        utf8_bytes += len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+        if role == "tool" or role == "function" or message.get("tool_calls") or message.get("function_call"):
+            tool_turns = True
+        if role in ("system", "developer"):
+            system.append(text)
+        elif text:
+            turns.append((str(role), text))
+    last_user = ""
+    for i in range(len(turns) - 1, -1, -1):
+        if turns[i][0] == "user":
+            last_user = turns.pop(i)[1]
+            break
+    else:
+        if turns:  # no user turn: read the newest text there is
+            last_user = turns.pop()[1]
+    history = tuple(text for _, text in reversed(turns[-HISTORY_TURNS:]))
+    tokens = (
+        math.ceil(utf8_bytes / 4) + 4 * n + IMAGE_PART_TOKENS * counts[0] + VIDEO_PART_TOKENS * counts[1]
+    )
+    return RequestView(
+        last_user=last_user,
+        system="\n".join(system),
+        history=history,
+        image_parts=counts[0],
+        video_parts=counts[1],
+        audio_parts=counts[2],
+        tool_turns=tool_turns,
+        input_tokens=tokens,
+        messages=n,
+    )
+
+
+def view_of_text(text: str) -> RequestView:
+    return view_of([{"role": "user", "content": text}])
+
+
+def window(text: str, head: int = HEAD_CHARS, tail: int = TAIL_CHARS) -> str:
+    if len(text) <= head + tail:
+        return text
+    return text[:head] + "\n" + text[-tail:]
+
+
+def has_cjk(text: str) -> bool:
+    return not text.isascii() and _CJK_CHAR.search(text) is not None
+
+
+def terms(text: str) -> list[str]:
+    """Unigrams and bigrams of the lower-cased text (every digit becomes `0`)."""
+    spaced = text.lower().translate(_TRANSLATE)
+    tokens = _TOKEN.findall(spaced) if has_cjk(text) else spaced.split()
+    return tokens + list(map(" ".join, pairwise(tokens)))
+
+
+def user_window(text: str) -> str:
+    """The part of the last user turn read word by word."""
+    if len(text) > HEAD_CHARS + TAIL_CHARS and has_cjk(text[:CJK_HEAD_CHARS]):
+        return window(text, CJK_HEAD_CHARS, CJK_TAIL_CHARS)
+    return window(text)
+
+
+def weighted_terms(view: RequestView) -> Mapping[str, float]:
+    """Term counts: the last user turn at full weight, system prompt and history down-weighted."""
+    counts: Counter[str] = Counter(terms(user_window(view.last_user)))
+    weighted = cast("dict[str, float]", counts)  # Counter adds floats fine; saves a copy on the hot path
+    context = [(window(view.system, CONTEXT_CHARS, 0), SYSTEM_WEIGHT)] if view.system else []
+    context += [(window(text, CONTEXT_CHARS, 0), HISTORY_WEIGHT) for text in view.history]
+    for text, weight in context:
+        for term in terms(text):
+            weighted[term] = weighted.get(term, 0.0) + weight
+    return weighted
+
+
+def dense(view: RequestView) -> list[float]:
+    """Structure of the last user turn, each roughly in [0, 1]; order matches DENSE_NAMES.
+    Lengths come from the whole turn; patterns are searched in the window, and only when a cheap
+    substring test says they can occur."""
+    full = view.last_user
+    text = user_window(full)
+    chars = len(full)
+    lines = text.count("\n") + 1
+    seen = max(len(text), 1)
+    digits = sum(map(text.count, "0123456789"))
+    maybe_trace = any(marker in text for marker in _TRACE_MARKERS)
+    maybe_math = digits > 0 or "\\" in text or "$" in text or any(c in text for c in "²³√π∑∫≤≥≠")
+    return [
+        math.log1p(chars) / 12.0,
+        math.log1p(view.input_tokens) / 12.0,
+        1.0 if chars >= 8000 else 0.0,
+        1.0 if chars >= 20000 else 0.0,
+        1.0 if "```" in full else 0.0,
+        min(len(_CODE_LINE.findall(text)) / lines, 1.0) if lines >= 3 else 0.0,
+        min(len(_TRACE.findall(text)) / 3.0, 1.0) if maybe_trace else 0.0,
+        min(len(_MATH.findall(text)) / 5.0, 1.0) if maybe_math else 0.0,
+        math.log1p(len(_LIST_ITEM.findall(text))) / 3.0 if lines >= 2 else 0.0,
+        math.log1p(text.count("?") + text.count("？")) / 3.0,
+        digits / seen,
+        len(_CJK_CHAR.findall(text)) / seen if has_cjk(text) else 0.0,
+        1.0 if view.system else 0.0,
+        math.log1p(view.messages) / 4.0,
+    ]

@@ -1,0 +1,125 @@
+"""`TaskClassifier`: structural rules first, then a calibrated linear model over terms and structure.
+
+Decision order (each step is plain and testable):
+1. an image or video part anywhere in the chat      -> vision       (a text-only model cannot serve it)
+2. tools attached, or tool turns in the chat        -> agentic
+3. estimated input tokens >= long_context threshold -> long_context (a supplied document)
+4. otherwise the learned model; below `confidence_floor` the `fallback` label is returned.
+The model's probabilities are computed in every case so callers can log them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from router.classifier import artifact, estimates
+from router.classifier.artifact import Artifact, ClassifierArtifactError
+from router.classifier.features import RequestView, dense, view_of, weighted_terms
+from router.taxonomy import TASK_TYPES
+
+STRUCTURAL_LABELS: Final = ("vision",)
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    task_type: str  # one of the 8 task types
+    confidence: float  # calibrated probability of task_type (1.0 for a structural rule)
+    probabilities: dict[str, float]  # every text label -> probability
+    answer_length: str  # "short" | "medium" | "long"
+    subtasks: int  # estimated independent subtasks (>= 1)
+    input_tokens: int  # cheap estimate of prompt tokens (all messages)
+    rule: str | None  # structural rule that decided, e.g. "vision: image part", else None
+
+
+class TaskClassifier:
+    """Load once at startup (`TaskClassifier.load()`), then call `classify()` per request."""
+
+    def __init__(self, model: Artifact) -> None:
+        self._model = model
+        self._labels = model.labels
+        self._index = {term: i for i, term in enumerate(model.terms)}
+        self._long_context_tokens = int(model.card["thresholds"]["long_context_tokens"])
+
+    @classmethod
+    def load(cls, artifact_dir: Path | None = None) -> TaskClassifier:
+        """Read the artifact (default: the packaged `classifiers/model`) and check it against this code
+        and the installed libraries; raises ClassifierArtifactError with the fix on any mismatch."""
+        return cls(artifact.read(artifact_dir or artifact.default_dir()))
+
+    @property
+    def card(self) -> dict[str, Any]:
+        return self._model.card
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The text labels the model predicts (every task type except the structural ones)."""
+        return self._labels
+
+    def probabilities(self, view: RequestView) -> dict[str, float]:
+        model = self._model
+        get = self._index.get
+        pairs = [(j, n) for term, n in weighted_terms(view).items() if (j := get(term)) is not None]
+        logits = model.intercept + np.asarray(dense(view), dtype=np.float32) @ model.dense_coef
+        if pairs:
+            idx, tf = zip(*pairs, strict=True)
+            rows = np.asarray(idx, dtype=np.intp)
+            values = np.log1p(np.asarray(tf, dtype=np.float32)) * model.idf[rows]
+            norm = float(np.sqrt(values @ values))
+            if norm > 0.0:
+                logits = logits + (values / norm) @ model.coef[rows]
+        scaled = logits.astype(np.float64) / model.temperature
+        scaled -= scaled.max()
+        exp = np.exp(scaled)
+        probs = exp / exp.sum()
+        return {label: float(p) for label, p in zip(self._labels, probs.tolist(), strict=True)}
+
+    def classify(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[Any] | None = None,
+        confidence_floor: float = 0.0,
+        fallback: str = "reasoning",
+    ) -> Classification:
+        if fallback not in TASK_TYPES:
+            raise ValueError(f"fallback {fallback!r} is not a task type (task types: {', '.join(TASK_TYPES)})")
+        view = view_of(messages)
+        probs = self.probabilities(view)
+        rule: str | None = None
+        if view.image_parts or view.video_parts:
+            task_type, rule = "vision", "vision: image part" if view.image_parts else "vision: video part"
+        elif tools:
+            task_type, rule = "agentic", "agentic: tools attached"
+        elif view.tool_turns:
+            task_type, rule = "agentic", "agentic: tool turns in the chat"
+        elif view.input_tokens >= self._long_context_tokens:
+            task_type = "long_context"
+            rule = f"long_context: {view.input_tokens} input tokens >= {self._long_context_tokens}"
+        else:
+            task_type = max(probs, key=probs.__getitem__)
+        if rule is not None:
+            confidence = 1.0
+        elif probs[task_type] < confidence_floor:
+            rule = f"floor: {task_type} at {probs[task_type]:.2f} < {confidence_floor:.2f}, fell back to {fallback}"
+            task_type = fallback
+            confidence = probs.get(fallback, 0.0)
+        else:
+            confidence = probs[task_type]
+        n_subtasks = estimates.subtasks(view.last_user)
+        return Classification(
+            task_type=task_type,
+            confidence=confidence if math.isfinite(confidence) else 0.0,
+            probabilities=probs,
+            answer_length=estimates.answer_length(view.last_user, task_type, n_subtasks),
+            subtasks=n_subtasks,
+            input_tokens=view.input_tokens,
+            rule=rule,
+        )
+
+
+__all__ = ["Classification", "ClassifierArtifactError", "TaskClassifier"]
