@@ -170,20 +170,30 @@ def estimate_route(policy: Policy, route: str, facts: RequestFacts, label: Label
 
 def estimate_swarm(policy: Policy, facts: RequestFacts, label: Label, signals: Signals,
                    limits: Limits) -> Candidate:
-    """Planner + N workers in waves of ``concurrency`` + aggregator; N shrinks to fit the limits."""
+    """Planner + N workers in waves of the swarm's capacity + aggregator; N shrinks to fit the limits.
+
+    Planning and merging are priced as simple tasks (their reasoning is about the split and the
+    merge, not the problem); the aggregator writes the answer the task type expects. This mirrors
+    what ``router.swarm`` reserves at run time, where the actual plan refines N.
+    """
     cfg = policy.swarm
-    planner = estimate_route(policy, cfg.planner, facts, label, signals, output_tokens=60 * max(1, label.subtasks))
-    worker_facts = RequestFacts(text_chars=min(facts.text_chars, 2_000), text_bytes=min(facts.text_bytes, 6_000),
+    simple = Label("simple")
+    planner = estimate_route(policy, cfg.planner, facts, simple, signals, output_tokens=60 * max(1, label.subtasks))
+    worker_facts = RequestFacts(text_chars=min(facts.text_chars, 2_000) + 600,
+                                text_bytes=min(facts.text_bytes, 6_000) + 600,
                                 images=0, videos=0, has_tools=False, max_output_tokens=None, stream=False)
-    worker = estimate_route(policy, cfg.worker, worker_facts, Label("simple"), signals,
-                            output_tokens=cfg.worker_output_tokens)
+    worker = estimate_route(policy, cfg.worker, worker_facts, simple, signals, output_tokens=cfg.worker_output_tokens)
+    est = policy.estimates.get(label.task_type, _DEFAULT_ESTIMATE)
+    answer = max(16, round(est.output_tokens * ANSWER_LENGTH_FACTOR.get(label.answer_length, 1)))
+    capacity = min(cfg.concurrency, policy.backends[cfg.worker.partition(":")[0]].max_concurrency)
     wanted = max(1, min(label.subtasks, cfg.max_agents))
 
     def totals(n: int) -> tuple[float, float, Candidate]:
-        chars = n * cfg.worker_output_tokens * 4  # the aggregator reads every worker's answer
-        agg_facts = RequestFacts(text_chars=chars, text_bytes=chars, images=0, videos=0, has_tools=False, max_output_tokens=None, stream=False)
-        aggregator = estimate_route(policy, cfg.aggregator, agg_facts, label, signals)
-        waves = math.ceil(n / cfg.concurrency)
+        chars = facts.text_chars + n * cfg.worker_output_tokens * 4  # the request and every answer
+        agg_facts = RequestFacts(text_chars=chars, text_bytes=chars, images=0, videos=0, has_tools=False,
+                                 max_output_tokens=None, stream=False)
+        aggregator = estimate_route(policy, cfg.aggregator, agg_facts, simple, signals, output_tokens=answer)
+        waves = math.ceil(n / capacity)
         cost = planner.cost_usd + n * worker.cost_usd + aggregator.cost_usd
         latency = planner.latency_ms + waves * worker.latency_ms + aggregator.latency_ms
         return cost, latency, aggregator
@@ -199,6 +209,8 @@ def estimate_swarm(policy: Policy, facts: RequestFacts, label: Label, signals: S
                      output_tokens=aggregator.output_tokens + n * worker.output_tokens,
                      reasoning_tokens=planner.reasoning_tokens + aggregator.reasoning_tokens,
                      cost_usd=cost, latency_ms=latency, swarm_agents=n)
+    cand.details.append(f"{n} agent(s) in {math.ceil(n / capacity)} wave(s) of up to {capacity}; "
+                        f"~${worker.cost_usd:.6f} and ~{worker.latency_ms:.0f} ms per agent")
     if n < wanted:
         cand.details.append(f"fan-out reduced from {wanted} to {n} agents to fit the limits")
     return cand

@@ -1,0 +1,397 @@
+"""``Swarm``: the gateway as orchestrator — plan, fan out, aggregate — within the request's budget.
+
+    plan (one call, one repair) ─► fan-out decision ─► sub-agents (task group, limiters, ledger)
+        ─► aggregate (one call) ─► OpenAI answer + ``router.swarm``
+
+Every upstream call goes through ``Dispatcher.complete`` with a one-route chain, so retries,
+circuits, in-flight metrics and output capping by money stay in one place; the money each call
+gets is exactly its reservation in the ledger, which is how the ceiling holds on actual cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from router import errors
+from router.dispatch.executor import AttemptLog, Dispatcher
+from router.dispatch.upstream import Usage
+from router.engine.decide import ANSWER_LENGTH_FACTOR, Candidate, Label, estimate_route
+from router.engine.live import LiveState
+from router.engine.request_facts import RequestFacts, extract_facts
+from router.observability.metrics import RouterMetrics
+from router.observability.tracing import Tracer
+from router.serving import Routed, SwarmResult
+from router.swarm import aggregate
+from router.swarm.executor import AgentExecutor, AgentOutcome, CallResult
+from router.swarm.fanout import AgentSpec, Estimates, FanOut, plan_fanout
+from router.swarm.ledger import BudgetLedger
+from router.swarm.measures import Timeline, measures
+from router.swarm.plan import Plan, PlanFailed, make_plan
+from router.swarm.prompts import aggregator_messages, request_text, worker_messages
+
+_PLAN_TOKENS_PER_SUBTASK = 60  # a subtask's JSON: id, instruction, depends_on
+_PLANNER_SHARE = 0.25  # the planner may spend max(2x its estimate, this share of the ceiling)
+_SIMPLE = Label("simple")  # planning, one subtask and merging are priced as simple tasks
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    body: dict[str, Any]
+    facts: RequestFacts
+    candidate: Candidate
+    price: float
+
+
+class Swarm:
+    """Implements ``router.serving.SwarmRunner``; one per process (holds the per-backend pools)."""
+
+    def __init__(self, *, dispatcher: Dispatcher, live: LiveState, metrics: RouterMetrics, tracer: Tracer) -> None:
+        self.dispatcher = dispatcher
+        self.live = live
+        self.metrics = metrics
+        self.tracer = tracer
+        self._pools: dict[str, tuple[int, asyncio.Semaphore]] = {}
+
+    def pool(self, backend: str, size: int) -> asyncio.Semaphore:
+        """The process-wide limiter of a backend's sub-agents (resized when the policy changes)."""
+        current = self._pools.get(backend)
+        if current is None or current[0] != size:
+            current = (size, asyncio.Semaphore(size))
+            self._pools[backend] = current
+        return current[1]
+
+    async def complete(self, routed: Routed) -> SwarmResult:
+        with routed.trace.activate():
+            return await _Run(self, routed).execute()
+
+    def stream(self, routed: Routed) -> SwarmStream:
+        return SwarmStream(self, routed)
+
+
+class SwarmStream:
+    """``chunks``: progress as ``reasoning_content`` deltas, then the answer; ``result`` when done.
+
+    The run is a task owned by the iterator: closing or cancelling the iterator (the client went
+    away) cancels the run, its task group and every upstream call in flight.
+    """
+
+    def __init__(self, swarm: Swarm, routed: Routed) -> None:
+        self.result: SwarmResult | None = None
+        self._swarm = swarm
+        self._routed = routed
+        self.chunks: AsyncIterator[dict[str, Any]] = self._chunks()
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None, *, model: str) -> dict[str, Any]:
+        return {"id": f"chatcmpl-{self._routed.request_id}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    async def _chunks(self) -> AsyncIterator[dict[str, Any]]:
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        run = _Run(self._swarm, self._routed, progress=queue.put_nowait)
+        model = run.answer_model
+        with self._routed.trace.activate():  # the task copies this context: its spans nest under the request
+            task = asyncio.create_task(run.execute(), name=f"swarm-{self._routed.request_id}")
+        task.add_done_callback(lambda _: queue.put_nowait(None))
+        try:
+            yield self._chunk({"role": "assistant", "content": ""}, model=model)
+            while (line := await queue.get()) is not None:
+                yield self._chunk({"reasoning_content": line}, model=model)
+            result = task.result()  # a RouterError surfaces here, for the serving layer to report
+            self.result = result
+            choice = result.response["choices"][0]
+            model = str(result.response.get("model") or model)
+            for piece in _pieces(choice["message"].get("content") or ""):
+                yield self._chunk({"content": piece}, model=model)
+            yield self._chunk({}, choice.get("finish_reason") or "stop", model=model)
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, errors.RouterError):
+                    await task
+
+
+def _pieces(text: str, size: int = 400) -> list[str]:
+    """The answer in line-aligned pieces of about ``size`` characters."""
+    out: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        current += line
+        if len(current) >= size:
+            out.append(current)
+            current = ""
+    if current:
+        out.append(current)
+    return out
+
+
+def _content(response: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """(content, reasoning, finish_reason) of an OpenAI answer."""
+    choices = response.get("choices") or [{}]
+    message = choices[0].get("message") or {}
+    return (str(message.get("content") or ""), message.get("reasoning_content"),
+            choices[0].get("finish_reason"))
+
+
+class _Run:
+    """One swarm request, start to finish."""
+
+    def __init__(self, swarm: Swarm, routed: Routed, progress: Callable[[str], None] | None = None) -> None:
+        self.swarm = swarm
+        self.routed = routed
+        self.policy = routed.loaded.policy
+        self.cfg = self.policy.swarm
+        self.ledger = BudgetLedger(routed.decision.limits.max_cost_usd)
+        self.usage = Usage()
+        self.failed_attempts = 0
+        self.errors: list[str] = []
+        self.request = request_text(routed.body.get("messages") or [])
+        self.progress = progress
+        self.timeline = Timeline()
+        self._prepared: dict[int, _Prepared] = {}
+        worker_backend = self.cfg.worker.partition(":")[0]
+        self.worker_backend = worker_backend
+        self.capacity = min(self.cfg.concurrency, self.policy.backends[worker_backend].max_concurrency)
+        self.answer_model = self.policy.backends[self.cfg.aggregator.partition(":")[0]].model
+
+    # --- pricing -------------------------------------------------------------------------------
+    def _prepare(self, route: str, messages: list[dict[str, Any]], output_tokens: int) -> _Prepared:
+        """The call's body, facts, one-route chain and the money it may spend (its reservation)."""
+        body = {"messages": messages}
+        facts = extract_facts(body)
+        cand = estimate_route(self.policy, route, facts, _SIMPLE, self.swarm.live, output_tokens=output_tokens)
+        price_in, _, price_out = self.policy.backends[cand.backend].pricing.per_token_usd()
+        # Upper bound of the input (what the dispatcher assumes when it caps output) + the output allowed.
+        price = facts.input_tokens_upper * price_in + (cand.output_tokens + cand.reasoning_tokens) * price_out
+        return _Prepared(body, facts, cand, price)
+
+    def _answer_tokens(self) -> int:
+        est = self.policy.estimates.get(self.routed.label.task_type)
+        base = est.output_tokens if est is not None else 500
+        return max(16, round(base * ANSWER_LENGTH_FACTOR.get(self.routed.label.answer_length, 1.0)))
+
+    def _worker(self, spec: AgentSpec, inputs: list[AgentOutcome]) -> _Prepared:
+        prepared = self._prepared.get(spec.index)
+        if prepared is None:
+            given = [(o.spec.ids, o.text) for o in inputs]
+            messages = worker_messages([(s.id, s.instruction) for s in spec.subtasks], self.request, given)
+            prepared = self._prepare(self.cfg.worker, messages, self.cfg.worker_output_tokens * len(spec.subtasks))
+            self._prepared[spec.index] = prepared
+        return prepared
+
+    def _estimates(self, plan: Plan | None) -> Estimates:
+        """Fan-out estimates from the actual plan (or, before it exists, from the request)."""
+        subtasks = plan.subtasks if plan else []
+        samples = [self._prepare(self.cfg.worker, worker_messages([(s.id, s.instruction)], self.request, []),
+                                 self.cfg.worker_output_tokens) for s in subtasks[:100]] or [
+            self._prepare(self.cfg.worker, worker_messages([("t1", self.request)], self.request, []),
+                          self.cfg.worker_output_tokens)]
+        worker_price = sum(p.price for p in samples) / len(samples)
+        agg = self._prepare(self.cfg.aggregator, aggregator_messages(self.request, []),
+                            self._answer_tokens())
+        agg_in = self.policy.backends[agg.candidate.backend].pricing.per_token_usd()[0]
+        wk_in = self.policy.backends[samples[0].candidate.backend].pricing.per_token_usd()[0]
+        # A result is read twice: by the aggregator and (for dependents) by another worker; count
+        # its tokens at the upper bound the dispatcher uses (one token per 3 bytes, ~4/3 per token).
+        read = self.cfg.worker_output_tokens * 2
+        deps = (sum(len(s.depends_on) for s in subtasks) / len(subtasks)) if subtasks else 0.0
+        return Estimates(per_subtask_usd=worker_price + read * agg_in + deps * read * wk_in,
+                         aggregator_usd=agg.price, worker_ms=samples[0].candidate.latency_ms,
+                         aggregator_ms=agg.candidate.latency_ms)
+
+    # --- calls -----------------------------------------------------------------------------------
+    async def _call(self, prepared: _Prepared, money: float) -> CallResult:
+        answer = await self.swarm.dispatcher.complete(self.routed.loaded, [prepared.candidate], prepared.body,
+                                                      prepared.facts, money)
+        self.usage.add(answer.usage)
+        self.failed_attempts += answer.log.failed
+        self.errors.extend(answer.log.errors)
+        text, _, _ = _content(answer.response)
+        return CallResult(text, answer.usage, answer.cost_usd, answer.response.get("model"), answer.log.failed)
+
+    async def _paid(self, prepared: _Prepared, allowance: float, role: str) -> tuple[CallResult, dict[str, Any]]:
+        """One ledger-booked call for the planner or aggregator; returns the raw response too."""
+        reservation = self.ledger.reserve(allowance)
+        if reservation is None:
+            raise errors.RouteInfeasible(
+                f"The swarm {role} cannot be paid for: ${self.ledger.remaining:.6f} of the "
+                f"${self.ledger.ceiling:g} ceiling is left.")
+        try:
+            answer = await self.swarm.dispatcher.complete(self.routed.loaded, [prepared.candidate], prepared.body,
+                                                          prepared.facts, reservation.amount)
+            self.ledger.settle(reservation, answer.cost_usd)
+        finally:
+            self.ledger.release(reservation)
+        self.usage.add(answer.usage)
+        self.failed_attempts += answer.log.failed
+        self.errors.extend(answer.log.errors)
+        text, _, _ = _content(answer.response)
+        return CallResult(text, answer.usage, answer.cost_usd, answer.response.get("model")), answer.response
+
+    def _say(self, line: str) -> None:
+        if self.progress is not None:
+            self.progress(line + "\n")
+
+    # --- the stages -------------------------------------------------------------------------------
+    async def _plan(self) -> Plan:
+        subtasks_hint = max(1, self.routed.label.subtasks)
+        before = self._estimates(None)
+        floor = before.aggregator_usd + before.per_subtask_usd  # planning must leave one agent + merge
+
+        async def ask(messages: list[dict[str, Any]]) -> str:
+            prepared = self._prepare(self.cfg.planner, messages, _PLAN_TOKENS_PER_SUBTASK * subtasks_hint)
+            allowance = min(self.ledger.remaining - floor,
+                            max(2 * prepared.price, _PLANNER_SHARE * self.ledger.ceiling))
+            if allowance <= 0:
+                raise errors.RouteInfeasible(
+                    f"The ${self.ledger.ceiling:g} ceiling cannot pay for a swarm: planning, one sub-agent and "
+                    f"the aggregation need about ${prepared.price + floor:.6f}.")
+            result, _ = await self._paid(prepared, allowance, "planner")
+            return result.text
+
+        with self.swarm.tracer.span("router.swarm.plan", {"router.route": self.cfg.planner}) as span:
+            try:
+                plan = await make_plan(ask, list(self.routed.body.get("messages") or []),
+                                       max_agents=self.cfg.max_agents)
+            except PlanFailed as exc:
+                span.failed("invalid_plan")
+                raise errors.UpstreamFailed(str(exc)) from None
+            span.set_attributes({"router.swarm.subtasks": len(plan.subtasks), "router.swarm.repaired": plan.repaired,
+                                 "router.swarm.cycle": bool(plan.cycle)})
+        return plan
+
+    def _fanout(self, plan: Plan) -> FanOut:
+        elapsed_ms = (time.perf_counter() - self.routed.arrived) * 1000
+        time_left = self.routed.decision.limits.latency_budget_ms - elapsed_ms
+        return plan_fanout(plan, self._estimates(plan), money_left=self.ledger.remaining, time_left_ms=time_left,
+                           capacity=self.capacity, max_agents=self.cfg.max_agents)
+
+    async def _agents(self, fan: FanOut) -> list[AgentOutcome]:
+        total = len(fan.agents)
+        tracer = self.swarm.tracer
+
+        async def call(spec: AgentSpec, inputs: Any, money: float) -> CallResult:
+            prepared = self._worker(spec, list(inputs))
+            attrs = {"router.swarm.agent": spec.index, "router.swarm.subtasks": spec.ids,
+                     "router.route": prepared.candidate.route}
+            with tracer.span("router.swarm.agent", attrs) as span:
+                try:
+                    result = await self._call(prepared, money)
+                except errors.RouterError as exc:
+                    span.failed(exc.type)
+                    raise
+                span.succeeded(result.model, result.usage, result.cost_usd)
+                return result
+
+        def price(spec: AgentSpec, inputs: Any) -> float:
+            return self._worker(spec, list(inputs)).price
+
+        def done(outcome: AgentOutcome) -> None:
+            n = f"agent {outcome.spec.index + 1}/{total}"
+            if outcome.status == "ok":
+                preview = " ".join(outcome.text.split())[:80]
+                self._say(f"{n} done ({outcome.spec.ids}, {outcome.duration_ms:.0f} ms): {preview}")
+            else:
+                self._say(f"{n} {outcome.status} ({outcome.spec.ids}): {outcome.error}")
+
+        executor = AgentExecutor(call=call, price=price, ledger=self.ledger,
+                                 limiters=[asyncio.Semaphore(self.capacity),
+                                           self.swarm.pool(self.worker_backend, self.capacity_of_backend())],
+                                 timeout_s=self.cfg.agent_timeout_s, retries=1, on_done=done)
+        return await executor.run(fan.agents)
+
+    def capacity_of_backend(self) -> int:
+        return self.policy.backends[self.worker_backend].max_concurrency
+
+    async def _aggregate(self, plan: Plan, outcomes: list[AgentOutcome],
+                         missing: list[aggregate.Missing]) -> tuple[str, str | None, str, str, str]:
+        """(content, reasoning, finish_reason, model, aggregated_by)."""
+        parts = aggregate.sections(plan.subtasks, outcomes, missing)
+        prepared = self._prepare(self.cfg.aggregator, aggregator_messages(self.request, parts),
+                                 self._answer_tokens())
+        with self.swarm.tracer.span("router.swarm.aggregate", {"router.route": self.cfg.aggregator}) as span:
+            try:
+                result, response = await self._paid(prepared, self.ledger.remaining, "aggregator")
+            except errors.RouterError as exc:
+                span.failed(exc.type)
+                self._say(f"aggregator failed ({exc.message}); joining the results in plan order")
+                return aggregate.fallback_answer(parts), None, "stop", "swarm", "gateway"
+            span.succeeded(result.model, result.usage, result.cost_usd)
+        text, reasoning, finish = _content(response)
+        return text, reasoning, finish or "stop", str(result.model or self.answer_model), "aggregator"
+
+    async def execute(self) -> SwarmResult:
+        metrics = self.swarm.metrics
+        timeline = self.timeline
+        try:
+            timeline.start = time.perf_counter()
+            self._say("planning")
+            plan = await self._plan()
+            timeline.planned = time.perf_counter()
+            fan = self._fanout(plan)
+            self._say(f"plan: {len(plan.subtasks)} subtask(s) -> {len(fan.agents)} agent(s), up to "
+                      f"{fan.capacity} at once ({fan.binding} decided)")
+            for note in plan.notes:
+                self._say(f"plan note: {note}")
+            by_id = {s.id: s for s in plan.subtasks}
+            missing = [aggregate.Missing(by_id[sid], "skipped", why) for sid, why in fan.skipped]
+            if not fan.agents:
+                raise errors.RouteInfeasible(
+                    f"The ${self.ledger.ceiling:g} ceiling pays for the plan but not for one sub-agent and the "
+                    f"aggregation ({fan.reasons[2]}).")
+            est = self._estimates(plan)
+            # Hold the aggregation's money while the agents spend theirs.
+            hold = self.ledger.reserve(est.aggregator_usd + self._aggregation_reading(fan))
+            outcomes = await self._agents(fan)
+            if hold is not None:
+                self.ledger.release(hold)
+            timeline.fanned_out = time.perf_counter()
+            for outcome in outcomes:
+                if outcome.status != "ok":
+                    missing += [aggregate.Missing(s, outcome.status, outcome.error or "failed")
+                                for s in outcome.spec.subtasks]
+            if not any(o.status == "ok" for o in outcomes):
+                raise errors.UpstreamFailed("Every sub-agent failed: " + "; ".join(
+                    f"{m.subtask.id} ({m.reason})" for m in missing[:10]))
+            order = {s.id: i for i, s in enumerate(plan.subtasks)}
+            missing.sort(key=lambda m: order[m.subtask.id])
+            self._say(f"aggregating {sum(o.status == 'ok' for o in outcomes)} result(s)")
+            content, reasoning, finish, model, by = await self._aggregate(plan, outcomes, missing)
+            timeline.ended = time.perf_counter()
+        finally:
+            metrics.swarm_cost.inc(self.ledger.spent)
+        tail = aggregate.footer(missing, len(plan.subtasks))
+        if tail:
+            content = content.rstrip() + "\n\n" + tail + "\n"
+        swarm = measures(plan, fan, outcomes, timeline, capacity=self.capacity)
+        swarm.update({"cost_usd": round(self.ledger.spent, 8), "max_cost_usd": self.ledger.ceiling,
+                      "aggregated_by": by, "failed": [m.as_dict() for m in missing]})
+        metrics.swarm_agents.observe(swarm["agents_run"])
+        metrics.swarm_duration.observe(swarm["wall_ms"] / 1000)
+        metrics.swarm_efficiency.observe(swarm["parallel_efficiency"])
+        metrics.swarm_failed_agents.inc(swarm["agents_failed"])
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if reasoning:
+            message["reasoning_content"] = reasoning
+        response = {"id": f"chatcmpl-{self.routed.request_id}", "object": "chat.completion",
+                    "created": int(time.time()), "model": model,
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                    "usage": _usage_dict(self.usage)}
+        log = AttemptLog(failed=self.failed_attempts, errors=self.errors[:20], upstream_s=timeline.busy_s)
+        return SwarmResult(response=response, usage=self.usage, cost_usd=self.ledger.spent, swarm=swarm, log=log)
+
+    def _aggregation_reading(self, fan: FanOut) -> float:
+        agg_in = self.policy.backends[self.cfg.aggregator.partition(":")[0]].pricing.per_token_usd()[0]
+        return sum(len(a.subtasks) for a in fan.agents) * self.cfg.worker_output_tokens * 2 * agg_in
+
+
+def _usage_dict(usage: Usage) -> dict[str, Any]:
+    return {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
+            "total_tokens": usage.input_tokens + usage.output_tokens,
+            "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+            "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens}}
