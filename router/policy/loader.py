@@ -122,16 +122,19 @@ def _schema_problems(exc: ValidationError) -> list[str]:
     return problems
 
 
-def _route_problem(route: str, policy: Policy, where: str, *, allow_swarm: bool = True) -> str | None:
+def _route_problem(route: str, policy: Policy | Mapping[str, tuple[str, ...]], where: str, *,
+                   allow_swarm: bool = True) -> str | None:
+    """What is wrong with ``route``; ``policy`` may also be a plain backend -> modes mapping."""
     if route == taxonomy.SWARM_ROUTE and allow_swarm:
         return None
     backend, sep, mode = route.partition(":")
     if not sep:
         return f"{where}: '{route}' is not a route; write backend:mode, e.g. 'kimi:instant' or 'gpt:default'"
-    if backend not in policy.backends:
-        defined = ", ".join(sorted(policy.backends))
+    backends = {n: b.modes for n, b in policy.backends.items()} if isinstance(policy, Policy) else policy
+    if backend not in backends:
+        defined = ", ".join(sorted(backends))
         return f"{where}: route '{route}' names backend '{backend}', which is not defined (defined: {defined})"
-    modes = policy.backends[backend].modes
+    modes = backends[backend]
     if mode not in modes:
         return f"{where}: backend '{backend}' has no mode '{mode}' (its modes: {', '.join(modes)})"
     return None
@@ -191,6 +194,27 @@ def semantic_problems(policy: Policy) -> list[str]:
     return problems
 
 
+def _raw_route_problems(raw: dict[str, Any]) -> list[str]:
+    """Route cross-references checked on the raw mapping, so a file with schema errors still gets
+    every problem reported at once (the full semantic check needs a valid model)."""
+    backends: dict[str, tuple[str, ...]] = {}
+    for name, backend in (raw.get("backends") or {}).items() if isinstance(raw.get("backends"), dict) else ():
+        modes = backend.get("modes", ["default"]) if isinstance(backend, dict) else ["default"]
+        backends[str(name)] = tuple(str(m) for m in modes) if isinstance(modes, list) else ("default",)
+    problems: list[str] = []
+    tasks = raw.get("tasks")
+    for task, rule in tasks.items() if isinstance(tasks, dict) else ():
+        candidates = rule.get("candidates") if isinstance(rule, dict) else None
+        for i, route in enumerate(candidates if isinstance(candidates, list) else ()):
+            if isinstance(route, str) and (p := _route_problem(route, backends, f"tasks.{task}.candidates[{i}]")):
+                problems.append(p)
+    aliases = raw.get("aliases")
+    for alias, route in aliases.items() if isinstance(aliases, dict) else ():
+        if isinstance(route, str) and (p := _route_problem(route, backends, f"aliases.{alias}")):
+            problems.append(p)
+    return problems
+
+
 def _enable_backends(raw: dict[str, Any], env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """Disable (in ``raw``) each backend whose URL or key is missing; return (keys, disabled)."""
     keys: dict[str, str] = {}
@@ -226,7 +250,7 @@ def load_policy_text(text: str, *, source: str = "<memory>", env: Mapping[str, s
     try:
         policy = Policy.model_validate(raw)
     except ValidationError as exc:
-        raise PolicyError(source, problems + _schema_problems(exc)) from None
+        raise PolicyError(source, problems + _schema_problems(exc) + _raw_route_problems(raw)) from None
     problems += semantic_problems(policy)
     if problems:
         raise PolicyError(source, problems)
