@@ -6,6 +6,7 @@ imported only when a policy enables such a backend. litellm must never fetch its
 
 from __future__ import annotations
 
+import logging
 import os
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -19,6 +20,10 @@ import litellm
 from router.dispatch.upstream import UpstreamCall, UpstreamError, normalize_reasoning
 
 litellm.telemetry = False
+# litellm's debug records quote whole requests (prompts) and their logger levels are left unset,
+# so a gateway run with debug logging would pass them on: pin them to LITELLM_LOG (default ERROR).
+for _name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+    logging.getLogger(_name).setLevel(os.environ["LITELLM_LOG"].upper())
 litellm.suppress_debug_info = True
 litellm.drop_params = True  # OpenAI fields a provider does not support are dropped, not fatal
 
