@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.support.prometheus import find_binary, serve_metrics, start_prometheus
-from test_dashboards import exported_series, record_sample_traffic
+from tests.test_dashboards import exported_series, record_sample_traffic
 
 from router.observability.metrics import RouterMetrics
 

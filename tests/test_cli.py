@@ -61,7 +61,9 @@ def test_serve_without_backends_starts_the_demo_upstreams() -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert "demo upstreams" in out
-    assert proc.returncode == 0, out
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it so the exit status tells the signal.
+    assert proc.returncode in (0, -15), out
+    assert "Traceback" not in out
 
 
 def test_check_policy_accepts_the_packaged_policy() -> None:
