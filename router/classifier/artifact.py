@@ -93,8 +93,20 @@ def write(
                      encoding="utf-8")
     card = dict(card)
     card["files"] = {WEIGHTS_FILE: _sha256(weights), VOCAB_FILE: _sha256(vocab)}
-    (directory / CARD_FILE).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_card(directory, card)
     return card
+
+
+def write_card(directory: Path, card: dict[str, Any]) -> None:
+    (directory / CARD_FILE).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def read_card_field(directory: Path, key: str) -> Any:
+    """One field of an existing card, or None (no card yet, or unreadable)."""
+    try:
+        return json.loads((directory / CARD_FILE).read_text(encoding="utf-8")).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def read(directory: Path, *, versions: dict[str, str] | None = None) -> Artifact:

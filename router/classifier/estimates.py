@@ -11,7 +11,7 @@ from typing import Final
 
 MAX_SUBTASKS: Final = 100  # the swarm never plans more agents than this
 
-HEAD: Final = 1500  # characters read; requests say what they want near the start
+HEAD: Final = 1000  # characters read; requests say what they want near the start
 
 # A number is a count of parts when one of these precedes it: "for each of these 20", "the top-10",
 # "compare 25", or a Chinese measure word follows it: "12 家公司".

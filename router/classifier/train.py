@@ -30,9 +30,9 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 
-from router.classifier import artifact, bench
+from router.classifier import artifact
 from router.classifier.features import DENSE_NAMES, FEATURES_VERSION, dense, view_of, weighted_terms
-from router.classifier.model import STRUCTURAL_LABELS, TaskClassifier
+from router.classifier.model import STRUCTURAL_LABELS
 from router.taxonomy import TASK_TYPES
 
 SEED: Final = 20261129
@@ -45,7 +45,7 @@ TOL: Final = 1e-3
 # Rule threshold: a request this long is a supplied document whatever it asks; shorter documents
 # are left to the model, which sees the length features.
 LONG_CONTEXT_TOKENS: Final = 8000
-FLOOR_TARGET_PRECISION: Final = 0.9
+FLOOR_TARGET_PRECISION: Final = 0.95
 TEXT_LABELS: Final = tuple(t for t in TASK_TYPES if t not in STRUCTURAL_LABELS)
 # BFCL rows are function-calling queries whose tool list the dataset dropped ("who is park ji sung"):
 # agentic only because of tools the gateway sees structurally. As text they teach "factual question =
@@ -333,6 +333,7 @@ def train(
     started = time.perf_counter()
     data_path = data_path or default_data_path()
     output_dir = output_dir or artifact.default_dir()
+    previous_latency = artifact.read_card_field(output_dir, "latency_us")
     all_rows, hashes = load_rows(data_path, own_data_dir())
     rows = [r for r in all_rows if not r.source.startswith(STRUCTURAL_SOURCES)]
     structural_rows = [r for r in all_rows if r.source.startswith(STRUCTURAL_SOURCES)]
@@ -388,10 +389,10 @@ def train(
     card = artifact.write(output_dir, terms=final.terms, card=card, arrays={
         "coef": final.coef.astype(np.float32), "dense_coef": final.dense_coef.astype(np.float32),
         "idf": final.idf.astype(np.float32), "intercept": final.intercept.astype(np.float32)})
-    card["latency_us"] = measure_latency(TaskClassifier.load(output_dir))
     card["training_seconds"] = round(time.perf_counter() - started, 1)
-    (output_dir / artifact.CARD_FILE).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
-                                                 encoding="utf-8")
+    if previous_latency is not None:  # measured by benchmarks/bench_classifier.py --update-card
+        card["latency_us"] = previous_latency
+    artifact.write_card(output_dir, card)
     log(f"wrote {output_dir} in {card['training_seconds']} s")
     return card
 
@@ -407,9 +408,3 @@ def random_split_evaluation(enc: Encoded, temperature: float) -> dict[str, Any]:
     probs = softmax(logits(fit(enc, np.flatnonzero(~test_mask)), enc, test), temperature)
     return {"method": "stratified 80/20, one split (for contrast only)",
             **metrics(enc.y[test], decide(probs, enc.tokens[test]))}
-
-
-def measure_latency(classifier: TaskClassifier, repeats: int = 300) -> dict[str, Any]:
-    """Single-thread p50/p99 per request; the full benchmark is benchmarks/bench_classifier.py."""
-    return {"note": "measured at training time; full run: benchmarks/bench_classifier.py",
-            **bench.run(classifier, repeats=repeats)}

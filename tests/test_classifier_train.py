@@ -1,0 +1,69 @@
+"""Training is deterministic, and the training data is read from the documented places."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from router.classifier import TaskClassifier
+from router.classifier import artifact as artifact_io
+from router.classifier.commands import train_command
+from router.classifier.train import default_data_path, source_group, train
+
+DATA = default_data_path()
+needs_data = pytest.mark.skipif(not DATA.is_file(), reason=f"shared training data not found at {DATA}")
+
+
+@needs_data
+def test_training_twice_gives_byte_identical_artifact_files(tmp_path: Path) -> None:
+    # evaluate=False skips the held-out folds (the slow part); the artifact files come from the final
+    # fit alone, which is the same code path `model-router train` runs.
+    first = train(DATA, tmp_path / "a", evaluate=False, log=lambda _: None)
+    second = train(DATA, tmp_path / "b", evaluate=False, log=lambda _: None)
+    for name in (artifact_io.WEIGHTS_FILE, artifact_io.VOCAB_FILE):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert first["files"] == second["files"]
+    assert first["data"] == second["data"]
+    # What was written loads and classifies.
+    result = TaskClassifier.load(tmp_path / "a").classify([{"role": "user", "content": "Write a sonnet."}])
+    assert result.task_type == "creative"
+
+
+def test_default_data_path_is_beside_the_repo_and_overridable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ROUTER_TRAIN_DATA", raising=False)
+    repo = Path(__file__).resolve().parents[1]
+    assert default_data_path() == repo.parent / "shared" / "datasets" / "routing-train.jsonl"
+    monkeypatch.setenv("ROUTER_TRAIN_DATA", "/data/other.jsonl")
+    assert default_data_path() == Path("/data/other.jsonl")
+
+
+def test_train_command_names_the_missing_data_and_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert train_command(str(tmp_path / "nope.jsonl"), str(tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert "nope.jsonl not found" in err and "ROUTER_TRAIN_DATA" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_source_groups_hold_out_whole_sources() -> None:
+    nq = "google-research-datasets/natural-questions:nq_open/NQ-open.dev.jsonl"
+    assert source_group(nq) == nq
+    writing_bench = "X-PLUG/WritingBench:a/b.jsonl"
+    assert source_group(f"{writing_bench}#Advertising & Marketing/Slogans") == writing_bench
+    assert source_group(nq, "repository") == "google-research-datasets/natural-questions"
+    assert source_group("QwenLM/Qwen2.5-Math:x/svamp/test.jsonl#svamp", "repository") == (
+        "QwenLM/Qwen2.5-Math:x/svamp/test.jsonl")
+    assert source_group("model-router/coding-debug") == "model-router/coding-debug"
+
+
+def test_own_corpus_rows_are_well_formed() -> None:
+    data = Path(__file__).resolve().parents[1] / "classifiers" / "data"
+    rows = [json.loads(line) for path in sorted(data.glob("*.jsonl")) for line in path.open(encoding="utf-8")]
+    assert len(rows) >= 500
+    for row in rows:
+        assert set(row) == {"text", "label", "source"} and row["source"].startswith("model-router/")
+    per_label: dict[str, set[str]] = {}
+    for row in rows:
+        per_label.setdefault(row["label"], set()).add(row["source"])
+    assert all(len(sources) >= 2 for sources in per_label.values())  # source-held-out needs two
