@@ -65,6 +65,8 @@ def measures(plan: Plan, fan: FanOut, outcomes: Sequence[AgentOutcome], timeline
         "agents_skipped": len(fan.skipped) + sum(o.status == "skipped" for o in outcomes),
         "wall_ms": round((timeline.ended - timeline.start) * 1000, 1),
         "agent_ms_sum": round(agent_ms_sum, 1),
+        "agent_ms_min": round(shortest, 1),
+        "agent_ms_max": round(max((o.duration_ms for o in ran), default=0.0), 1),
         "critical_path_ms": round(plan_ms + chain_ms + aggregate_ms, 1),
         "parallel_efficiency": round(min(1.0, efficiency), 4),
         "plan_ms": round(plan_ms, 1),

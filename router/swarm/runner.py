@@ -36,7 +36,8 @@ from router.swarm.prompts import aggregator_messages, request_text, worker_messa
 
 _PLAN_TOKENS_PER_SUBTASK = 60  # a subtask's JSON: id, instruction, depends_on
 _PLANNER_SHARE = 0.25  # the planner may spend max(2x its estimate, this share of the ceiling)
-_SIMPLE = Label("simple")  # planning, one subtask and merging are priced as simple tasks
+_SIMPLE = Label("simple")
+_PRICE_SAMPLES = 8  # subtasks priced to estimate a typical agent (the ledger prices each one exactly)  # planning, one subtask and merging are priced as simple tasks
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +189,7 @@ class _Run:
         """Fan-out estimates from the actual plan (or, before it exists, from the request)."""
         subtasks = plan.subtasks if plan else []
         samples = [self._prepare(self.cfg.worker, worker_messages([(s.id, s.instruction)], self.request, []),
-                                 self.cfg.worker_output_tokens) for s in subtasks[:100]] or [
+                                 self.cfg.worker_output_tokens) for s in subtasks[:_PRICE_SAMPLES]] or [
             self._prepare(self.cfg.worker, worker_messages([("t1", self.request)], self.request, []),
                           self.cfg.worker_output_tokens)]
         worker_price = sum(p.price for p in samples) / len(samples)
@@ -265,10 +266,10 @@ class _Run:
                                  "router.swarm.cycle": bool(plan.cycle)})
         return plan
 
-    def _fanout(self, plan: Plan) -> FanOut:
+    def _fanout(self, plan: Plan, est: Estimates) -> FanOut:
         elapsed_ms = (time.perf_counter() - self.routed.arrived) * 1000
         time_left = self.routed.decision.limits.latency_budget_ms - elapsed_ms
-        return plan_fanout(plan, self._estimates(plan), money_left=self.ledger.remaining, time_left_ms=time_left,
+        return plan_fanout(plan, est, money_left=self.ledger.remaining, time_left_ms=time_left,
                            capacity=self.capacity, max_agents=self.cfg.max_agents)
 
     async def _agents(self, fan: FanOut) -> list[AgentOutcome]:
@@ -333,7 +334,8 @@ class _Run:
             self._say("planning")
             plan = await self._plan()
             timeline.planned = time.perf_counter()
-            fan = self._fanout(plan)
+            est = self._estimates(plan)
+            fan = self._fanout(plan, est)
             self._say(f"plan: {len(plan.subtasks)} subtask(s) -> {len(fan.agents)} agent(s), up to "
                       f"{fan.capacity} at once ({fan.binding} decided)")
             for note in plan.notes:
@@ -344,7 +346,6 @@ class _Run:
                 raise errors.RouteInfeasible(
                     f"The ${self.ledger.ceiling:g} ceiling pays for the plan but not for one sub-agent and the "
                     f"aggregation ({fan.reasons[2]}).")
-            est = self._estimates(plan)
             # Hold the aggregation's money while the agents spend theirs.
             hold = self.ledger.reserve(est.aggregator_usd + self._aggregation_reading(fan))
             outcomes = await self._agents(fan)
