@@ -13,11 +13,26 @@ from starlette.responses import Response
 
 from router import errors
 from router.api import chat, info
+from router.api.chat_endpoint import ChatEndpoint, Receive, Scope, Send
 from router.api.http import JSON, error_response
 from router.services import Services
 from router.settings import Settings
 
 log = logging.getLogger("router")
+CHAT_PATH = "/v1/chat/completions"
+
+
+class RouterApp(FastAPI):
+    """FastAPI, except that the hot path (chat completions) goes straight to its ASGI endpoint."""
+
+    chat_endpoint: ChatEndpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == CHAT_PATH and scope["method"] == "POST":
+            await self.chat_endpoint(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     settings = settings or Settings()
@@ -32,8 +47,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         finally:
             await svc.stop()
 
-    app = FastAPI(title="model-router", version="0.1.0", lifespan=lifespan,
-                  description="OpenAI-compatible gateway that routes each request to the right model and mode.")
+    app = RouterApp(title="model-router", version="0.1.0", lifespan=lifespan,
+                    description="OpenAI-compatible gateway that routes each request to the right model and mode.")
+    app.chat_endpoint = ChatEndpoint(lambda: app.state.services)
 
     @app.exception_handler(errors.RouterError)
     async def _router_error(request: Request, exc: errors.RouterError) -> Response:

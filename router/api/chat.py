@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from router import errors
 from router.api import http as web
 from router.engine.explain import explain_decision
 from router.protocol import parse_json_body
@@ -33,29 +31,19 @@ async def _parsed(request: Request, services: Services) -> dict[str, Any]:
     return parse_json_body(raw)
 
 
+class _ChatResponse(Response):
+    """Hands the exchange to the ASGI chat endpoint (normally reached directly, see app.RouterApp)."""
+
+    def __init__(self, request: Request) -> None:
+        self._endpoint = request.app.chat_endpoint
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._endpoint(scope, receive, send)
+
+
 @router.post("/v1/chat/completions", openapi_extra=_CHAT_BODY)
 async def chat_completions(request: Request) -> Response:
-    arrived = time.perf_counter()
-    services: Services = request.app.state.services
-    body = await _parsed(request, services)
-    serving = services.serving
-    trace = services.tracer.start_request(body.get("model"))  # ended when the answer (or stream) is finished
-    try:
-        with trace.activate():
-            routed = serving.prepare(body, request.headers, arrived=arrived, trace=trace)
-            work = serving.stream(routed) if body.get("stream") else serving.complete(routed)
-            result = await web.unless_disconnected(request, work)
-    except errors.RouterError as exc:
-        trace.end(error=exc.type)
-        raise
-    if isinstance(result, Response):  # the client went away before the answer
-        trace.end(error="cancelled")
-        return result
-    if body.get("stream"):
-        frames, headers = result
-        return web.streaming_response(frames, headers)
-    response, headers = result
-    return Response(orjson.dumps(response), media_type=web.JSON, headers=headers)
+    return _ChatResponse(request)
 
 
 @router.post("/v1/route", openapi_extra=_CHAT_BODY)

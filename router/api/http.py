@@ -1,14 +1,9 @@
-"""HTTP plumbing shared by the handlers: body limits, disconnect handling, error and SSE responses."""
+"""HTTP plumbing for the framework-routed handlers: the body limit and OpenAI-shaped error responses."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
-
 from fastapi import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from router import errors
 
@@ -31,35 +26,3 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise errors.RequestTooLarge(f"The request body is larger than the {limit}-byte limit.")
         parts.append(part)
     return b"".join(parts)
-
-
-async def until_disconnect(request: Request) -> None:
-    """Returns when the client disconnects (the body has been read already)."""
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
-async def unless_disconnected(request: Request, work: Any) -> Any:
-    """Run ``work``; if the client goes away first, cancel it (which closes the upstream call)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(until_disconnect(request))
-    try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        task.cancel()
-        watcher.cancel()
-        raise
-    if task in done:
-        watcher.cancel()
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, errors.RouterError):
-        await task
-    return Response(status_code=499)
-
-
-def streaming_response(frames: AsyncIterator[bytes], headers: dict[str, str]) -> StreamingResponse:
-    headers = {**headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
-    return StreamingResponse(frames, media_type="text/event-stream", headers=headers)

@@ -8,6 +8,7 @@ shared ``logging`` logger), so two gateways in one process never write into each
 
 from __future__ import annotations
 
+import contextlib
 import io
 import queue
 import sys
@@ -56,12 +57,21 @@ class AccessLog:
         self._queue.put(orjson.dumps(record) + b"\n")
 
     def _drain(self) -> None:
-        while (line := self._queue.get()) is not None:
+        while True:
+            batch = [self._queue.get()]
+            # Under load many lines are waiting: one write and one flush for all of them.
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < 512:
+                    batch.append(self._queue.get_nowait())
+            data = b"".join(line for line in batch if line is not None)
             try:
-                self._stream.write(line if self._binary else line.decode())
-                self._stream.flush()
+                if data:
+                    self._stream.write(data if self._binary else data.decode())
+                    self._stream.flush()
             except (OSError, ValueError):  # a closed stream must not kill the gateway
                 pass
+            if None in batch:
+                return
 
     def close(self) -> None:
         """Write what is queued, then stop the writer thread."""

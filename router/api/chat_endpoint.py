@@ -1,0 +1,155 @@
+"""``POST /v1/chat/completions`` as a bare ASGI endpoint — the hot path.
+
+It skips the framework's middleware, routing and dependency machinery (about a tenth of the
+gateway's CPU per request when measured) and owns ``receive`` directly, so a client disconnect
+cancels the work — the upstream call, a stream, or every swarm sub-agent — at once. The flow
+reads top to bottom: auth → body → classify and decide → dispatch or swarm → JSON or SSE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.datastructures import Headers
+
+from router import errors
+from router.protocol import parse_json_body
+
+if TYPE_CHECKING:
+    from router.services import Services
+
+log = logging.getLogger("router")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+_SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no")]
+
+
+class ClientGone(Exception):
+    """The client disconnected before the answer was complete."""
+
+
+def _encode(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+async def send_json(send: Send, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": _JSON_HEADERS + _encode(headers or {})})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise errors.RequestTooLarge(f"The request body is larger than the {limit}-byte limit.")
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise errors.RequestTooLarge(f"The request body is larger than the {limit}-byte limit.")
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+async def until_disconnect(receive: Receive) -> None:
+    """Returns when the client disconnects (call only after the body has been read)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def unless_disconnected(receive: Receive, work: Awaitable[Any]) -> Any:
+    """Run ``work``; if the client goes away first, cancel it and raise ClientGone."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(until_disconnect(receive))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        watcher.cancel()
+        raise
+    if task.done():
+        watcher.cancel()
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, errors.RouterError):
+        await task
+    raise ClientGone
+
+
+async def relay_sse(frames: AsyncIterator[bytes], headers: dict[str, str], receive: Receive, send: Send) -> None:
+    """Send the frames as they come; a disconnect cancels the generator (and so the upstream)."""
+    await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + _encode(headers)})
+
+    async def pump() -> None:
+        async for frame in frames:
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    try:
+        await unless_disconnected(receive, pump())
+    except (ClientGone, OSError):
+        pass
+    finally:
+        await frames.aclose()  # idempotent; runs the generator's cleanup if it was not finished
+
+
+class ChatEndpoint:
+    def __init__(self, services: Callable[[], Services]) -> None:
+        self._services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        arrived = time.perf_counter()
+        try:
+            await self._handle(scope, receive, send, arrived)
+        except errors.RouterError as exc:
+            await send_json(send, exc.status, exc.body_bytes(), exc.headers)
+        except ClientGone:
+            return  # nobody is listening; the work was cancelled
+        except Exception:  # never a stack trace to the client
+            log.exception("unexpected error on POST /v1/chat/completions")
+            err = errors.RouterError("The gateway hit an internal error; it has been logged.")
+            await send_json(send, err.status, err.body_bytes())
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, arrived: float) -> None:
+        services = self._services()
+        headers = Headers(scope=scope)
+        services.auth.check(headers.get("authorization"))
+        body = parse_json_body(await read_body(receive, headers, services.settings.max_body_bytes))
+        serving = services.serving
+        trace = services.tracer.start_request(body.get("model"))  # ends with the answer or the stream
+        stream = bool(body.get("stream"))
+        try:
+            with trace.activate():
+                routed = serving.prepare(body, headers, arrived=arrived, trace=trace)
+                work = serving.stream(routed) if stream else serving.complete(routed)
+                result = await unless_disconnected(receive, work)
+        except errors.RouterError as exc:
+            trace.end(error=exc.type)
+            raise
+        except ClientGone:
+            trace.end(error="cancelled")
+            raise
+        if stream:
+            frames, response_headers = result
+            await relay_sse(frames, response_headers, receive, send)
+            return
+        response, response_headers = result
+        await send_json(send, 200, orjson.dumps(response), response_headers)
