@@ -36,8 +36,8 @@ from router.swarm.prompts import aggregator_messages, request_text, worker_messa
 
 _PLAN_TOKENS_PER_SUBTASK = 60  # a subtask's JSON: id, instruction, depends_on
 _PLANNER_SHARE = 0.25  # the planner may spend max(2x its estimate, this share of the ceiling)
-_SIMPLE = Label("simple")
-_PRICE_SAMPLES = 8  # subtasks priced to estimate a typical agent (the ledger prices each one exactly)  # planning, one subtask and merging are priced as simple tasks
+_SIMPLE = Label("simple")  # planning, one subtask and merging are priced as simple tasks
+_PRICE_SAMPLES = 8  # subtasks priced to estimate a typical agent (the ledger prices each one exactly)
 
 
 @dataclass(frozen=True, slots=True)
