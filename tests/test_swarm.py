@@ -83,16 +83,28 @@ def test_thirty_items_run_as_thirty_agents_in_one_wave(gateway_factory: Callable
     stats = gw.demo.stats("kimi")
     assert stats["by_role"] == {"planner": 1, "worker": 30, "aggregator": 1}
     assert float(raw.headers["x-router-cost-usd"]) == pytest.approx(swarm["cost_usd"])
+    metrics = httpx.get(f"{gw.url}/metrics").text
+    for line in ("router_swarm_agents_count 1.0", "router_swarm_agents_sum 30.0",
+                 "router_swarm_duration_seconds_count 1.0", "router_swarm_parallel_efficiency_count 1.0",
+                 "router_swarm_failed_agents_total 0.0"):
+        assert line in metrics, line
+    assert 'router_requests_total{mode="swarm",route="swarm",status="ok",task_type=' in metrics
 
 
-def test_pool_capacity_of_ten_runs_three_waves(gateway_factory: Callable[..., Gateway]) -> None:
-    gw = slow_gateway(gateway_factory, default_policy(swarm={"concurrency": 10}))
+@pytest.mark.parametrize("where", ["swarm.concurrency", "backend.max_concurrency", "engine.max_num_seqs"])
+def test_pool_capacity_of_ten_runs_three_waves(gateway_factory: Callable[..., Gateway], where: str) -> None:
+    overrides = {"swarm.concurrency": {"swarm": {"concurrency": 10}},
+                 "backend.max_concurrency": {"backends": {"kimi": {"max_concurrency": 10}}}}.get(where, {})
+    gw = slow_gateway(gateway_factory, default_policy(**overrides))
+    if where == "engine.max_num_seqs":  # the gateway would send 30 at once; the GPU pool runs 10
+        gw.demo.set_behavior("kimi", max_num_seqs=10)
     completion = gw.client().chat.completions.create(model="auto:swarm", messages=user(THIRTY))
     swarm = router_of(completion)["swarm"]
-    assert swarm["agents_run"] == 30 and swarm["capacity"] == 10
+    assert swarm["agents_run"] == 30 and swarm["agents_failed"] == 0
     assert 850 <= swarm["fanout_ms"] <= 1350, swarm  # ~3 waves of 300 ms
-    assert swarm["parallel_efficiency"] > 0.7
-    assert gw.demo.stats("kimi")["max_in_flight"] <= 10
+    assert gw.demo.stats("kimi")["max_in_flight"] <= (30 if where == "engine.max_num_seqs" else 10)
+    if where != "engine.max_num_seqs":
+        assert swarm["capacity"] == 10 and swarm["parallel_efficiency"] > 0.7
 
 
 def test_progress_is_streamed_then_the_answer(gateway_factory: Callable[..., Gateway]) -> None:
