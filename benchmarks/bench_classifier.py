@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from router.classifier import TaskClassifier, artifact
+from router.classifier import TaskClassifier, artifact, report
 from router.classifier.bench import TARGET_P99_US, run
 
 
@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         artifact.write_card(directory, card)
         print(f"wrote latency_us to {directory / artifact.CARD_FILE}")
+        if args.artifact is None:
+            report.update_readme(report.default_readme(), card)
     return 0 if ok else 1
 
 

@@ -296,3 +296,13 @@ def test_card_reports_held_out_quality_and_artifact_is_small(classifier: TaskCla
     assert {"short", "medium", "long"} <= set(card["latency_us"])
     size = sum(p.stat().st_size for p in MODEL_DIR.iterdir() if p.is_file())
     assert size <= 20 * 1024 * 1024
+
+
+def test_readme_numbers_are_regenerated_from_the_card(classifier: TaskClassifier) -> None:
+    from router.classifier import report
+
+    readme = REPO / "classifiers" / "README.md"
+    assert report.generated_block(readme) == report.render(classifier.card), (
+        "classifiers/README.md is out of date: run `model-router train` or "
+        "`benchmarks/bench_classifier.py --update-card`, which rewrite its generated block"
+    )

@@ -21,6 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
+from router.classifier import report
 from router.classifier.artifact import ClassifierArtifactError
 from router.classifier.model import TaskClassifier
 
@@ -84,6 +85,8 @@ def train_command(data_path: str | None, output_dir: str | None) -> int:
         )
         return 2
     card = train(data, Path(output_dir) if output_dir else None, log=lambda m: print(m, file=sys.stderr))
+    if not output_dir:  # the packaged artifact: keep the README's generated numbers in step
+        report.update_readme(report.default_readme(), card)
     held_out = card["evaluation"]["source_held_out"]["macro_f1"]
     print(f"source-held-out macro-F1 {held_out}; artifact and card in {output_dir or 'classifiers/model'}")
     return 0
