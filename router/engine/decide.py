@@ -22,7 +22,7 @@ from typing import Any
 
 from router import taxonomy
 from router.engine.request_facts import RequestFacts
-from router.engine.signals import Signals
+from router.engine.signals import BackendSignals, RouteSignals, Signals
 from router.policy.model import OutputEstimate, Policy
 
 ANSWER_LENGTH_FACTOR = {"short": 0.4, "medium": 1.0, "long": 2.5}
@@ -121,6 +121,25 @@ class Decision:
         """Each rejected candidate with every reason, e.g. ``gpt:default (cost: est. $0.01 > ...)``."""
         parts = [f"{c.route} ({c.rejection()})" for c in self.candidates if c.reasons]
         return ", ".join(parts) or "no candidate routes"
+
+
+class _Snapshot:
+    """The signals of one decision, each backend read once (and consistently for all its routes)."""
+
+    __slots__ = ("_backends", "_signals")
+
+    def __init__(self, signals: Signals) -> None:
+        self._signals = signals
+        self._backends: dict[str, BackendSignals] = {}
+
+    def route(self, route: str) -> RouteSignals:
+        return self._signals.route(route)
+
+    def backend(self, backend: str) -> BackendSignals:
+        load = self._backends.get(backend)
+        if load is None:
+            load = self._backends[backend] = self._signals.backend(backend)
+        return load
 
 
 def route_serves_mode(route_mode: str, wanted: str) -> bool:
@@ -283,6 +302,7 @@ def decide(policy: Policy, facts: RequestFacts, label: Label, limits: Limits, si
            forced_mode: str | None = None, direct_route: str | None = None) -> Decision:
     routes = [direct_route] if direct_route else candidate_routes(policy, label.task_type, forced_mode)
     forced = direct_route is not None or forced_mode is not None
+    signals = _Snapshot(signals)
     candidates: list[Candidate] = []
     for route in routes:
         if route == taxonomy.SWARM_ROUTE:

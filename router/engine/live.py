@@ -57,6 +57,7 @@ class LiveState:
         self._breakers: dict[str, CircuitBreaker] = {}
         self._inflight: dict[str, int] = {}
         self._queues: dict[str, _EngineQueue] = {}
+        self._service_ms: dict[str, float] = {}  # per backend, refreshed on every observation
         self.apply_policy(policy)
 
     def apply_policy(self, policy: Policy) -> None:
@@ -75,6 +76,8 @@ class LiveState:
                                                  latency.ttft_ms, latency.output_tokens_per_s)
             else:  # keep what was learned; relax towards the new prior
                 stat.prior_ttft_ms, stat.prior_tokens_per_s = latency.ttft_ms, latency.output_tokens_per_s
+        for name in policy.backends:
+            self._refresh_service(name)
 
     # --- Signals -----------------------------------------------------------------------------
     def route(self, route: str) -> RouteSignals:
@@ -102,18 +105,20 @@ class LiveState:
         wait_ms = _NO_QUEUE_WAIT_MS
         if queue.waiting > 0:
             # Little's law, roughly: slots free up at running / service time; we wait for those ahead.
-            wait_ms = queue.waiting * self._mean_service_ms(backend) / max(queue.running or 0.0, 1.0)
+            service_ms = self._service_ms.get(backend, 1000.0)
+            wait_ms = queue.waiting * service_ms / max(queue.running or 0.0, 1.0)
         return BackendSignals(circuit=circuit, inflight=inflight, queue_waiting=queue.waiting,
                               queue_wait_ms=wait_ms)
 
-    def _mean_service_ms(self, backend: str) -> float:
+    def _refresh_service(self, backend: str) -> None:
+        """Mean service time of a typical request over the backend's routes (for queue waits)."""
         prefix = backend + ":"
         total, count = 0.0, 0
         for name, stat in self._routes.items():
             if name.startswith(prefix):
                 total += stat.ttft_ms + TYPICAL_OUTPUT_TOKENS / stat.tokens_per_s * 1000.0
                 count += 1
-        return total / count if count else 1000.0
+        self._service_ms[backend] = total / count if count else 1000.0
 
     # --- observations --------------------------------------------------------------------------
     def observe_latency(self, route: str, *, ttft_ms: float | None, output_tokens: int,
@@ -128,6 +133,7 @@ class LiveState:
             stat.tokens_per_s += EWMA_ALPHA * (output_tokens / generation_s - stat.tokens_per_s)
         stat.samples += 1
         stat.last_at = self._clock()
+        self._refresh_service(route.partition(":")[0])
 
     def observe_total(self, route: str, *, total_ms: float, output_tokens: int) -> None:
         """A non-streamed answer: only the whole duration is known (see the module docstring)."""
@@ -143,6 +149,7 @@ class LiveState:
             stat.tokens_per_s += EWMA_ALPHA * (stat.tokens_per_s / scale - stat.tokens_per_s)
         stat.samples += 1
         stat.last_at = self._clock()
+        self._refresh_service(route.partition(":")[0])
 
     def breaker(self, backend: str) -> CircuitBreaker:
         breaker = self._breakers.get(backend)
