@@ -201,7 +201,7 @@ def _dry_run(gw: Gateway, body: dict[str, Any], ceiling: float | None = None) ->
 
 
 def test_a_ceiling_for_about_five_agents_runs_no_more_and_holds(gateway_factory: Callable[..., Gateway]) -> None:
-    gw = gateway_factory()
+    gw = slow_gateway(gateway_factory, ms=20)  # no per-token pacing: the long merged answer comes at once
     body = {"model": "auto:swarm", "messages": user(THIRTY)}
     # The dry run's cost is linear in the agents: two points give the price of one agent.
     full = _dry_run(gw, body)
