@@ -81,14 +81,19 @@ class Routed:
         assert self.decision.chosen is not None
         return self.decision.chosen
 
+    def candidate(self, route: str) -> Candidate:
+        """The chain's candidate for ``route`` (the one that answered, after fallbacks)."""
+        return next((c for c in self.decision.chain if c.route == route), self.chosen)
+
     def router_object(self, *, route: str, mode: str, fallbacks: int, cost_usd: float | None,
                       swarm: dict[str, Any] | None = None) -> dict[str, Any]:
+        answered = self.candidate(route)  # estimates of the route that answered, not of the first choice
         obj: dict[str, Any] = {
             "request_id": self.request_id, "task_type": self.label.task_type,
             "confidence": round(self.label.confidence, 4), "route": route, "mode": mode,
-            "estimated_cost_usd": round(self.chosen.cost_usd, 8),
+            "estimated_cost_usd": round(answered.cost_usd, 8),
             "cost_usd": None if cost_usd is None else round(cost_usd, 8),
-            "estimated_latency_ms": round(self.chosen.latency_ms, 1),
+            "estimated_latency_ms": round(answered.latency_ms, 1),
             "fallbacks": fallbacks, "decision_ms": round(self.decision_ms, 3),
             "max_cost_usd": self.decision.limits.max_cost_usd,
             "latency_budget_ms": self.decision.limits.latency_budget_ms,
@@ -106,8 +111,8 @@ class Routed:
             "x-router-task-type": self.label.task_type,
             "x-router-confidence": f"{self.label.confidence:.4f}",
             "x-router-mode": str(router_obj["mode"]),
-            "x-router-estimated-cost-usd": f"{self.chosen.cost_usd:.8f}",
-            "x-router-estimated-latency-ms": f"{self.chosen.latency_ms:.1f}",
+            "x-router-estimated-cost-usd": f"{router_obj['estimated_cost_usd']:.8f}",
+            "x-router-estimated-latency-ms": f"{router_obj['estimated_latency_ms']:.1f}",
             "x-router-fallbacks": str(router_obj["fallbacks"]),
             "x-router-decision-ms": f"{self.decision_ms:.3f}",
         }
@@ -250,7 +255,7 @@ class ChatServing:
             if usage.reasoning_tokens:
                 m.tokens.labels(route, "reasoning").inc(usage.reasoning_tokens)
             m.cost.labels(route).inc(cost)
-            m.estimated_cost.labels(route).inc(routed.chosen.cost_usd)
+            m.estimated_cost.labels(route).inc(routed.candidate(route).cost_usd)
             met = total * 1000 <= routed.decision.limits.latency_budget_ms
             m.budget_outcomes.labels(route, "met" if met else "missed").inc()
         self.access_log.write(routed, route=route, mode=mode, status=status, usage=usage, cost=cost,

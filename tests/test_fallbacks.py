@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import Gateway, default_policy
-from tests.support.routing import chat, fast_overrides, router_object, wait_until
+from tests.support.routing import QUESTION, chat, fast_overrides, router_object, wait_until
 
 # (demo behaviour of the failing Kimi, the demo's injected-failure counter, attempts per request)
 FAULTS: dict[str, tuple[dict[str, Any], str, int]] = {
@@ -42,6 +42,13 @@ def test_every_request_succeeds_through_the_chain_and_the_circuit_opens_then_clo
             assert r.status_code == 200, r.text
             assert r.headers["x-router-route"] != "kimi:instant"
             assert router_object(r)["fallbacks"] == int(r.headers["x-router-fallbacks"])
+        # Estimates reported are those of the route that answered, not of the failed first choice.
+        explained = http.post("/v1/route", json={"model": "auto", "messages": [{"role": "user", "content": QUESTION}]},
+                              headers={"x-router-task-type": "simple"}).json()
+        estimates = {c["route"]: c["estimated_cost_usd"] for c in explained["candidates"]}
+        first = responses[0]
+        assert float(first.headers["x-router-estimated-cost-usd"]) == pytest.approx(
+            estimates[first.headers["x-router-route"]], rel=1e-6)
         fallbacks = [int(r.headers["x-router-fallbacks"]) for r in responses]
         # x-router-fallbacks counts exactly the failed attempts the primary saw.
         assert fallbacks[0] == attempts
