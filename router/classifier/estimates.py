@@ -7,9 +7,11 @@ easy to read, easy to replace once we log real answer lengths and swarm plans.
 from __future__ import annotations
 
 import re
+from itertools import islice
 from typing import Final
 
 MAX_SUBTASKS: Final = 100  # the swarm never plans more agents than this
+MAX_NUMBERS: Final = 30
 
 HEAD: Final = 1000  # characters read; requests say what they want near the start
 
@@ -50,7 +52,8 @@ def subtasks(text: str) -> int:
     enumeration ("AWS, Azure, GCP and Oracle") and distinct questions; 1 when nothing says otherwise."""
     head = text[:HEAD].lower()
     best = 1
-    for match in _NUMBER.finditer(head) if any(d in head for d in "0123456789") else ():
+    numbers = _NUMBER.finditer(head) if any(d in head for d in "0123456789") else iter(())
+    for match in islice(numbers, MAX_NUMBERS):  # a table of figures is not a list of parts
         n = int(match.group())
         before = head[max(match.start() - 16, 0) : match.start()]
         after = head[match.end() : match.end() + 2].strip()

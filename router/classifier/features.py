@@ -17,14 +17,14 @@ from typing import Any, Final, cast
 
 # Bumped whenever terms or dense features change meaning; the card records it and loading
 # an artifact built with another version fails (retrain with `model-router train`).
-FEATURES_VERSION: Final = 5
+FEATURES_VERSION: Final = 6
 
 # Head + tail of the last user turn that is read word by word; the question usually sits at
 # one end of a pasted document.
 HEAD_CHARS: Final = 1200
 TAIL_CHARS: Final = 400
-CJK_HEAD_CHARS: Final = 500  # a CJK character is a token: the same token budget spans fewer characters
-CJK_TAIL_CHARS: Final = 200
+CJK_HEAD_CHARS: Final = 320  # a CJK character is a token: the same token budget spans fewer characters
+CJK_TAIL_CHARS: Final = 120
 CONTEXT_CHARS: Final = 600  # window for system prompt and earlier turns
 SYSTEM_WEIGHT: Final = 0.3  # the system prompt sets the scene; the last user turn asks
 HISTORY_WEIGHT: Final = 0.2
@@ -172,7 +172,7 @@ def view_of_text(text: str) -> RequestView:
 def window(text: str, head: int = HEAD_CHARS, tail: int = TAIL_CHARS) -> str:
     if len(text) <= head + tail:
         return text
-    return text[:head] + "\n" + text[-tail:]
+    return text[:head] + "\n" + text[-tail:] if tail else text[:head]
 
 
 def has_cjk(text: str) -> bool:
@@ -188,7 +188,7 @@ def terms(text: str) -> list[str]:
 
 def user_window(text: str) -> str:
     """The part of the last user turn read word by word."""
-    if len(text) > HEAD_CHARS + TAIL_CHARS and has_cjk(text[:CJK_HEAD_CHARS]):
+    if len(text) > CJK_HEAD_CHARS + CJK_TAIL_CHARS and has_cjk(text[:CJK_HEAD_CHARS]):
         return window(text, CJK_HEAD_CHARS, CJK_TAIL_CHARS)
     return window(text)
 
@@ -203,6 +203,16 @@ def weighted_terms(view: RequestView) -> Mapping[str, float]:
         for term in terms(text):
             weighted[term] = weighted.get(term, 0.0) + weight
     return weighted
+
+
+def _count(pattern: re.Pattern[str], text: str, cap: int) -> int:
+    """Matches of `pattern`, counting no further than `cap` (the feature saturates there anyway)."""
+    n = 0
+    for _ in pattern.finditer(text):
+        n += 1
+        if n >= cap:
+            break
+    return n
 
 
 def dense(view: RequestView) -> list[float]:
@@ -224,8 +234,8 @@ def dense(view: RequestView) -> list[float]:
         1.0 if chars >= 20000 else 0.0,
         1.0 if "```" in full else 0.0,
         min(len(_CODE_LINE.findall(text)) / lines, 1.0) if lines >= 3 else 0.0,
-        min(len(_TRACE.findall(text)) / 3.0, 1.0) if maybe_trace else 0.0,
-        min(len(_MATH.findall(text)) / 5.0, 1.0) if maybe_math else 0.0,
+        _count(_TRACE, text, 3) / 3.0 if maybe_trace else 0.0,
+        _count(_MATH, text, 5) / 5.0 if maybe_math else 0.0,
         math.log1p(len(_LIST_ITEM.findall(text))) / 3.0 if lines >= 2 else 0.0,
         math.log1p(text.count("?") + text.count("？")) / 3.0,
         digits / seen,

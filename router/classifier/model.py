@@ -62,13 +62,16 @@ class TaskClassifier:
 
     def probabilities(self, view: RequestView) -> dict[str, float]:
         model = self._model
+        counts = weighted_terms(view)
         get = self._index.get
-        pairs = [(j, n) for term, n in weighted_terms(view).items() if (j := get(term)) is not None]
+        n = len(counts)
+        rows = np.fromiter([get(term, -1) for term in counts], dtype=np.intp, count=n)
+        tf = np.fromiter(counts.values(), dtype=np.float32, count=n)
+        known = rows >= 0
+        rows, tf = rows[known], tf[known]
         logits = model.intercept + np.asarray(dense(view), dtype=np.float32) @ model.dense_coef
-        if pairs:
-            idx, tf = zip(*pairs, strict=True)
-            rows = np.asarray(idx, dtype=np.intp)
-            values = np.log1p(np.asarray(tf, dtype=np.float32)) * model.idf[rows]
+        if rows.size:
+            values = np.log1p(tf) * model.idf[rows]
             norm = float(np.sqrt(values @ values))
             if norm > 0.0:
                 logits = logits + (values / norm) @ model.coef[rows]
