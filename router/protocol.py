@@ -60,8 +60,8 @@ class RouterControlsBody(BaseModel):
     """The optional ``router`` object in the body (``extra_body={"router": {...}}``)."""
 
     model_config = ConfigDict(extra="forbid")
-    max_cost_usd: float | None = Field(None, gt=0)
-    latency_budget_ms: float | None = Field(None, gt=0)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    latency_budget_ms: float | None = Field(default=None, gt=0)
     mode: str | None = None
     task_type: str | None = None
 

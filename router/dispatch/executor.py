@@ -193,7 +193,7 @@ class Dispatcher:
         if kinds and all(k == "rate_limited" for k in kinds):
             return errors.RateLimited(f"Every route is rate limited ({tried}).",
                                       retry_after_s=min(log.retry_afters) if log.retry_afters else 1.0)
-        if kinds and kinds[-1] == "timeout" or (kinds and "latency" in log.skipped):
+        if kinds and (kinds[-1] == "timeout" or "latency" in log.skipped):
             return errors.UpstreamTimedOut(f"The upstream did not answer in time ({tried}).")
         if not kinds:
             if log.skipped and all(s == "cost" for s in log.skipped):

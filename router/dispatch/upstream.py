@@ -100,7 +100,7 @@ def error_message_from_body(raw: bytes, limit: int = 300) -> str:
     if isinstance(data, dict):
         err = data.get("error")
         if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return err["message"][:limit]
+            return str(err["message"])[:limit]
         if isinstance(err, str):
             return err[:limit]
         if isinstance(data.get("message"), str):
