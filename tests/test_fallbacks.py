@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import Gateway, default_policy
-from tests.support.routing import QUESTION, chat, fast_overrides, router_object, wait_until
+from tests.support.routing import QUESTION, chat, fast_overrides, merge, router_object, wait_until
 
 # (demo behaviour of the failing Kimi, the demo's injected-failure counter, attempts per request)
 FAULTS: dict[str, tuple[dict[str, Any], str, int]] = {
@@ -24,7 +24,7 @@ REQUESTS = 6
 
 def failing_primary_gateway(factory: Callable[..., Gateway], **extra: Any) -> Gateway:
     # A short timeout on the faulty backend only; the vendors keep theirs.
-    return factory(default_policy(**fast_overrides(backends={"kimi": {"timeout_s": 0.3}}, **extra)))
+    return factory(default_policy(**merge(fast_overrides(backends={"kimi": {"timeout_s": 0.3}}), extra)))
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
@@ -113,3 +113,22 @@ def test_a_client_leaving_mid_stream_is_no_verdict_on_the_backend(gateway_factor
             next(r.iter_lines())
     assert wait_until(lambda: gw.services.live.inflight("kimi") == 0)
     assert gw.services.live.breaker("kimi").state == "closed"
+
+
+def test_fallbacks_spend_only_what_is_left_of_the_ceiling(gateway_factory: Callable[..., Gateway]) -> None:
+    """A timed-out attempt may have been billed its prompt: the fallback gets the rest of the money."""
+    gw = failing_primary_gateway(gateway_factory, circuit={"consecutive_failures": 50},
+                                 backends={"kimi": {"pricing": {"input_per_mtok": 4.0, "output_per_mtok": 1.0}}},
+                                 tasks={"simple": {"candidates": ["kimi:instant", "claude:default"]}})
+    gw.demo.set_behavior("kimi", timeout_rate=1.0, hang_s=5)
+    prompt = "Summarise this note in one line. " + "The quarterly numbers were flat. " * 120  # ~1000 tokens
+    with httpx.Client(base_url=gw.url, timeout=30) as http:
+        explained = http.post("/v1/route", json={"model": "auto", "messages": [{"role": "user", "content": prompt}]},
+                              headers={"x-router-task-type": "simple", "x-router-max-cost": "0.006"}).json()
+        assert explained["choice"] == "kimi:instant" and explained["fallbacks"] == ["claude:default"]
+        tight = chat(http, content=prompt, headers={"x-router-max-cost": "0.006"})
+        roomy = chat(http, content=prompt, headers={"x-router-max-cost": "0.05"})
+    assert tight.status_code == 504, tight.text
+    assert "claude:default: skipped (cost)" in tight.json()["error"]["message"]
+    assert roomy.status_code == 200 and roomy.headers["x-router-route"] == "claude:default"
+    assert float(roomy.headers["x-router-cost-usd"]) <= 0.05
