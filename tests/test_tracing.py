@@ -4,15 +4,19 @@ unless content recording is switched on. Also ``Tracer.from_env`` and the standa
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import openai
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
+from router.observability.access_log import AccessLog
 from router.observability.tracing import Tracer
 from tests.conftest import Gateway, default_policy
 from tests.support.otlp import STATUS_ERROR, OTLPReceiver, ReceivedSpan, SpanTree, trace_of
@@ -321,3 +325,36 @@ def test_observability_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> Non
     assert "metrics + tracing on the hot path" in out
     handed = int(out.split("spans handed to the batch processor: ")[1].split()[0])
     assert handed >= 2 * 200 * 4  # warm-up + timed run, at least 4 spans a request, none dropped
+
+
+# ---------------------------------------------------------------- the access log line
+
+
+def test_access_log_line_has_the_decision_and_the_trace_id(gateway_factory: Callable[..., Gateway],
+                                                            receiver: OTLPReceiver) -> None:
+    gw = gateway_factory(default_policy(), tracer=otlp_tracer(receiver))
+    stream = io.StringIO()
+    old = gw.services.access_log
+    gw.services.access_log = gw.services.serving.access_log = AccessLog(stream)
+    old.close()
+    headers, _ = chat(gw, {"model": "auto", "messages": [{"role": "user", "content": PROMPT}], "stream": True})
+    with pytest.raises(openai.BadRequestError):  # infeasible: logged too, with its decision
+        gw.client().chat.completions.create(model="auto", messages=[{"role": "user", "content": PROMPT}],
+                                            extra_headers={"X-Router-Max-Cost": "0.0000001"})
+    tree = wait_for_trace(receiver, headers["x-router-request-id"])
+    gw.services.access_log.close()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(lines) == 2, lines
+    ok, infeasible = lines
+    assert ok["event"] == "chat" and ok["status"] == "ok" and ok["stream"] is True
+    assert ok["request_id"] == headers["x-router-request-id"]
+    assert ok["trace_id"] == tree.root.trace_id  # one id to find the trace from the log line
+    assert ok["route"] == headers["x-router-route"] and ok["task_type"] == headers["x-router-task-type"]
+    assert ok["confidence"] == pytest.approx(float(headers["x-router-confidence"]), abs=1e-4)
+    assert ok["estimated_cost_usd"] > 0 and ok["cost_usd"] > 0 and ok["ttft_ms"] > 0
+    assert ok["duration_ms"] >= ok["ttft_ms"] and ok["decision_ms"] >= 0
+    assert ok["tokens"]["input"] > 0 and ok["tokens"]["output"] > 0
+    assert isinstance(ok["fallback_chain"], list) and ok["fallbacks"] == 0
+    assert infeasible["status"] == "infeasible" and infeasible["route"] == "none"
+    assert set(infeasible["rejected"]) and all("cost" in r for r in infeasible["rejected"].values())
+    assert MARKER not in stream.getvalue()

@@ -341,6 +341,8 @@ class _Exporter:
             for rec in request.spans[1:] + request.spans[:1]]  # the root last, as spans end in the SDK
 
     def flush(self, timeout: float = 10) -> bool:
+        if not self._thread.is_alive():  # closed: nothing can be pending
+            return True
         done = threading.Event()
         self._queue.put(done)
         return done.wait(timeout)
