@@ -11,9 +11,8 @@ gets is exactly its reservation in the ledger, which is how the ceiling holds on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +32,7 @@ from router.swarm.ledger import BudgetLedger
 from router.swarm.measures import Timeline, measures
 from router.swarm.plan import Plan, PlanFailed, make_plan
 from router.swarm.prompts import aggregator_messages, request_text, worker_messages
+from router.swarm.stream import SwarmStream
 
 _PLAN_TOKENS_PER_SUBTASK = 60  # a subtask's JSON: id, instruction, depends_on
 _PLANNER_SHARE = 0.25  # the planner may spend max(2x its estimate, this share of the ceiling)
@@ -71,64 +71,12 @@ class Swarm:
             return await _Run(self, routed).execute()
 
     def stream(self, routed: Routed) -> SwarmStream:
-        return SwarmStream(self, routed)
+        model = routed.loaded.policy.backends[routed.loaded.policy.swarm.aggregator.partition(":")[0]].model
 
+        def run(progress: Callable[[str], None]) -> Coroutine[Any, Any, SwarmResult]:
+            return _Run(self, routed, progress).execute()
 
-class SwarmStream:
-    """``chunks``: progress as ``reasoning_content`` deltas, then the answer; ``result`` when done.
-
-    The run is a task owned by the iterator: closing or cancelling the iterator (the client went
-    away) cancels the run, its task group and every upstream call in flight.
-    """
-
-    def __init__(self, swarm: Swarm, routed: Routed) -> None:
-        self.result: SwarmResult | None = None
-        self._swarm = swarm
-        self._routed = routed
-        self.chunks: AsyncIterator[dict[str, Any]] = self._chunks()
-
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None, *, model: str) -> dict[str, Any]:
-        return {"id": f"chatcmpl-{self._routed.request_id}", "object": "chat.completion.chunk",
-                "created": int(time.time()), "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-
-    async def _chunks(self) -> AsyncIterator[dict[str, Any]]:
-        queue: asyncio.Queue[str | None] = asyncio.Queue()
-        run = _Run(self._swarm, self._routed, progress=queue.put_nowait)
-        model = run.answer_model
-        with self._routed.trace.activate():  # the task copies this context: its spans nest under the request
-            task = asyncio.create_task(run.execute(), name=f"swarm-{self._routed.request_id}")
-        task.add_done_callback(lambda _: queue.put_nowait(None))
-        try:
-            yield self._chunk({"role": "assistant", "content": ""}, model=model)
-            while (line := await queue.get()) is not None:
-                yield self._chunk({"reasoning_content": line}, model=model)
-            result = task.result()  # a RouterError surfaces here, for the serving layer to report
-            self.result = result
-            choice = result.response["choices"][0]
-            model = str(result.response.get("model") or model)
-            for piece in _pieces(choice["message"].get("content") or ""):
-                yield self._chunk({"content": piece}, model=model)
-            yield self._chunk({}, choice.get("finish_reason") or "stop", model=model)
-        finally:
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, errors.RouterError):
-                    await task
-
-
-def _pieces(text: str, size: int = 400) -> list[str]:
-    """The answer in line-aligned pieces of about ``size`` characters."""
-    out: list[str] = []
-    current = ""
-    for line in text.splitlines(keepends=True):
-        current += line
-        if len(current) >= size:
-            out.append(current)
-            current = ""
-    if current:
-        out.append(current)
-    return out
+        return SwarmStream(run, request_id=routed.request_id, model=model, trace=routed.trace)
 
 
 def _content(response: dict[str, Any]) -> tuple[str, str | None, str | None]:
