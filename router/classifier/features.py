@@ -2,7 +2,7 @@
 
 The same code featurizes training rows and live requests, so training and serving cannot drift.
 Every step is bounded: long turns are read through a head + tail window, and whole-text
-measures use C-speed `str` methods only, so a 100k-character prompt costs about as much as a 6k one.
+measures use C-speed `str` methods only, so a 100k-character prompt costs about as much as a 2k one.
 """
 
 from __future__ import annotations
