@@ -306,3 +306,21 @@ def test_readme_numbers_are_regenerated_from_the_card(classifier: TaskClassifier
         "classifiers/README.md is out of date: run `model-router train` or "
         "`benchmarks/bench_classifier.py --update-card`, which rewrite its generated block"
     )
+
+
+def test_work_per_request_is_bounded_by_the_windows() -> None:
+    from router.classifier.features import view_of, weighted_terms
+
+    huge = "lorem ipsum dolor sit amet " * 40_000  # ~1 MB in each of system, history and user turn
+    view = view_of([
+        {"role": "system", "content": huge},
+        {"role": "user", "content": huge},
+        {"role": "assistant", "content": huge},
+        {"role": "user", "content": huge + "What is this about?"},
+    ])
+    assert view.input_tokens > 1_000_000 // 4
+    small = view_of([{"role": "system", "content": huge[:600]}, {"role": "user", "content": huge[:1600]},
+                     {"role": "assistant", "content": huge[:600]}, {"role": "user", "content": huge[:1600]}])
+    # Only the windows are read word by word: the term mass is that of the small request, give or take
+    # the joins between head and tail.
+    assert sum(weighted_terms(view).values()) <= sum(weighted_terms(small).values()) * 1.1
