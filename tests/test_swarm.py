@@ -157,6 +157,20 @@ def test_bad_plan_is_repaired_once(gateway: Gateway) -> None:
     assert "only this item: alpha" in answer and "only this item: beta" in answer
 
 
+def test_client_output_settings_apply_to_the_final_answer_and_tools_are_refused(gateway: Gateway) -> None:
+    client = gateway.client()
+    completion = client.chat.completions.create(model="auto:swarm", messages=user("Summarise: alpha, beta, gamma"),
+                                                max_tokens=50, temperature=0.2)
+    assert completion.choices[0].finish_reason == "length"  # the merged answer was cut at 50 tokens
+    aggregator = [r["body"] for r in gateway.demo.stats("kimi")["last_requests"]
+                  if "swarm aggregator" in str(r["body"]["messages"][0]["content"])][-1]
+    assert aggregator["max_tokens"] == 50 and aggregator["temperature"] == 0.2
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    response = httpx.post(f"{gateway.base_url}/chat/completions", timeout=30,
+                          json={"model": "auto:swarm", "messages": user("Summarise: a, b, c"), "tools": tools})
+    assert response.status_code == 400 and "text workers" in response.json()["error"]["message"]
+
+
 # --- partial failure -----------------------------------------------------------------------------
 def test_failing_sub_agents_give_a_partial_answer_naming_them(gateway_factory: Callable[..., Gateway]) -> None:
     # Planner and aggregator on the GPT demo; workers on Kimi, run one at a time so the demo's

@@ -37,6 +37,8 @@ from router.swarm.stream import SwarmStream
 _PLAN_TOKENS_PER_SUBTASK = 60  # a subtask's JSON: id, instruction, depends_on
 _PLANNER_SHARE = 0.25  # the planner may spend max(2x its estimate, this share of the ceiling)
 _SIMPLE = Label("simple")  # planning, one subtask and merging are priced as simple tasks
+_ANSWER_FIELDS = frozenset({"max_tokens", "max_completion_tokens", "response_format", "temperature", "top_p",
+                            "stop", "seed", "user"})
 _PRICE_SAMPLES = 8  # subtasks priced to estimate a typical agent (the ledger prices each one exactly)
 
 
@@ -109,9 +111,10 @@ class _Run:
         self.answer_model = self.policy.backends[self.cfg.aggregator.partition(":")[0]].model
 
     # --- pricing -------------------------------------------------------------------------------
-    def _prepare(self, route: str, messages: list[dict[str, Any]], output_tokens: int) -> _Prepared:
+    def _prepare(self, route: str, messages: list[dict[str, Any]], output_tokens: int,
+                 extra: dict[str, Any] | None = None) -> _Prepared:
         """The call's body, facts, one-route chain and the money it may spend (its reservation)."""
-        body = {"messages": messages}
+        body = {**(extra or {}), "messages": messages}
         facts = extract_facts(body)
         cand = estimate_route(self.policy, route, facts, _SIMPLE, self.swarm.live, output_tokens=output_tokens)
         price_in, _, price_out = self.policy.backends[cand.backend].pricing.per_token_usd()
@@ -261,8 +264,10 @@ class _Run:
                          missing: list[aggregate.Missing]) -> tuple[str, str | None, str, str, str]:
         """(content, reasoning, finish_reason, model, aggregated_by)."""
         parts = aggregate.sections(plan.subtasks, outcomes, missing)
+        # The final answer is the aggregator's: the client's output settings apply to it.
+        shaping = {k: v for k, v in self.routed.body.items() if k in _ANSWER_FIELDS}
         prepared = self._prepare(self.cfg.aggregator, aggregator_messages(self.request, parts),
-                                 self._answer_tokens())
+                                 self._answer_tokens(), shaping)
         with self.swarm.tracer.span("router.swarm.aggregate", {"router.route": self.cfg.aggregator}) as span:
             try:
                 result, response = await self._paid(prepared, self.ledger.remaining, "aggregator")
@@ -315,7 +320,7 @@ class _Run:
         finally:
             metrics.swarm_cost.inc(self.ledger.spent)
         tail = aggregate.footer(missing, len(plan.subtasks))
-        if tail:
+        if tail and not self.routed.body.get("response_format"):  # a footer would break a JSON answer
             content = content.rstrip() + "\n\n" + tail + "\n"
         swarm = measures(plan, fan, outcomes, timeline, capacity=self.capacity)
         swarm.update({"cost_usd": round(self.ledger.spent, 8), "max_cost_usd": self.ledger.ceiling,
