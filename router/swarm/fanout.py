@@ -5,7 +5,8 @@ Four bounds, each reported:
 - cost: subtasks the money left after planning can pay for, after holding back the aggregation;
 - latency: waves of ``capacity`` agents that fit in what is left of the latency budget
   (critical-path estimate: one worker's latency per wave, then the aggregator);
-- capacity: agents at once = ``min(swarm.concurrency, worker backend max_concurrency)``.
+- capacity: agents at once = ``min(swarm.concurrency, worker backend max_concurrency − its requests
+  already in flight)``.
 Cost bounds the *work*: subtasks it cannot pay for are skipped (named in the answer). The others
 bound *parallelism*: when more subtasks are affordable than agents allowed, independent subtasks of
 the same dependency level are batched into one agent (a batched agent pays one TTFT instead of

@@ -220,8 +220,11 @@ class _Run:
     def _fanout(self, plan: Plan, est: Estimates) -> FanOut:
         elapsed_ms = (time.perf_counter() - self.routed.arrived) * 1000
         time_left = self.routed.decision.limits.latency_budget_ms - elapsed_ms
+        # What the pool can take now: requests already in flight to it (other swarms, other traffic)
+        # use slots this run's agents will queue behind.
+        free = self.capacity_of_backend() - self.swarm.live.inflight(self.worker_backend)
         return plan_fanout(plan, est, money_left=self.ledger.remaining, time_left_ms=time_left,
-                           capacity=self.capacity, max_agents=self.cfg.max_agents)
+                           capacity=max(1, min(self.capacity, free)), max_agents=self.cfg.max_agents)
 
     async def _agents(self, fan: FanOut) -> list[AgentOutcome]:
         total = len(fan.agents)
@@ -322,7 +325,7 @@ class _Run:
         tail = aggregate.footer(missing, len(plan.subtasks))
         if tail and not self.routed.body.get("response_format"):  # a footer would break a JSON answer
             content = content.rstrip() + "\n\n" + tail + "\n"
-        swarm = measures(plan, fan, outcomes, timeline, capacity=self.capacity)
+        swarm = measures(plan, fan, outcomes, timeline, capacity=fan.capacity)
         swarm.update({"cost_usd": round(self.ledger.spent, 8), "max_cost_usd": self.ledger.ceiling,
                       "aggregated_by": by, "failed": [m.as_dict() for m in missing]})
         metrics.swarm_agents.observe(swarm["agents_run"])
