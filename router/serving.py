@@ -263,7 +263,8 @@ class ChatServing:
         routed.trace.end({"router.request_id": routed.request_id,
                           "router.task_type": routed.label.task_type, "router.confidence": routed.label.confidence,
                           "router.route": route, "router.mode": mode, "router.status": status,
-                          "router.estimated_cost_usd": routed.chosen.cost_usd, "router.cost_usd": round(cost, 8),
+                          "router.estimated_cost_usd": routed.candidate(route).cost_usd,
+                          "router.cost_usd": round(cost, 8),
                           "router.fallbacks": fallbacks, "gen_ai.usage.input_tokens": usage.input_tokens,
                           "gen_ai.usage.output_tokens": usage.output_tokens},
                          error=None if status == "ok" else status)

@@ -36,7 +36,8 @@ class AccessLog:
               fallbacks: int, duration_s: float, ttft_s: float | None) -> None:
         if not self.enabled:
             return
-        chosen = routed.decision.chosen
+        # The estimates of the route that answered (after fallbacks), as the x-router-* headers say.
+        chosen = routed.candidate(route) if routed.decision.chosen is not None else None
         record: dict[str, Any] = {
             "ts": time.time(), "event": "chat", "request_id": routed.request_id,
             "trace_id": routed.trace.trace_id, "status": status, "route": route, "mode": mode,
