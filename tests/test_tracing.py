@@ -29,6 +29,7 @@ DEMO_SERVER = {"kimi": "kimi", "gpt": "gpt", "gpt-mini": "gpt", "claude": "claud
 
 @pytest.fixture
 def receiver() -> Iterator[OTLPReceiver]:
+    """Listed before ``gateway_factory`` so it outlives the gateways (fixtures tear down in reverse)."""
     with OTLPReceiver() as rx:
         yield rx
 
@@ -77,7 +78,7 @@ def all_attribute_text(spans: list[ReceivedSpan]) -> str:
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-def test_fallback_request_span_tree(gateway_factory: Callable[..., Gateway], receiver: OTLPReceiver,
+def test_fallback_request_span_tree(receiver: OTLPReceiver, gateway_factory: Callable[..., Gateway],
                                     stream: bool) -> None:
     gw = gateway_factory(default_policy(), tracer=otlp_tracer(receiver))
     body: dict[str, Any] = {"model": "auto", "messages": [{"role": "user", "content": PROMPT}]}
@@ -147,8 +148,8 @@ def test_fallback_request_span_tree(gateway_factory: Callable[..., Gateway], rec
     assert MARKER not in all_attribute_text(tree.spans)
 
 
-def test_every_route_failing_marks_the_root_failed(gateway_factory: Callable[..., Gateway],
-                                                   receiver: OTLPReceiver) -> None:
+def test_every_route_failing_marks_the_root_failed(receiver: OTLPReceiver,
+                                                   gateway_factory: Callable[..., Gateway]) -> None:
     gw = gateway_factory(default_policy(), tracer=otlp_tracer(receiver))
     for name in ("kimi", "gpt", "claude"):
         gw.demo.set_behavior(name, error_rate=1.0)
@@ -166,7 +167,7 @@ def test_every_route_failing_marks_the_root_failed(gateway_factory: Callable[...
     assert len(attempts) >= 2 and all(a.attributes.get("error.type") for a in attempts), tree.render()
 
 
-def test_infeasible_request_root_span(gateway_factory: Callable[..., Gateway], receiver: OTLPReceiver) -> None:
+def test_infeasible_request_root_span(receiver: OTLPReceiver, gateway_factory: Callable[..., Gateway]) -> None:
     gw = gateway_factory(default_policy(), tracer=otlp_tracer(receiver))
     client = gw.client()
     with pytest.raises(Exception) as info:
@@ -185,7 +186,7 @@ def test_infeasible_request_root_span(gateway_factory: Callable[..., Gateway], r
 # ---------------------------------------------------------------- content is opt-in
 
 
-def test_prompt_recorded_only_when_opted_in(gateway_factory: Callable[..., Gateway], receiver: OTLPReceiver) -> None:
+def test_prompt_recorded_only_when_opted_in(receiver: OTLPReceiver, gateway_factory: Callable[..., Gateway]) -> None:
     gw = gateway_factory(default_policy(), tracer=otlp_tracer(receiver, record_content=True))
     headers, _ = chat(gw, {"model": "auto", "messages": [{"role": "user", "content": PROMPT}]})
     tree = wait_for_trace(receiver, headers["x-router-request-id"])
@@ -193,7 +194,7 @@ def test_prompt_recorded_only_when_opted_in(gateway_factory: Callable[..., Gatew
     assert MARKER in attempt.attributes["gen_ai.input.messages"]
 
 
-def test_dry_run_makes_no_spans(gateway_factory: Callable[..., Gateway], receiver: OTLPReceiver) -> None:
+def test_dry_run_makes_no_spans(receiver: OTLPReceiver, gateway_factory: Callable[..., Gateway]) -> None:
     gw = gateway_factory(default_policy(), tracer=otlp_tracer(receiver))
     gw.client().post("/route", body={"model": "auto", "messages": [{"role": "user", "content": PROMPT}]},
                      cast_to=object)
@@ -202,7 +203,7 @@ def test_dry_run_makes_no_spans(gateway_factory: Callable[..., Gateway], receive
     assert {s.trace_id for s in spans} == {wait_for_trace(receiver, headers["x-router-request-id"]).root.trace_id}
 
 
-def test_sampler_is_respected(gateway_factory: Callable[..., Gateway], receiver: OTLPReceiver) -> None:
+def test_sampler_is_respected(receiver: OTLPReceiver, gateway_factory: Callable[..., Gateway]) -> None:
     gw = gateway_factory(default_policy(), tracer=otlp_tracer(receiver, provider_kwargs={"sampler": ALWAYS_OFF}))
     headers, answer = chat(gw, {"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
     assert answer and headers["x-router-route"]
@@ -213,7 +214,7 @@ def test_sampler_is_respected(gateway_factory: Callable[..., Gateway], receiver:
 # ---------------------------------------------------------------- configuration by OTEL_* variables
 
 
-def test_from_env_exports_over_otlp_http(gateway_factory: Callable[..., Gateway], receiver: OTLPReceiver,
+def test_from_env_exports_over_otlp_http(receiver: OTLPReceiver, gateway_factory: Callable[..., Gateway],
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
@@ -273,7 +274,7 @@ SWARM_PROMPT = ("Research each of these five cities for a weekend trip and recom
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-def test_swarm_request_span_tree(gateway_factory: Callable[..., Gateway], receiver: OTLPReceiver,
+def test_swarm_request_span_tree(receiver: OTLPReceiver, gateway_factory: Callable[..., Gateway],
                                  stream: bool) -> None:
     gw = gateway_factory(default_policy(), tracer=otlp_tracer(receiver))
     if gw.services.serving.swarm is None:
@@ -330,8 +331,8 @@ def test_observability_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> Non
 # ---------------------------------------------------------------- the access log line
 
 
-def test_access_log_line_has_the_decision_and_the_trace_id(gateway_factory: Callable[..., Gateway],
-                                                            receiver: OTLPReceiver) -> None:
+def test_access_log_line_has_the_decision_and_the_trace_id(receiver: OTLPReceiver,
+                                                            gateway_factory: Callable[..., Gateway]) -> None:
     gw = gateway_factory(default_policy(), tracer=otlp_tracer(receiver))
     stream = io.StringIO()
     old = gw.services.access_log
