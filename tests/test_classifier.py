@@ -324,3 +324,12 @@ def test_work_per_request_is_bounded_by_the_windows() -> None:
     # Only the windows are read word by word: the term mass is that of the small request, give or take
     # the joins between head and tail.
     assert sum(weighted_terms(view).values()) <= sum(weighted_terms(small).values()) * 1.1
+
+
+def test_incomplete_card_is_an_artifact_error(tmp_path: Path) -> None:
+    directory = copy_artifact(tmp_path)
+    card = json.loads((directory / artifact_io.CARD_FILE).read_text(encoding="utf-8"))
+    del card["thresholds"]
+    (directory / artifact_io.CARD_FILE).write_text(json.dumps(card), encoding="utf-8")
+    with pytest.raises(ClassifierArtifactError, match="incomplete"):
+        TaskClassifier.load(directory)

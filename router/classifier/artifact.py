@@ -118,7 +118,17 @@ def read(directory: Path, *, versions: dict[str, str] | None = None) -> Artifact
         raise ClassifierArtifactError(
             f"cannot read the classifier card {card_path}: {exc}; rebuild it with `model-router train`"
         ) from exc
-    _check(card, card_path, installed_versions() if versions is None else versions)
+    try:
+        return _read_checked(directory, card, card_path, installed_versions() if versions is None else versions)
+    except (KeyError, TypeError, AttributeError) as exc:  # a card or vocabulary without the expected fields
+        raise ClassifierArtifactError(
+            f"classifier artifact {directory} is incomplete ({type(exc).__name__}: {exc}); "
+            "rebuild it with `model-router train`"
+        ) from exc
+
+
+def _read_checked(directory: Path, card: dict[str, Any], card_path: Path, versions: dict[str, str]) -> Artifact:
+    _check(card, card_path, versions)
     for name, digest in card["files"].items():
         path = directory / name
         if not path.is_file() or _sha256(path) != digest:
@@ -147,7 +157,8 @@ def read(directory: Path, *, versions: dict[str, str] | None = None) -> Artifact
         dense_coef=arrays["dense_coef"],
         intercept=arrays["intercept"],
         temperature=float(card["calibration"]["temperature"]),
-        card=card,
+        card={**card, "thresholds": {**card["thresholds"],
+                                     "long_context_tokens": int(card["thresholds"]["long_context_tokens"])}},
     )
 
 
