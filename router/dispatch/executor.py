@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from router import errors
 from router.dispatch.modes import upstream_body
@@ -66,7 +67,7 @@ class Answer:
 class OpenStream:
     candidate: Candidate
     first_chunk: dict[str, Any]
-    rest: AsyncGenerator[dict[str, Any], None]
+    rest: ChunkStream
     log: AttemptLog
     started_at: float
     first_at: float
@@ -100,16 +101,40 @@ def _has_payload(chunk: dict[str, Any]) -> bool:
     return False
 
 
-async def _replay(held: list[dict[str, Any]],
-                  stream: AsyncGenerator[dict[str, Any], None]) -> AsyncGenerator[dict[str, Any], None]:
-    """The chunks held back while waiting for the first token, then the rest of the stream."""
-    try:
-        for chunk in held:
-            yield chunk
-        async for chunk in stream:
-            yield chunk
-    finally:
-        await stream.aclose()
+class ChunkStream(Protocol):
+    """The rest of an upstream stream: iterate it, and ``aclose()`` it to close the upstream call."""
+
+    def __aiter__(self) -> ChunkStream: ...
+
+    async def __anext__(self) -> dict[str, Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _Replay:
+    """The chunks held back while waiting for the first token, then the rest of the stream.
+
+    A class rather than an async generator so that ``aclose()`` closes the upstream call even
+    when iteration never started (a client that leaves right after the first chunk).
+    """
+
+    __slots__ = ("_held", "_stream")
+
+    def __init__(self, held: list[dict[str, Any]], stream: AsyncGenerator[dict[str, Any], None]) -> None:
+        self._held = deque(held)
+        self._stream = stream
+
+    def __aiter__(self) -> _Replay:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        if self._held:
+            return self._held.popleft()
+        return await self._stream.__anext__()
+
+    async def aclose(self) -> None:
+        self._held.clear()
+        await self._stream.aclose()
 
 
 class Dispatcher:
@@ -307,7 +332,7 @@ class Dispatcher:
                 def release(success: bool | None, _name: str = backend_name, _ticket: Ticket = ticket) -> None:
                     self._end(_name, _ticket, success)
 
-                rest: AsyncGenerator[dict[str, Any], None] = _replay(held[1:], stream) if len(held) > 1 else stream
+                rest: ChunkStream = _Replay(held[1:], stream) if len(held) > 1 else stream
                 return OpenStream(cand, held[0], rest, log, started, first_at, release, call.backend)
             self._fallback(chain, index, reason)
         raise self._exhausted(log)

@@ -240,7 +240,7 @@ def _check(policy: Policy, cand: Candidate, facts: RequestFacts, limits: Limits,
     if cand.route == taxonomy.SWARM_ROUTE:
         if not policy.swarm.enabled:
             cand.reject("disabled", "swarm is disabled in the policy")
-        for role_route in {policy.swarm.planner, policy.swarm.worker, policy.swarm.aggregator}:
+        for role_route in dict.fromkeys((policy.swarm.planner, policy.swarm.worker, policy.swarm.aggregator)):
             if role_route not in policy.routes:
                 cand.reject("disabled", f"swarm needs route {role_route}, whose backend is disabled")
                 break
