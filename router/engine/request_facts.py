@@ -46,6 +46,11 @@ class RequestFacts:
         return frozenset(kinds)
 
 
+def _utf8_len(text: str) -> int:
+    # isascii() is O(1) in CPython: most prompts never pay for an encoded copy.
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 def extract_facts(body: dict[str, Any]) -> RequestFacts:
     """Counts text (tool definitions and earlier tool calls included: they are prompt tokens too)."""
     chars = 0
@@ -69,7 +74,7 @@ def extract_facts(body: dict[str, Any]) -> RequestFacts:
         content = message.get("content")
         if isinstance(content, str):
             chars += len(content)
-            nbytes += len(content.encode("utf-8", "surrogatepass"))
+            nbytes += _utf8_len(content)
         elif isinstance(content, list):
             for part in content:
                 if not isinstance(part, dict):
@@ -77,7 +82,7 @@ def extract_facts(body: dict[str, Any]) -> RequestFacts:
                 kind = part.get("type")
                 if kind == "text" and isinstance(part.get("text"), str):
                     chars += len(part["text"])
-                    nbytes += len(part["text"].encode("utf-8", "surrogatepass"))
+                    nbytes += _utf8_len(part["text"])
                 elif kind == "image_url":
                     images += 1
                 elif kind == "video_url":
