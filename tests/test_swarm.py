@@ -138,6 +138,19 @@ def test_progress_is_streamed_then_the_answer(gateway_factory: Callable[..., Gat
     assert router["route"] == "swarm" and router["swarm"]["agents_run"] == 4 and router["cost_usd"] > 0
 
 
+def test_a_failure_after_the_stream_started_is_one_error_chunk(gateway_factory: Callable[..., Gateway]) -> None:
+    gw = gateway_factory(default_policy(swarm={"planner": "gpt:default"}, retry={"attempts_per_route": 1}))
+    gw.demo.set_behavior("gpt", error_rate=1.0)  # the planner's upstream is down
+    body = {"model": "auto:swarm", "messages": user("Summarise: alpha, beta, gamma"), "stream": True}
+    with httpx.stream("POST", f"{gw.base_url}/chat/completions", json=body, timeout=30) as response:
+        assert response.status_code == 200
+        events = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    errors = [orjson.loads(e)["error"] for e in events[:-1] if '"error"' in e[:10]]
+    assert len(errors) == 1 and errors[0]["code"] == "upstream_error" and "gpt" in errors[0]["message"]
+    assert "planning" in events[1]  # progress had started
+
+
 # --- planning problems ---------------------------------------------------------------------------
 def test_cyclic_plan_runs_without_the_cycle_and_says_so(gateway: Gateway) -> None:
     completion = gateway.client().chat.completions.create(
