@@ -68,3 +68,10 @@ def test_ledger_reserves_settles_and_refuses() -> None:
     assert second is not None
     ledger.release(second)
     assert ledger.spent == 0.002 and round(ledger.remaining, 9) == 0.008
+    assert ledger.reserve(0.0) is not None  # a free backend's call always fits
+
+
+def test_free_backends_fan_out_fully() -> None:
+    free = Estimates(per_subtask_usd=0.0, aggregator_usd=0.0, worker_ms=1_000, aggregator_ms=1_000)
+    fan = plan_fanout(independent(30), free, money_left=0.0, time_left_ms=60_000, capacity=32, max_agents=100)
+    assert len(fan.agents) == 30 and not fan.skipped

@@ -32,8 +32,11 @@ class BudgetLedger:
         return max(0.0, self.ceiling - self.spent - self.reserved)
 
     def reserve(self, amount: float) -> Reservation | None:
-        """Hold ``amount`` for one call, or None when the remainder cannot pay for it."""
-        if amount <= 0 or amount > self.remaining + _EPS:
+        """Hold ``amount`` for one call, or None when the remainder cannot pay for it.
+
+        A zero amount (a free backend) always fits; the dispatcher then does not cap the call.
+        """
+        if amount < 0 or amount > self.remaining + _EPS:
             self.refused += 1
             return None
         self.reserved += amount

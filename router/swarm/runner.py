@@ -304,19 +304,21 @@ class _Run:
                     f"aggregation ({fan.reasons[2]}).")
             # Hold the aggregation's money while the agents spend theirs.
             hold = self.ledger.reserve(est.aggregator_usd + self._aggregation_reading(fan))
-            outcomes = await self._agents(fan)
-            if hold is not None:
-                self.ledger.release(hold)
+            try:
+                outcomes = await self._agents(fan)
+            finally:
+                if hold is not None:
+                    self.ledger.release(hold)
             timeline.fanned_out = time.perf_counter()
             for outcome in outcomes:
                 if outcome.status != "ok":
                     missing += [aggregate.Missing(s, outcome.status, outcome.error or "failed")
                                 for s in outcome.spec.subtasks]
+            order = {s.id: i for i, s in enumerate(plan.subtasks)}
+            missing.sort(key=lambda m: order[m.subtask.id])
             if not any(o.status == "ok" for o in outcomes):
                 raise errors.UpstreamFailed("Every sub-agent failed: " + "; ".join(
                     f"{m.subtask.id} ({m.reason})" for m in missing[:10]))
-            order = {s.id: i for i, s in enumerate(plan.subtasks)}
-            missing.sort(key=lambda m: order[m.subtask.id])
             self._say(f"aggregating {sum(o.status == 'ok' for o in outcomes)} result(s)")
             content, reasoning, finish, model, by = await self._aggregate(plan, outcomes, missing)
             timeline.ended = time.perf_counter()
