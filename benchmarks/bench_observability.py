@@ -10,16 +10,17 @@ tokens, cost, budget, the root span's end). The upstream call, the classifier an
 themselves are not run: only what metrics and tracing add.
 
 Scenarios:
-- ``metrics``: tracing off (the default when no ``OTEL_*`` endpoint is set);
-- ``metrics+tracing``: a real SDK ``TracerProvider`` + ``BatchSpanProcessor`` exporting to an exporter
-  that drops the batch (the export's serialisation to OTLP is off the request path, in the batch thread,
-  and measured separately as ``otlp encode``);
-- ``metrics+tracing, fallback stream``: a stream that failed once then fell back (two attempt spans);
-- ``access log line``: the JSON line (enabled, to /dev/null), reported apart.
+- ``metrics, tracing off``: the default when no ``OTEL_*`` endpoint is set;
+- ``metrics + tracing``: a real SDK ``TracerProvider`` + ``BatchSpanProcessor`` exporting to an
+  exporter that drops each batch; the OTLP protobuf encoding a real exporter adds (in the batch
+  thread, never on the request path) is measured apart;
+- ``metrics + tracing, fallback stream``: a stream whose first route failed (two attempt spans);
+- ``metrics + access log line``: the JSON line (enabled, to /dev/null), reported apart.
 
-Wall time is per request on the request's thread; CPU time includes every thread of the process
-(the batch span processor's worker too). Exit status 1 when metrics + tracing cost more than the
-budget (100 µs per request by default).
+Columns: "hot path" is the CPU time of the thread that serves the request (``time.thread_time``): what
+the event loop pays. "all CPU" adds every other thread of the process (span hand-off and batch
+processor, flushed before the clock stops). "wall" is elapsed time, noisy on a busy machine. Exit
+status 1 when metrics + tracing cost more than the budget on the hot path (100 µs by default).
 
     python benchmarks/bench_observability.py [--requests 20000] [--budget-us 100]
 """
