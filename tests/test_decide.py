@@ -111,7 +111,7 @@ def test_ceiling_below_every_estimate_is_infeasible_and_names_each_candidate() -
 def test_best_effort_takes_the_cheapest_and_lifts_the_spend_limit_to_its_estimate() -> None:
     d = run(policy(on_infeasible="best_effort"), limits=Limits(1e-9, 600_000))
     assert d.best_effort and d.chosen is not None and d.chosen.route == "kimi:instant"
-    assert d.spend_limit_usd == pytest.approx(d.chosen.cost_usd)
+    assert d.spend_limit_usd == pytest.approx(max(c.cost_usd for c in d.chain))  # a fallback can be paid too
 
 
 def test_open_circuits_and_saturation_give_unavailable_not_infeasible() -> None:

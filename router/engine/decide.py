@@ -11,7 +11,7 @@ A saturated engine queue is a soft limit: it sends traffic elsewhere while anoth
 and when none does the request queues on the self-hosted pool rather than being refused.
 When nothing fits and the policy says ``best_effort``, the candidates that failed only on money or
 time are used, cheapest (or fastest) first, and ``Decision.spend_limit_usd`` lifts the money cap to
-the chosen route's estimate.
+the estimates of its chain (the ceiling cannot be met anyway).
 """
 
 from __future__ import annotations
@@ -112,9 +112,10 @@ class Decision:
 
     @property
     def spend_limit_usd(self) -> float:
-        """The money the executor may spend: the ceiling, or for best effort the chosen estimate."""
+        """The money the executor may spend: the ceiling, or for best effort what the dearest route
+        of the chain is estimated to cost (so a fallback can still be paid for)."""
         if self.best_effort and self.chosen is not None:
-            return max(self.limits.max_cost_usd, self.chosen.cost_usd)
+            return max(self.limits.max_cost_usd, *(c.cost_usd for c in self.chain))
         return self.limits.max_cost_usd
 
     def explain_rejections(self) -> str:
