@@ -138,5 +138,8 @@ def test_all_backends_unavailable_is_503_with_retry_after(gateway_factory: Calla
             breaker.record(False)
     with httpx.Client(base_url=gw.url, timeout=30) as http:
         r = chat(http)
+        body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+        explained = http.post("/v1/route", json=body).json()
     assert r.status_code == 503 and r.headers["retry-after"] == "1"
     assert "circuit of kimi is open" in r.json()["error"]["message"]
+    assert explained["feasible"] is False and explained["unavailable"] is True

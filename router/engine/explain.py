@@ -34,6 +34,8 @@ def explain_decision(routed: Routed) -> dict[str, Any]:
     }
     if chosen is None:
         out["rejection"] = decision.explain_rejections()
+        # What a real request would get: 503 (retry later) or 400 route_infeasible.
+        out["unavailable"] = decision.unavailable
     swarm = next((c for c in decision.candidates if c.swarm_agents is not None), None)
     if swarm is not None:
         cfg = routed.loaded.policy.swarm
