@@ -57,12 +57,14 @@ def test_every_request_succeeds_through_the_chain_and_the_circuit_opens_then_clo
         assert breaker.opened_count >= 1
         assert 0 in fallbacks  # while open, the primary is not even tried
         assert http.get("/v1/router/status").json()["backends"]["kimi"]["circuit"] in ("open", "half_open")
+        assert 'router_backend_circuit_state{backend="kimi"} 2.0' in http.get("/metrics").text
 
         gw.demo.reset("kimi")  # the primary recovers; a half-open probe closes the circuit
         back = wait_until(lambda: chat(http, stream=stream).headers["x-router-route"] == "kimi:instant",
                           timeout_s=5, interval_s=0.05)
         assert back and breaker.state == "closed"
         assert http.get("/v1/router/status").json()["backends"]["kimi"]["circuit"] == "closed"
+        assert 'router_backend_circuit_state{backend="kimi"} 0.0' in http.get("/metrics").text
 
 
 def test_retry_after_is_honoured_up_to_the_cut_off(gateway_factory: Callable[..., Gateway]) -> None:
