@@ -7,6 +7,7 @@ decision); ``complete`` and ``stream`` carry it out and return the OpenAI-shaped
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -275,9 +276,17 @@ class ChatServing:
                      cost=0.0, upstream_s=log.upstream_s if log else 0.0, fallbacks=log.failed if log else 0)
 
     async def complete(self, routed: Routed) -> tuple[dict[str, Any], dict[str, str]]:
+        try:
+            if routed.chosen.route == taxonomy.SWARM_ROUTE:
+                return await self._complete_swarm(routed)
+            return await self._complete_single(routed)
+        except asyncio.CancelledError:  # the client went away: still one metric and one log line
+            self._finish(routed, route=routed.chosen.route, mode=routed.chosen.mode, status="cancelled",
+                         usage=Usage(), cost=0.0, upstream_s=0.0, fallbacks=0)
+            raise
+
+    async def _complete_single(self, routed: Routed) -> tuple[dict[str, Any], dict[str, str]]:
         chain = routed.decision.chain
-        if routed.chosen.route == taxonomy.SWARM_ROUTE:
-            return await self._complete_swarm(routed)
         try:
             answer = await self.dispatcher.complete(routed.loaded, chain, routed.body, routed.facts,
                                                     self._money_left(routed), deadline=self._deadline(routed))

@@ -30,6 +30,8 @@ def test_disconnect_cancels_non_streaming_upstream_call(gateway_factory: Any) ->
                    json={"model": "kimi:instant", "messages": [{"role": "user", "content": "slow one"}]})
     assert _wait_for(lambda: gw.demo.stats("kimi")["cancelled"] >= 1), gw.demo.stats("kimi")
     assert _wait_for(lambda: gw.services.live.inflight("kimi") == 0)
+    metrics = httpx.get(f"{gw.url}/metrics").text
+    assert 'route="kimi:instant",status="cancelled"' in metrics, "a cancelled request is still counted"
 
 
 def test_disconnect_cancels_streaming_upstream_call(gateway_factory: Any) -> None:
