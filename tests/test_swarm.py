@@ -21,30 +21,6 @@ CITIES = [f"City number {i}" for i in range(1, 31)]
 THIRTY = "Write a two-line travel note for each of these cities:\n" + "\n".join(f"- {c}" for c in CITIES)
 
 
-class _NoClassifier:
-    """Stands in while the classifier artifact is being retrained; auto-routing tests skip."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def classify(self, messages: list[dict[str, Any]], **_: Any) -> Any:
-        from router.classifier.model import Classification
-
-        text = str(messages[-1].get("content", ""))
-        items = max(text.count("\n- "), text.count(",") + 1, 3)
-        return Classification("decomposable", 0.9, {}, "medium", items, len(text) // 4, None)
-
-
-@pytest.fixture(scope="session")
-def classifier() -> Any:
-    try:
-        from router.classifier import TaskClassifier
-
-        return TaskClassifier.load()
-    except Exception as exc:  # any artifact problem: run the forced-mode tests anyway
-        return _NoClassifier(str(exc))
-
-
 def user(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": text}]
 
@@ -311,9 +287,7 @@ def test_forced_decomposable_goes_to_swarm(gateway: Gateway) -> None:
     assert router_of(raw.parse())["swarm"]["agents_run"] == 8
 
 
-def test_auto_sends_a_wide_task_to_swarm_and_a_narrow_one_elsewhere(gateway: Gateway, classifier: Any) -> None:
-    if isinstance(classifier, _NoClassifier):
-        pytest.skip(f"classifier artifact not loadable yet: {classifier.reason}")
+def test_auto_sends_a_wide_task_to_swarm_and_a_narrow_one_elsewhere(gateway: Gateway) -> None:
     client = gateway.client()
     wide = client.chat.completions.with_raw_response.create(model="auto", messages=user(WIDE))
     assert wide.headers["x-router-task-type"] == "decomposable"
