@@ -134,3 +134,15 @@ def test_fallbacks_spend_only_what_is_left_of_the_ceiling(gateway_factory: Calla
     assert "claude:default: skipped (cost)" in tight.json()["error"]["message"]
     assert roomy.status_code == 200 and roomy.headers["x-router-route"] == "claude:default"
     assert float(roomy.headers["x-router-cost-usd"]) <= 0.05
+
+
+def test_openai_sdk_stream_falls_back_before_the_first_token(gateway_factory: Callable[..., Gateway]) -> None:
+    gw = failing_primary_gateway(gateway_factory)
+    gw.demo.set_behavior("kimi", fail_after_chunks=0)
+    stream = gw.client().chat.completions.with_raw_response.create(
+        model="auto", stream=True, messages=[{"role": "user", "content": QUESTION}],
+        extra_headers={"x-router-task-type": "simple"})
+    assert stream.headers["x-router-fallbacks"] == "1"
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream.parse() if chunk.choices)
+    assert text.strip()  # a whole answer from the fallback, nothing from the dead stream
+    assert stream.headers["x-router-route"] != "kimi:instant"
