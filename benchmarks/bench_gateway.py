@@ -55,13 +55,13 @@ def start_gateway(upstream: str, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "KIMI_API_BASE": upstream, "KIMI_METRICS_URL": "", "OPENAI_API_KEY": "",
            "ANTHROPIC_API_KEY": "", "ROUTER_POLICY_RELOAD_INTERVAL_S": "0", "ROUTER_LOG_LEVEL": "warning",
            "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    log = open(Path(tempfile.gettempdir()) / "bench-gateway.log", "wb")  # noqa: SIM115 - lives as long as the proc
+    log = open(Path(tempfile.gettempdir()) / "bench-gateway.log", "wb")
     return subprocess.Popen([PY, "-m", "router", "serve", "--host", "127.0.0.1", "--port", str(port)],
                             env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
-async def wait_ready(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_ready(url: str, within_s: float = 60) -> None:
+    deadline = time.monotonic() + within_s
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
             try:
@@ -74,7 +74,8 @@ async def wait_ready(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not become ready")
 
 
-async def run_cell(url: str, body: bytes, *, concurrency: int, requests: int, stream: bool) -> tuple[list[float], float, int]:
+async def run_cell(url: str, body: bytes, *, concurrency: int, requests: int,
+                   stream: bool) -> tuple[list[float], float, int]:
     """(latencies in s, wall s, chunks received) for `requests` requests at `concurrency`."""
     latencies: list[float] = []
     chunks = 0
@@ -144,8 +145,10 @@ async def main() -> None:
                 per_req_us = cpu / args.requests * 1e6
                 per_chunk = f"{cpu / chunks * 1e6:7.1f}us" if stream and chunks else "-"
                 print(f"{'stream' if stream else 'json':<7} {concurrency:>3} | "
-                      f"{pct(d_lat, .5) * 1e3:>8.2f}ms {pct(d_lat, .99) * 1e3:>5.2f}ms {args.requests / d_wall:>7.0f} | "
-                      f"{pct(g_lat, .5) * 1e3:>9.2f}ms {pct(g_lat, .99) * 1e3:>5.2f}ms {args.requests / g_wall:>7.0f} | "
+                      f"{pct(d_lat, .5) * 1e3:>8.2f}ms {pct(d_lat, .99) * 1e3:>5.2f}ms "
+                      f"{args.requests / d_wall:>7.0f} | "
+                      f"{pct(g_lat, .5) * 1e3:>9.2f}ms {pct(g_lat, .99) * 1e3:>5.2f}ms "
+                      f"{args.requests / g_wall:>7.0f} | "
                       f"{(pct(g_lat, .5) - pct(d_lat, .5)) * 1e3:>7.2f}ms "
                       f"{(pct(g_lat, .99) - pct(d_lat, .99)) * 1e3:>5.2f}ms | "
                       f"{per_req_us:>8.0f}us {per_chunk:>9}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -317,7 +317,7 @@ class ChatServing:
                      cost=result.cost_usd, upstream_s=result.log.upstream_s, fallbacks=result.log.failed)
         return result.response, routed.headers(router_obj)
 
-    async def stream(self, routed: Routed) -> tuple[AsyncIterator[bytes], dict[str, str]]:
+    async def stream(self, routed: Routed) -> tuple[AsyncGenerator[bytes, None], dict[str, str]]:
         """Open the upstream stream (with fallbacks) before anything is sent; then relay it."""
         if routed.chosen.route == taxonomy.SWARM_ROUTE:
             return self._stream_swarm(routed)
@@ -332,7 +332,7 @@ class ChatServing:
         head = routed.router_object(route=cand.route, mode=cand.mode, fallbacks=opened.log.failed, cost_usd=None)
         return self._relay_stream(routed, opened), routed.headers(head)
 
-    async def _relay_stream(self, routed: Routed, opened: Any) -> AsyncIterator[bytes]:
+    async def _relay_stream(self, routed: Routed, opened: Any) -> AsyncGenerator[bytes, None]:
         cand: Candidate = opened.candidate
         usage = Usage()
         template: dict[str, Any] = opened.first_chunk
@@ -388,13 +388,13 @@ class ChatServing:
         yield _sse(final)
         yield SSE_DONE
 
-    def _stream_swarm(self, routed: Routed) -> tuple[AsyncIterator[bytes], dict[str, str]]:
+    def _stream_swarm(self, routed: Routed) -> tuple[AsyncGenerator[bytes, None], dict[str, str]]:
         if self.swarm is None:
             raise errors.Unavailable("Swarm mode is not available in this deployment.")
         swarm_stream = self.swarm.stream(routed)
         head = routed.router_object(route=taxonomy.SWARM_ROUTE, mode="swarm", fallbacks=0, cost_usd=None)
 
-        async def frames() -> AsyncIterator[bytes]:
+        async def frames() -> AsyncGenerator[bytes, None]:
             status = "ok"
             try:
                 async for chunk in swarm_stream.chunks:

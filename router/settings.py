@@ -16,14 +16,14 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     policy_file: Path = PACKAGED_POLICY
-    policy_reload_interval_s: float = Field(2.0, ge=0, description="0 disables hot reload")
+    policy_reload_interval_s: float = Field(default=2.0, ge=0, description="0 disables hot reload")
     # Start the simulated upstreams and point the policy at them (also the fallback when no
     # backend is configured).
     demo: bool = False
-    client_keys: str = Field("", description="comma-separated bearer keys; empty = auth off")
+    client_keys: str = Field(default="", description="comma-separated bearer keys; empty = auth off")
     client_keys_file: Path | None = None
     max_body_bytes: int = 8 * 1024 * 1024
     log_level: str = "info"
-    log_prompts: bool = Field(False, description="opt-in: put prompt/answer text in spans")
+    log_prompts: bool = Field(default=False, description="opt-in: put prompt/answer text in spans")
     workers: int = 1
 

@@ -17,15 +17,15 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import openai  # noqa: E402
-import pytest  # noqa: E402
-import uvicorn  # noqa: E402
-import yaml  # noqa: E402
+import openai
+import pytest
+import uvicorn
+import yaml
 
-from router.app import create_app  # noqa: E402
-from router.demo import DemoUpstreams  # noqa: E402
-from router.services import Services  # noqa: E402
-from router.settings import PACKAGED_POLICY, Settings  # noqa: E402
+from router.app import create_app
+from router.demo import DemoUpstreams
+from router.services import Services
+from router.settings import PACKAGED_POLICY, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -120,7 +120,8 @@ def demo(session_demo: DemoUpstreams) -> Iterator[DemoUpstreams]:
 
 
 @pytest.fixture(scope="session")
-def gateway(session_demo: DemoUpstreams, classifier: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gateway(session_demo: DemoUpstreams, classifier: Any,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """A gateway with the packaged default policy pointed at the shared demo upstreams."""
     gw = start_gateway(session_demo, default_policy(), tmp_path_factory.mktemp("gateway"), classifier=classifier)
     yield gw

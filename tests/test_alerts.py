@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.support.prometheus import find_binary, serve_metrics, start_prometheus
-from tests.test_dashboards import exported_series, record_sample_traffic
 
 from router.observability.metrics import RouterMetrics
+from tests.support.prometheus import find_binary, serve_metrics, start_prometheus
+from tests.test_dashboards import exported_series, record_sample_traffic
 
 ROOT = Path(__file__).resolve().parents[1]
 ALERTS = ROOT / "dashboards" / "alerts"

@@ -15,7 +15,8 @@ from tests.conftest import Gateway, default_policy
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather for a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
-PIXEL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+PIXEL = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAAB"
+         "JRU5ErkJggg==")
 
 
 def _last_body(demo: Any, name: str) -> dict[str, Any]:
@@ -150,7 +151,8 @@ def test_auto_with_tools_goes_to_agent_mode(client: openai.OpenAI) -> None:
 def test_image_parts_route_to_a_vision_capable_backend(client: openai.OpenAI, demo: Any) -> None:
     content: Any = [{"type": "text", "text": "What is in this picture?"},
                     {"type": "image_url", "image_url": {"url": PIXEL}}]
-    raw = client.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": content}])
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": content}])
     assert raw.headers["x-router-task-type"] == "vision"
     assert raw.headers["x-router-route"].startswith("kimi:")
     assert "image" in (raw.parse().choices[0].message.content or "")
@@ -161,7 +163,8 @@ def test_image_parts_route_to_a_vision_capable_backend(client: openai.OpenAI, de
 def test_video_parts_only_go_where_video_is_accepted(client: openai.OpenAI) -> None:
     content: Any = [{"type": "text", "text": "Summarise this clip"},
                     {"type": "video_url", "video_url": {"url": "https://example.invalid/clip.mp4"}}]
-    raw = client.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": content}])
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": content}])
     assert raw.headers["x-router-route"].startswith("kimi:"), "only Kimi takes video in the default policy"
 
 

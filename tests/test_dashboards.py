@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from tests.support.prometheus import iter_panels, panel_queries, serve_metrics, start_prometheus
 
 from router.observability.metrics import CIRCUIT_STATE_VALUE, RouterMetrics
+from tests.support.prometheus import iter_panels, panel_queries, serve_metrics, start_prometheus
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARDS = ROOT / "dashboards"

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -94,7 +94,7 @@ async def unless_disconnected(receive: Receive, work: Awaitable[Any]) -> Any:
     raise ClientGone
 
 
-async def relay_sse(frames: AsyncIterator[bytes], headers: dict[str, str], receive: Receive, send: Send) -> None:
+async def relay_sse(frames: AsyncGenerator[bytes, None], headers: dict[str, str], receive: Receive, send: Send) -> None:
     """Send the frames as they come; a disconnect cancels the generator (and so the upstream)."""
     await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + _encode(headers)})
 

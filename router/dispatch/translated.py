@@ -9,13 +9,15 @@ from __future__ import annotations
 import logging
 import os
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# Forced, not defaulted: the gateway never reaches the internet at run time.
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 os.environ.setdefault("LITELLM_LOG", "ERROR")
 
 from collections.abc import AsyncIterator
 from typing import Any
 
 import litellm
+from litellm.exceptions import APIConnectionError, RateLimitError, Timeout
 
 from router.dispatch.upstream import UpstreamCall, UpstreamError, normalize_reasoning
 
@@ -36,9 +38,9 @@ def _error(call: UpstreamCall, exc: Exception, *, started: bool) -> UpstreamErro
     name = type(exc).__name__
     if started:
         return UpstreamError("mid_stream", f"{call.backend_name}: {name}", status=status)
-    if isinstance(exc, litellm.Timeout):
+    if isinstance(exc, Timeout):
         return UpstreamError("timeout", f"{call.backend_name} did not answer in time")
-    if isinstance(exc, litellm.RateLimitError) or status == 429:
+    if isinstance(exc, RateLimitError) or status == 429:
         retry_after: float | None = None
         response = getattr(exc, "response", None)
         if response is not None:
@@ -48,7 +50,7 @@ def _error(call: UpstreamCall, exc: Exception, *, started: bool) -> UpstreamErro
                 retry_after = None
         return UpstreamError("rate_limited", f"{call.backend_name} is rate limiting", status=429,
                              retry_after_s=retry_after)
-    if isinstance(exc, litellm.APIConnectionError) and status is None:
+    if isinstance(exc, APIConnectionError) and status is None:
         return UpstreamError("connection", f"{call.backend_name}: {name}")
     if isinstance(status, int) and 400 <= status < 500:
         message = str(getattr(exc, "message", "") or name)[:300]
