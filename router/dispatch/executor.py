@@ -227,8 +227,18 @@ class Dispatcher:
                                       headers={"retry-after": "1"})
         return errors.UpstreamFailed(f"Every route failed ({tried}).")
 
-    def _retry(self, loaded: LoadedPolicy, exc: UpstreamError, attempt: int) -> bool:
-        return exc.retryable and attempt + 1 < loaded.policy.retry.attempts_per_route
+    async def _attempt_failed(self, loaded: LoadedPolicy, log: AttemptLog, cand: Candidate, call: UpstreamCall,
+                              ticket: Ticket, facts: RequestFacts, exc: UpstreamError, attempt: int,
+                              started: float, deadline: float | None) -> bool:
+        """Account for a failed attempt; True to retry the same route (after the backoff)."""
+        log.upstream_s += time.perf_counter() - started
+        # A request the upstream refuses as malformed says the backend is up.
+        self._end(cand.backend, ticket, exc.client_fault)
+        if exc.client_fault:
+            raise errors.InvalidRequest(f"The upstream rejected the request: {exc.message}") from None
+        self._failed(log, cand, call.backend, facts, exc)
+        retry = exc.retryable and attempt + 1 < loaded.policy.retry.attempts_per_route
+        return retry and await self._backoff(loaded, attempt, exc, deadline)
 
     # --- non-streaming ---------------------------------------------------------------------------
     async def complete(self, loaded: LoadedPolicy, chain: list[Candidate], body: dict[str, Any],
@@ -254,15 +264,10 @@ class Dispatcher:
                     try:
                         response = await client.complete(call)
                     except UpstreamError as exc:
-                        log.upstream_s += time.perf_counter() - started
-                        # A request the upstream refuses as malformed says the backend is up.
-                        self._end(cand.backend, ticket, exc.client_fault)
                         span.failed(exc.kind)
-                        if exc.client_fault:
-                            raise errors.InvalidRequest(f"The upstream rejected the request: {exc.message}") from None
-                        self._failed(log, cand, call.backend, facts, exc)
                         reason = exc.kind
-                        if self._retry(loaded, exc, attempt) and await self._backoff(loaded, attempt, exc, deadline):
+                        if await self._attempt_failed(loaded, log, cand, call, ticket, facts, exc, attempt,
+                                                      started, deadline):
                             continue
                         break
                     except BaseException:
@@ -312,14 +317,10 @@ class Dispatcher:
                     exc = raw_exc if isinstance(raw_exc, UpstreamError) else UpstreamError(
                         "protocol", f"{cand.backend} ended the stream before its first token")
                     await stream.aclose()
-                    log.upstream_s += time.perf_counter() - started
-                    self._end(cand.backend, ticket, exc.client_fault)
                     self._tracer.failed_attempt(cand, call, exc.kind, started)
-                    if exc.client_fault:
-                        raise errors.InvalidRequest(f"The upstream rejected the request: {exc.message}") from None
-                    self._failed(log, cand, call.backend, facts, exc)
                     reason = exc.kind
-                    if self._retry(loaded, exc, attempt) and await self._backoff(loaded, attempt, exc, deadline):
+                    if await self._attempt_failed(loaded, log, cand, call, ticket, facts, exc, attempt,
+                                                  started, deadline):
                         continue
                     break
                 except BaseException:
