@@ -9,7 +9,6 @@ reads top to bottom: auth → body → classify and decide → dispatch or swarm
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping
@@ -76,22 +75,34 @@ async def until_disconnect(receive: Receive) -> None:
 
 
 async def unless_disconnected(receive: Receive, work: Awaitable[Any]) -> Any:
-    """Run ``work``; if the client goes away first, cancel it and raise ClientGone."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(until_disconnect(receive))
+    """Await ``work`` in this task; if the client goes away first, cancel it and raise ClientGone.
+
+    One watcher task per request (not a second task for the work plus ``asyncio.wait``): this
+    runs on every request, so it is kept to the least the event loop has to do.
+    """
+    current = asyncio.current_task()
+    assert current is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        await until_disconnect(receive)
+        gone = True
+        current.cancel()
+
+    watcher = asyncio.get_running_loop().create_task(watch())
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        result = await work
     except asyncio.CancelledError:
-        task.cancel()
+        if not gone:
+            raise  # cancelled from outside (e.g. shutdown): not ours to swallow
+        current.uncancel()
+        raise ClientGone from None
+    finally:
         watcher.cancel()
-        raise
-    if task.done():
-        watcher.cancel()
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, errors.RouterError):
-        await task
-    raise ClientGone
+    if gone:  # the client left just as the work finished: nobody to answer
+        raise ClientGone
+    return result
 
 
 async def relay_sse(frames: AsyncGenerator[bytes, None], headers: dict[str, str], receive: Receive, send: Send) -> None:
