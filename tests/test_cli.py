@@ -109,3 +109,25 @@ def test_route_prints_a_table_and_json() -> None:
     decision = json.loads(result.stdout)
     assert decision["feasible"] is False
     assert all("cost" in c["rejected_because"] for c in decision["candidates"])
+
+
+def test_classify_round_trip_through_the_cli(tmp_path: Path) -> None:
+    lines = [
+        {"text": "Write a haiku about the first snow", "id": 1},
+        {"messages": [{"role": "user", "content": "Fix this: TypeError: 'NoneType' object is not subscriptable"}],
+         "id": 2},
+        {"text": "What year did the Berlin Wall fall?", "id": 3},
+    ]
+    stdin = "\n".join(json.dumps(line) for line in lines) + "\n"
+    result = run_cli("classify", stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in rows] == [1, 2, 3], "other fields are copied through, order kept"
+    assert [r["task_type"] for r in rows] == ["creative", "coding", "simple"]
+    for row in rows:
+        assert 0 < row["confidence"] <= 1 and abs(sum(row["probabilities"].values()) - 1) < 1e-6
+    out = tmp_path / "out.jsonl"
+    source = tmp_path / "in.jsonl"
+    source.write_text(stdin + "{not json\n")
+    result = run_cli("classify", "--input", str(source), "--output", str(out))
+    assert result.returncode != 0 and "line 4" in result.stderr
