@@ -14,9 +14,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
-
-from router import errors, taxonomy
+from router import errors, sse, taxonomy
 from router.dispatch.executor import AttemptLog, Dispatcher
 from router.dispatch.upstream import UpstreamError, Usage
 from router.engine.decide import Candidate, Decision, Label, Limits, decide
@@ -120,13 +118,6 @@ class Routed:
         if router_obj.get("cost_usd") is not None:
             out["x-router-cost-usd"] = f"{router_obj['cost_usd']:.8f}"
         return out
-
-
-def _sse(obj: Any) -> bytes:
-    return b"data: " + orjson.dumps(obj) + b"\n\n"
-
-
-SSE_DONE = b"data: [DONE]\n\n"
 
 
 class ChatServing:
@@ -351,14 +342,14 @@ class ChatServing:
                 if chunk.get("choices"):
                     if ttft_s is None:
                         ttft_s = time.perf_counter() - routed.arrived
-                    yield _sse(chunk)
+                    yield sse.frame(chunk)
                 chunk = await anext(opened.rest, None)
             ended_at = time.perf_counter()
         except UpstreamError as exc:
             status, error_kind = "upstream_error", exc.kind
             self.dispatcher.upstream_failed_mid_stream(opened, exc)
             err = errors.UpstreamFailed(f"The upstream failed mid-stream ({exc.kind}); the answer is incomplete.")
-            yield _sse(err.body())
+            yield sse.frame(err.body())
         except BaseException:
             status = "cancelled"  # the client went away: closing `rest` closed the upstream call
             raise
@@ -375,18 +366,13 @@ class ChatServing:
                          upstream_s=opened.log.upstream_s + time.perf_counter() - opened.started_at,
                          fallbacks=opened.log.failed,
                          ttft_s=ttft_s)
-        if status != "ok":  # one error chunk (sent above), then the end of the stream
-            yield SSE_DONE
-            return
-        router_obj = routed.router_object(route=cand.route, mode=cand.mode, fallbacks=opened.log.failed,
-                                          cost_usd=cost)
-        final: dict[str, Any] = {"id": template.get("id"), "object": "chat.completion.chunk",
-                                 "created": template.get("created"), "model": template.get("model"),
-                                 "choices": [], "router": router_obj}
-        if routed.include_usage:
-            final["usage"] = _usage_dict(usage)
-        yield _sse(final)
-        yield SSE_DONE
+        if status == "ok":  # after an error chunk (sent above) only the end of the stream follows
+            router_obj = routed.router_object(route=cand.route, mode=cand.mode, fallbacks=opened.log.failed,
+                                              cost_usd=cost)
+            yield sse.final_frame(chunk_id=template.get("id"), created=template.get("created"),
+                                  model=template.get("model"), router=router_obj,
+                                  usage=usage if routed.include_usage else None)
+        yield sse.DONE
 
     def _stream_swarm(self, routed: Routed) -> tuple[AsyncGenerator[bytes, None], dict[str, str]]:
         if self.swarm is None:
@@ -398,10 +384,10 @@ class ChatServing:
             status = "ok"
             try:
                 async for chunk in swarm_stream.chunks:
-                    yield _sse(chunk)
+                    yield sse.frame(chunk)
             except errors.RouterError as exc:
                 status = "upstream_error"
-                yield _sse(exc.body())
+                yield sse.frame(exc.body())
             except BaseException:
                 status = "cancelled"
                 raise
@@ -412,23 +398,13 @@ class ChatServing:
                              upstream_s=result.log.upstream_s if result else 0.0,
                              fallbacks=result.log.failed if result else 0)
             result = swarm_stream.result
-            final: dict[str, Any] = {
-                "id": routed.request_id, "object": "chat.completion.chunk", "created": int(time.time()),
-                "model": "swarm", "choices": [],
-                "router": routed.router_object(route=taxonomy.SWARM_ROUTE, mode="swarm",
-                                               fallbacks=result.log.failed if result else 0,
-                                               cost_usd=result.cost_usd if result else None,
-                                               swarm=result.swarm if result else None)}
-            if routed.include_usage and result is not None:
-                final["usage"] = _usage_dict(result.usage)
-            yield _sse(final)
-            yield SSE_DONE
+            if status == "ok" and result is not None:
+                router_obj = routed.router_object(route=taxonomy.SWARM_ROUTE, mode="swarm",
+                                                  fallbacks=result.log.failed, cost_usd=result.cost_usd,
+                                                  swarm=result.swarm)
+                yield sse.final_frame(chunk_id=routed.request_id, created=int(time.time()), model="swarm",
+                                      router=router_obj, usage=result.usage if routed.include_usage else None)
+            yield sse.DONE
 
         return frames(), routed.headers(head)
 
-
-def _usage_dict(usage: Usage) -> dict[str, Any]:
-    return {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
-            "total_tokens": usage.input_tokens + usage.output_tokens,
-            "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-            "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens}}

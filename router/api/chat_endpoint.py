@@ -105,7 +105,8 @@ async def unless_disconnected(receive: Receive, work: Awaitable[Any]) -> Any:
     return result
 
 
-async def relay_sse(frames: AsyncGenerator[bytes, None], headers: dict[str, str], receive: Receive, send: Send) -> None:
+async def relay_sse(frames: AsyncGenerator[bytes, None], headers: dict[str, str], receive: Receive,
+                   send: Send) -> None:
     """Send the frames as they come; a disconnect cancels the generator (and so the upstream)."""
     await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + _encode(headers)})
 

@@ -68,6 +68,13 @@ class Usage:
             reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
         )
 
+    def as_openai(self) -> dict[str, Any]:
+        """OpenAI's ``usage`` object."""
+        return {"prompt_tokens": self.input_tokens, "completion_tokens": self.output_tokens,
+                "total_tokens": self.input_tokens + self.output_tokens,
+                "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+                "prompt_tokens_details": {"cached_tokens": self.cached_input_tokens}}
+
     def cost_usd(self, backend: Backend) -> float:
         price_in, price_cached, price_out = backend.pricing.per_token_usd()
         fresh = max(0, self.input_tokens - self.cached_input_tokens)

@@ -340,7 +340,7 @@ class _Run:
         response = {"id": f"chatcmpl-{self.routed.request_id}", "object": "chat.completion",
                     "created": int(time.time()), "model": model,
                     "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                    "usage": _usage_dict(self.usage)}
+                    "usage": self.usage.as_openai()}
         log = AttemptLog(failed=self.failed_attempts, errors=self.errors[:20], upstream_s=timeline.busy_s)
         return SwarmResult(response=response, usage=self.usage, cost_usd=self.ledger.spent, swarm=swarm, log=log)
 
@@ -348,9 +348,3 @@ class _Run:
         agg_in = self.policy.backends[self.cfg.aggregator.partition(":")[0]].pricing.per_token_usd()[0]
         return sum(len(a.subtasks) for a in fan.agents) * self.cfg.worker_output_tokens * 2 * agg_in
 
-
-def _usage_dict(usage: Usage) -> dict[str, Any]:
-    return {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
-            "total_tokens": usage.input_tokens + usage.output_tokens,
-            "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-            "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens}}
