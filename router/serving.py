@@ -163,7 +163,7 @@ class ChatServing:
             return Label(controls.task_type, 1.0, "medium", subtasks), {}, "X-Router-Task-Type"
         cfg = loaded.policy.classifier
         with self.tracer.span("router.classify") as span:
-            result = self.classifier.classify(body["messages"], tools=body.get("tools"),
+            result = self.classifier.classify(body["messages"], tools=body.get("tools") or body.get("functions"),
                                               confidence_floor=cfg.confidence_floor,
                                               fallback=cfg.fallback_task_type)
             span.set_attributes({"router.task_type": result.task_type,

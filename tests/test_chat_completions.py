@@ -206,3 +206,11 @@ def test_aliases_resolve_to_routes(client: openai.OpenAI) -> None:
     raw = client.chat.completions.with_raw_response.create(
         model="kimi-k2.5-instant", messages=[{"role": "user", "content": "hi"}])
     assert raw.headers["x-router-route"] == "kimi:instant"
+
+
+def test_legacy_functions_count_as_tools(gateway: Gateway) -> None:
+    resp = httpx.post(f"{gateway.base_url}/chat/completions", timeout=10, json={
+        "model": "auto", "messages": [{"role": "user", "content": "Weather in Lima?"}],
+        "functions": [WEATHER_TOOL["function"]]})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-router-task-type"] == "agentic"

@@ -58,7 +58,7 @@ def extract_facts(body: dict[str, Any]) -> RequestFacts:
     images = 0
     videos = 0
     messages = body.get("messages") or ()
-    tools = body.get("tools")
+    tools = body.get("tools") or body.get("functions")  # `functions`: the legacy name, still sent
     if tools:
         raw = orjson.dumps(tools)
         chars += len(raw)  # JSON schemas are ASCII in practice; bytes bound chars anyway
