@@ -149,3 +149,23 @@ def test_openai_sdk_stream_falls_back_before_the_first_token(gateway_factory: Ca
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream.parse() if chunk.choices)
     assert text.strip()  # a whole answer from the fallback, nothing from the dead stream
     assert stream.headers["x-router-route"] != "kimi:instant"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_a_hung_primary_is_left_in_time_for_a_fallback_to_answer(gateway_factory: Callable[..., Gateway],
+                                                                 stream: bool) -> None:
+    """The packaged policy's long backend timeout_s (300 s) does not hold a request on a hang: the
+    attempt's own limit comes from its estimate (and, for streams, the first-token timeout)."""
+    policy = default_policy(retry={"attempts_per_route": 1},
+                            backends={"kimi": {"first_token_timeout_s": 1,
+                                               "latency": {"ttft_ms": 100, "output_tokens_per_s": 1000}}})
+    gw = gateway_factory(policy)
+    gw.demo.set_behavior("kimi", timeout_rate=1.0, hang_s=60)
+    started = time.monotonic()
+    with httpx.Client(base_url=gw.url, timeout=30) as http:
+        response = chat(http, stream=stream)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200, response.text
+    assert response.headers["x-router-route"] != "kimi:instant"
+    assert int(response.headers["x-router-fallbacks"]) == 1
+    assert elapsed < 8, f"took {elapsed:.1f} s"

@@ -137,6 +137,19 @@ class _Replay:
         await self._stream.aclose()
 
 
+def attempt_timeout_s(loaded: LoadedPolicy, backend: Backend, cand: Candidate) -> float:
+    """How long this attempt may take before it counts as a timeout (and the chain moves on).
+
+    At most the backend's ``timeout_s``; and ``attempt_timeout_factor`` x the route's live estimate,
+    never below ``first_token_timeout_s`` — so a hung upstream is left while a fallback can still
+    answer, but a slow answer is not cut. The latency budget is a target, not a kill switch.
+    """
+    factor = loaded.policy.retry.attempt_timeout_factor
+    if factor <= 0:
+        return backend.timeout_s
+    return min(backend.timeout_s, max(backend.first_token_timeout_s, factor * cand.latency_ms / 1000))
+
+
 class Dispatcher:
     def __init__(self, *, clients: Callable[[Backend], UpstreamClient], live: LiveState,
                  metrics: RouterMetrics, tracer: Tracer) -> None:
@@ -164,7 +177,8 @@ class Dispatcher:
         if ticket is None:
             return "circuit_open"
         call = UpstreamCall(cand.backend, backend, loaded.keys.get(cand.backend),
-                            upstream_body(body, backend, cand.mode, max_output_tokens=cap))
+                            upstream_body(body, backend, cand.mode, max_output_tokens=cap),
+                            timeout_s=attempt_timeout_s(loaded, backend, cand))
         return call, ticket
 
     def _begin(self, backend_name: str) -> None:
@@ -308,11 +322,22 @@ class Dispatcher:
                 stream: Any = client.stream(call)  # an async generator: it has aclose()
                 held: list[dict[str, Any]] = []
                 try:
-                    while True:
-                        chunk = await stream.__anext__()
-                        held.append(chunk)
-                        if _has_payload(chunk):
-                            break
+                    # A hung upstream must not hold the request: no first token in time is a timeout.
+                    async with asyncio.timeout(min(call.backend.first_token_timeout_s, call.attempt_timeout_s)):
+                        while True:
+                            chunk = await stream.__anext__()
+                            held.append(chunk)
+                            if _has_payload(chunk):
+                                break
+                except TimeoutError:
+                    await stream.aclose()
+                    self._tracer.failed_attempt(cand, call, "timeout", started)
+                    reason = "timeout"
+                    exc = UpstreamError("timeout", f"{cand.backend} sent no first token in time")
+                    if await self._attempt_failed(loaded, log, cand, call, ticket, facts, exc, attempt,
+                                                  started, deadline):
+                        continue
+                    break
                 except (UpstreamError, StopAsyncIteration) as raw_exc:
                     exc = raw_exc if isinstance(raw_exc, UpstreamError) else UpstreamError(
                         "protocol", f"{cand.backend} ended the stream before its first token")

@@ -52,7 +52,7 @@ class OpenAIRelay:
         backend = call.backend
         timeout = (aiohttp.ClientTimeout(total=None, connect=backend.connect_timeout_s,
                                          sock_read=backend.timeout_s) if stream
-                   else aiohttp.ClientTimeout(total=backend.timeout_s, connect=backend.connect_timeout_s))
+                   else aiohttp.ClientTimeout(total=call.attempt_timeout_s, connect=backend.connect_timeout_s))
         return {"url": backend.api_base.rstrip("/") + "/chat/completions", "data": orjson.dumps(call.body),
                 "headers": headers, "timeout": timeout}
 

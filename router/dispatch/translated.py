@@ -64,7 +64,7 @@ class LiteLLMClient:
         kwargs = {k: v for k, v in call.body.items() if k not in _OWN_FIELDS}
         kwargs.update(model=f"{backend.provider if backend.provider != 'litellm' else ''}/{backend.model}".lstrip("/"),
                       messages=call.body["messages"], api_base=backend.api_base or None,
-                      api_key=call.api_key or None, timeout=backend.timeout_s, num_retries=0)
+                      api_key=call.api_key or None, timeout=call.attempt_timeout_s, num_retries=0)
         return kwargs
 
     async def complete(self, call: UpstreamCall) -> dict[str, Any]:

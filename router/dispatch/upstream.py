@@ -38,6 +38,11 @@ class UpstreamCall:
     backend: Backend
     api_key: str
     body: dict[str, Any]
+    timeout_s: float | None = None  # this attempt's limit; None: the backend's timeout_s
+
+    @property
+    def attempt_timeout_s(self) -> float:
+        return self.timeout_s if self.timeout_s is not None else self.backend.timeout_s
 
 
 class UpstreamClient(Protocol):

@@ -86,6 +86,8 @@ class Backend(_Strict):
         default=False, description="the 'default' mode reasons before answering (e.g. GPT-5.x)")
     max_concurrency: int = Field(default=64, gt=0)
     timeout_s: float = Field(default=120, gt=0)
+    first_token_timeout_s: float = Field(
+        default=30, gt=0, description="streams: no first token within this long counts as a timeout (falls back)")
     connect_timeout_s: float = Field(default=5, gt=0)
     metrics_url: str = Field(default="", description="engine Prometheus endpoint (vLLM/SGLang) for queue depth")
     queue_capacity: int = Field(
@@ -118,6 +120,10 @@ class RetrySettings(_Strict):
     attempts_per_route: int = Field(default=2, ge=1, le=5)
     backoff_base_ms: float = Field(default=50, ge=0)
     backoff_max_ms: float = Field(default=2_000, ge=0)
+    attempt_timeout_factor: float = Field(
+        default=4.0, ge=0, description="an attempt may take this many times its route's estimated latency "
+                                       "(at least first_token_timeout_s, at most timeout_s) before it counts as "
+                                       "a timeout and the chain moves on; 0: timeout_s alone")
     max_retry_after_s: float = Field(default=5, ge=0, description="longer retry-after means: move on")
 
 
