@@ -27,6 +27,7 @@ from router.policy.model import Backend
 from router.policy.store import PolicyStore
 from router.serving import ChatServing, Classifier
 from router.settings import Settings
+from router.swarm import Swarm
 
 log = logging.getLogger("router")
 
@@ -113,7 +114,7 @@ class Services:
         access_log = AccessLog()
         serving = ChatServing(policies=store, classifier=classifier, live=live, dispatcher=dispatcher,
                               metrics=metrics, tracer=tracer, access_log=access_log)
-        serving.swarm = _build_swarm(dispatcher, live, metrics, tracer)
+        serving.swarm = Swarm(dispatcher=dispatcher, live=live, metrics=metrics, tracer=tracer)
         auth = ClientAuth.from_settings(settings.client_keys, settings.client_keys_file)
         return cls(settings=settings, store=store, classifier=classifier, live=live, metrics=metrics,
                    tracer=tracer, clients=clients, serving=serving, auth=auth, access_log=access_log, demo=demo,
@@ -161,11 +162,3 @@ def _start_demo() -> Any:
     log.info("demo upstreams: kimi %s, gpt %s, claude %s", demo.base_url("kimi"), demo.base_url("gpt"),
              demo.base_url("claude"))
     return demo
-
-
-def _build_swarm(dispatcher: Dispatcher, live: LiveState, metrics: RouterMetrics, tracer: Tracer) -> Any:
-    try:
-        from router.swarm import Swarm
-    except ImportError:  # swarm mode not built into this deployment
-        return None
-    return Swarm(dispatcher=dispatcher, live=live, metrics=metrics, tracer=tracer)
