@@ -17,6 +17,9 @@ def test_models_lists_virtual_models_routes_and_aliases(client: openai.OpenAI) -
     assert {"auto", "auto:instant", "auto:thinking", "auto:agent", "auto:swarm"} <= ids
     assert {"kimi:instant", "kimi:thinking", "kimi:agent", "gpt:default", "claude:default"} <= ids
     assert "kimi-k2.5" in ids
+    assert client.models.retrieve("kimi:thinking").id == "kimi:thinking"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-9")
 
 
 def test_health_ready_and_metrics(gateway: Gateway, client: openai.OpenAI) -> None:

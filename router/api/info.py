@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from router import taxonomy
+from router import errors, taxonomy
 from router.api.http import JSON
 from router.services import Services
 
@@ -22,17 +22,34 @@ def _svc(request: Request) -> Services:
     return services
 
 
-@router.get("/v1/models")
-async def list_models(request: Request) -> Response:
-    services = _svc(request)
-    services.auth.check(request.headers.get("authorization"))
+def _model_names(services: Services) -> list[str]:
     policy = services.store.current.policy
     names = ["auto", *(f"auto:{m}" for m in taxonomy.MODES), *policy.routes]
     if policy.swarm.enabled:
         names.append(taxonomy.SWARM_ROUTE)
-    names += [a for a, target in policy.aliases.items() if policy.resolve_model(a) is not None and a not in names]
-    data = [{"id": n, "object": "model", "created": _CREATED, "owned_by": "model-router"} for n in names]
+    names += [a for a in policy.aliases if policy.resolve_model(a) is not None and a not in names]
+    return names
+
+
+def _model_object(name: str) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": _CREATED, "owned_by": "model-router"}
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> Response:
+    services = _svc(request)
+    services.auth.check(request.headers.get("authorization"))
+    data = [_model_object(n) for n in _model_names(services)]
     return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
+
+
+@router.get("/v1/models/{model_id:path}")
+async def retrieve_model(request: Request, model_id: str) -> Response:
+    services = _svc(request)
+    services.auth.check(request.headers.get("authorization"))
+    if model_id not in _model_names(services):
+        raise errors.ModelNotFound(f"The model '{model_id}' does not exist.", param="model")
+    return Response(orjson.dumps(_model_object(model_id)), media_type=JSON)
 
 
 @router.get("/v1/router/status")
