@@ -8,8 +8,8 @@ decision); ``complete`` and ``stream`` carry it out and return the OpenAI-shaped
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -198,7 +198,7 @@ class ChatServing:
             for cand in decision.candidates:
                 for reason in cand.reasons:
                     self.metrics.rejections.labels(cand.route, reason).inc()
-        routed = Routed(request_id=f"rtr-{uuid.uuid4().hex}", arrived=arrived, body=body, facts=facts,
+        routed = Routed(request_id=f"rtr-{os.urandom(16).hex()}", arrived=arrived, body=body, facts=facts,
                         controls=controls, loaded=loaded, label=label, decision=decision,
                         decision_ms=decision_ms, probabilities=probabilities, rule=rule,
                         include_usage=bool(request.stream_options and request.stream_options.include_usage),

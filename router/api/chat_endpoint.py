@@ -15,7 +15,6 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from starlette.datastructures import Headers
 
 from router import errors
 from router.protocol import parse_json_body
@@ -49,7 +48,7 @@ async def send_json(send: Send, status: int, body: bytes, headers: dict[str, str
     await send({"type": "http.response.body", "body": body})
 
 
-async def read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
+async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise errors.RequestTooLarge(f"The request body is larger than the {limit}-byte limit.")
@@ -142,7 +141,8 @@ class ChatEndpoint:
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, arrived: float) -> None:
         services = self._services()
-        headers = Headers(scope=scope)
+        # One pass over the raw headers; later look-ups are dict hits (names arrive lower-cased).
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         services.auth.check(headers.get("authorization"))
         body = parse_json_body(await read_body(receive, headers, services.settings.max_body_bytes))
         serving = services.serving
