@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -110,6 +110,25 @@ class EventSink:
             await self.response.write(data)
         except (ConnectionError, RuntimeError) as exc:  # aiohttp raises both on a closed transport
             raise ClientGone(str(exc)) from exc
+
+
+async def serve_planned(state: DemoServerState, mode: str, role: str, render_error: ErrorRenderer,
+                        answer: Callable[[float], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Count the request, hold it the way an engine would (failure injection, then a slot), answer.
+
+    ``answer`` gets the moment the request got its engine slot (the start of its time to first token).
+    """
+    state.stats.by_mode[mode] += 1
+    state.stats.by_role[role] += 1
+    try:
+        async with state.tracked():
+            failure = await inject_failure(state, render_error)
+            if failure is not None:
+                return failure
+            async with state.engine_slot() as start:
+                return await answer(start)
+    except ClientGone:
+        return web.Response(status=499)  # never reaches the client: the connection is gone
 
 
 async def abort_stream(request: web.Request, sink: EventSink) -> None:

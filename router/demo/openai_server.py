@@ -5,6 +5,7 @@ serves GPT (`openai`): `/v1/chat/completions`, `/v1/models`, `/metrics`, `/healt
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import orjson
@@ -20,14 +21,14 @@ from router.demo.http_common import (
     abort_stream,
     add_control_routes,
     check_auth,
-    inject_failure,
     json_response,
     read_json,
     record_request,
+    serve_planned,
     state_of,
 )
 from router.demo.replies import Planned, plan_reply, stop_list
-from router.demo.server_state import ClientGone, DemoServerState
+from router.demo.server_state import DemoServerState
 
 _ENGINE_NAMES = {"vllm": "demo vLLM", "sglang": "demo SGLang"}
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -140,19 +141,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         state.stats.rejected += 1
         return openai_error(400, invalid[0], param=invalid[1])
     planned = plan_openai(state, body)
-    state.stats.by_mode[planned.mode] += 1
-    state.stats.by_role[planned.role] += 1
-    try:
-        async with state.tracked():
-            failure = await inject_failure(state, openai_error)
-            if failure is not None:
-                return failure
-            async with state.engine_slot() as start:
-                if body.get("stream"):
-                    return await _stream(request, state, body, planned, arrival, start)
-                return await _respond(state, body, planned, arrival, start)
-    except ClientGone:
-        return web.Response(status=499)  # never reaches the client: the connection is gone
+
+    def answer(start: float) -> Awaitable[web.StreamResponse]:
+        if body.get("stream"):
+            return _stream(request, state, body, planned, arrival, start)
+        return _respond(state, body, planned, arrival, start)
+
+    return await serve_planned(state, planned.mode, planned.role, openai_error, answer)
 
 
 async def _respond(state: DemoServerState, body: dict[str, Any], planned: Planned, arrival: float,
