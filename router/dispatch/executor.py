@@ -53,6 +53,12 @@ class AttemptLog:
     skipped: list[str] = field(default_factory=list)
     retry_afters: list[float] = field(default_factory=list)
 
+    def skip(self, cand: Candidate, reason: str) -> str:
+        """Note a route that was not tried (capacity, circuit, money, time); returns the reason."""
+        self.errors.append(f"{cand.route}: skipped ({reason})")
+        self.skipped.append(reason)
+        return reason
+
 
 @dataclass(slots=True)
 class Answer:
@@ -265,9 +271,7 @@ class Dispatcher:
             for attempt in range(loaded.policy.retry.attempts_per_route):
                 prepared = self._prepare(loaded, cand, body, facts, money - log.spent_usd, deadline, first)
                 if isinstance(prepared, str):
-                    log.errors.append(f"{cand.route}: skipped ({prepared})")
-                    log.skipped.append(prepared)
-                    reason = prepared
+                    reason = log.skip(cand, prepared)
                     break
                 first = False
                 call, ticket = prepared
@@ -310,9 +314,7 @@ class Dispatcher:
             for attempt in range(loaded.policy.retry.attempts_per_route):
                 prepared = self._prepare(loaded, cand, body, facts, money - log.spent_usd, deadline, first)
                 if isinstance(prepared, str):
-                    log.errors.append(f"{cand.route}: skipped ({prepared})")
-                    log.skipped.append(prepared)
-                    reason = prepared
+                    reason = log.skip(cand, prepared)
                     break
                 first = False
                 call, ticket = prepared
