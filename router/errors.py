@@ -31,6 +31,9 @@ class RouterError(Exception):
         self.param = param
         self.instance_code = code or self.code
         self.headers = headers or {}
+        # Filled by the dispatcher when every attempt failed, for the request's metrics and log line.
+        self.failed_attempts = 0
+        self.upstream_s = 0.0
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param,

@@ -218,9 +218,10 @@ class ChatServing:
         message = (f"No route can serve this {routed.label.task_type} request within "
                    f"${decision.limits.max_cost_usd:g} and {decision.limits.latency_budget_ms:g} ms: "
                    f"{decision.explain_rejections()}.")
+        request_id = {"x-router-request-id": routed.request_id}
         if decision.unavailable:  # some route would fit once its circuit closes / queue drains
-            raise errors.Unavailable(message, headers={"retry-after": "1"})
-        raise errors.RouteInfeasible(message)
+            raise errors.Unavailable(message, headers={"retry-after": "1", **request_id})
+        raise errors.RouteInfeasible(message, headers=request_id)
 
     # --- answers --------------------------------------------------------------------------------
     def _money_left(self, routed: Routed) -> float:
@@ -261,10 +262,11 @@ class ChatServing:
                           "gen_ai.usage.output_tokens": usage.output_tokens},
                          error=None if status == "ok" else status)
 
-    def fail(self, routed: Routed, exc: errors.RouterError, log: AttemptLog | None = None) -> None:
+    def fail(self, routed: Routed, exc: errors.RouterError) -> None:
         status = {429: "rate_limited", 504: "timeout", 400: "client_error"}.get(exc.status, "upstream_error")
+        exc.headers.setdefault("x-router-request-id", routed.request_id)
         self._finish(routed, route=routed.chosen.route, mode=routed.chosen.mode, status=status, usage=Usage(),
-                     cost=0.0, upstream_s=log.upstream_s if log else 0.0, fallbacks=log.failed if log else 0)
+                     cost=0.0, upstream_s=exc.upstream_s, fallbacks=exc.failed_attempts)
 
     async def complete(self, routed: Routed) -> tuple[dict[str, Any], dict[str, str]]:
         try:

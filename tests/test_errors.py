@@ -110,6 +110,9 @@ def test_every_route_failing_is_502_upstream_error(gateway_factory: Any) -> None
     resp = httpx.post(f"{gw.base_url}/chat/completions", json={"model": "auto", "messages": HELLO}, timeout=20)
     error = _assert_openai_error(resp, 502, "upstream_error")
     assert "kimi" in error["message"]
+    assert resp.headers["x-router-request-id"].startswith("rtr-"), "errors can be traced to their log line"
+    metrics = httpx.get(f"{gw.url}/metrics").text
+    assert 'router_requests_total{mode="instant",route="kimi:instant",status="upstream_error"' in metrics
     # Streaming requests fail the same way when nothing was sent yet.
     resp = httpx.post(f"{gw.base_url}/chat/completions", timeout=20,
                       json={"model": "auto", "messages": HELLO, "stream": True})
@@ -138,6 +141,7 @@ def test_impossible_ceiling_is_route_infeasible_naming_candidates(client: openai
         client.chat.completions.create(model="auto", messages=HELLO,
                                        extra_headers={"X-Router-Max-Cost": "0.0000001"})
     assert info.value.code == "route_infeasible"
+    assert info.value.response.headers["x-router-request-id"].startswith("rtr-")
     for route in ("kimi:instant", "gpt:default"):
         assert route in info.value.message
     assert "ceiling" in info.value.message

@@ -233,6 +233,12 @@ class Dispatcher:
 
     @staticmethod
     def _exhausted(log: AttemptLog) -> errors.RouterError:
+        err = Dispatcher._exhaustion_error(log)
+        err.failed_attempts, err.upstream_s = log.failed, log.upstream_s
+        return err
+
+    @staticmethod
+    def _exhaustion_error(log: AttemptLog) -> errors.RouterError:
         tried = "; ".join(log.errors) or "no route could be tried"
         kinds = log.kinds
         if kinds and all(k == "rate_limited" for k in kinds):
