@@ -101,6 +101,9 @@ class RouterControls:
     task_type: str | None = None
 
 
+NO_CONTROLS = RouterControls()
+
+
 def parse_json_body(raw: bytes) -> dict[str, Any]:
     try:
         body = orjson.loads(raw)
@@ -150,6 +153,8 @@ def parse_controls(headers: Any, body: RouterControlsBody | None) -> RouterContr
     h_budget = headers.get("x-router-latency-budget")
     header_mode = headers.get("x-router-mode")
     header_task = headers.get("x-router-task-type")
+    if body is None and h_cost is None and h_budget is None and header_mode is None and header_task is None:
+        return NO_CONTROLS  # the common case: nothing to combine
     body = body or RouterControlsBody()
     mode = _one_of(body.mode or header_mode, taxonomy.MODES,
                    "router.mode" if body.mode else "X-Router-Mode")
