@@ -1,13 +1,15 @@
 """Gateway overhead: the same load sent straight to a fast upstream and through the gateway.
 
 Starts, on 127.0.0.1 only: a demo vLLM-style upstream with no artificial delay (its own process),
-the gateway (`model-router serve`, its own process, one worker) whose policy points at it, and an
-aiohttp load generator here. For concurrency 1, 16 and 64, non-streaming and streaming, it prints
-p50/p99 latency direct vs. through the gateway, the added latency, req/s, and the gateway's CPU
-time per request (and per relayed stream chunk), read from /proc. Bounded: each cell runs for
-a fixed number of requests.
+the gateway (`model-router serve`, its own process, one worker) whose policy points at it, and a
+load generator: `wrk` when it is installed (C, so it leaves the two cores to the gateway and the
+upstream), else an aiohttp client here. For concurrency 1, 16 and 64, non-streaming and streaming,
+it prints p50/p99 latency direct vs. through the gateway, the added latency, req/s, and the
+gateway's CPU time per request (and per relayed stream chunk), read from /proc. Bounded: each cell
+runs a fixed number of requests (aiohttp) or seconds (wrk).
 
-    python benchmarks/bench_gateway.py [--requests 400] [--model kimi:instant|auto]
+    python benchmarks/bench_gateway.py [--requests 400] [--seconds 5] [--model kimi:instant|auto]
+                                       [--generator wrk|python]
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -109,48 +113,92 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+class Cell:
+    """One measured cell: latency percentiles (s), throughput and how many answers completed."""
+
+    def __init__(self, p50: float, p99: float, rps: float, done: int) -> None:
+        self.p50, self.p99, self.rps, self.done = p50, p99, rps, done
+
+
+async def python_cell(url: str, body: bytes, *, concurrency: int, requests: int, stream: bool) -> Cell:
+    latencies, wall, _ = await run_cell(url, body, concurrency=concurrency, requests=requests, stream=stream)
+    return Cell(pct(latencies, .5), pct(latencies, .99), len(latencies) / wall, len(latencies))
+
+
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def wrk_cell(url: str, body: bytes, *, concurrency: int, seconds: float) -> Cell:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                     f"wrk.body = [==[{body.decode()}]==]\n")  # a Lua long string: no escaping needed
+    try:
+        out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--latency", "-s", script.name, url],
+                             capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
+    finally:
+        os.unlink(script.name)
+    if "Non-2xx" in out:
+        raise RuntimeError(f"errors under load:\n{out}")
+
+    def latency(q: str) -> float:
+        value, unit = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s)$", out, re.MULTILINE).groups()  # type: ignore[union-attr]
+        return float(value) * _UNITS[unit]
+
+    done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return Cell(latency("50"), latency("99"), rps, done)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=400, help="requests per cell")
+    parser.add_argument("--requests", type=int, default=400, help="requests per cell (python generator)")
+    parser.add_argument("--seconds", type=float, default=5, help="seconds per cell (wrk)")
     parser.add_argument("--model", default="kimi:instant", help="kimi:instant (relay only) or auto (+ classify)")
+    parser.add_argument("--generator", choices=("wrk", "python"),
+                        default="wrk" if shutil.which("wrk") else "python")
     args = parser.parse_args()
 
     upstream_proc, upstream = start_upstream()
     port = free_port()
     gateway_proc = start_gateway(upstream, port)
+    direct_url, gateway_url = f"{upstream}/chat/completions", f"http://127.0.0.1:{port}/v1/chat/completions"
     try:
         await wait_ready(f"http://127.0.0.1:{port}/readyz")
         prompt = "Summarise the main causes of the 1929 stock market crash in three sentences."
-        print(f"model={args.model}; {args.requests} requests per cell; upstream {upstream} (no delay)")
+        size = f"{args.seconds:g} s" if args.generator == "wrk" else f"{args.requests} requests"
+        print(f"model={args.model}; load generator {args.generator}, {size} per cell; upstream {upstream} "
+              "(no delay); gateway: one worker")
         print(f"{'mode':<7} {'c':>3} | {'direct p50':>10} {'p99':>7} {'req/s':>7} | {'gateway p50':>11} {'p99':>7} "
               f"{'req/s':>7} | {'added p50':>9} {'p99':>7} | {'gw CPU/req':>10} {'CPU/chunk':>9}")
         for stream in (False, True):
+            body = {"model": args.model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 64,
+                    "stream": stream}
+            direct_body = orjson.dumps({**body, "model": "moonshotai/Kimi-K2.5"})
+            gw_body = orjson.dumps(body)
+            # Chunks per answer are the same for every request (same prompt, same max_tokens).
+            _, _, chunks_per_answer = await run_cell(gateway_url, gw_body, concurrency=1, requests=1, stream=stream)
             for concurrency in (1, 16, 64):
-                body = {"model": args.model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 64,
-                        "stream": stream}
-                direct_body = orjson.dumps({**body, "model": "moonshotai/Kimi-K2.5"})
-                gw_body = orjson.dumps(body)
                 # Warm both paths (connection pools, first-call costs) before measuring.
-                await run_cell(f"{upstream}/chat/completions", direct_body, concurrency=concurrency,
-                               requests=concurrency * 2, stream=stream)
-                await run_cell(f"http://127.0.0.1:{port}/v1/chat/completions", gw_body, concurrency=concurrency,
-                               requests=concurrency * 2, stream=stream)
-                d_lat, d_wall, _ = await run_cell(f"{upstream}/chat/completions", direct_body,
-                                                  concurrency=concurrency, requests=args.requests, stream=stream)
-                cpu0 = cpu_seconds(gateway_proc.pid)
-                g_lat, g_wall, chunks = await run_cell(f"http://127.0.0.1:{port}/v1/chat/completions", gw_body,
-                                                       concurrency=concurrency, requests=args.requests,
-                                                       stream=stream)
+                for url, warm_body in ((direct_url, direct_body), (gateway_url, gw_body)):
+                    await run_cell(url, warm_body, concurrency=concurrency, requests=concurrency * 2, stream=stream)
+                if args.generator == "wrk":
+                    direct = wrk_cell(direct_url, direct_body, concurrency=concurrency, seconds=args.seconds)
+                    cpu0 = cpu_seconds(gateway_proc.pid)
+                    gateway = wrk_cell(gateway_url, gw_body, concurrency=concurrency, seconds=args.seconds)
+                else:
+                    direct = await python_cell(direct_url, direct_body, concurrency=concurrency,
+                                               requests=args.requests, stream=stream)
+                    cpu0 = cpu_seconds(gateway_proc.pid)
+                    gateway = await python_cell(gateway_url, gw_body, concurrency=concurrency,
+                                                requests=args.requests, stream=stream)
                 cpu = cpu_seconds(gateway_proc.pid) - cpu0
-                per_req_us = cpu / args.requests * 1e6
+                per_req_us = cpu / gateway.done * 1e6
+                chunks = gateway.done * chunks_per_answer
                 per_chunk = f"{cpu / chunks * 1e6:7.1f}us" if stream and chunks else "-"
                 print(f"{'stream' if stream else 'json':<7} {concurrency:>3} | "
-                      f"{pct(d_lat, .5) * 1e3:>8.2f}ms {pct(d_lat, .99) * 1e3:>5.2f}ms "
-                      f"{args.requests / d_wall:>7.0f} | "
-                      f"{pct(g_lat, .5) * 1e3:>9.2f}ms {pct(g_lat, .99) * 1e3:>5.2f}ms "
-                      f"{args.requests / g_wall:>7.0f} | "
-                      f"{(pct(g_lat, .5) - pct(d_lat, .5)) * 1e3:>7.2f}ms "
-                      f"{(pct(g_lat, .99) - pct(d_lat, .99)) * 1e3:>5.2f}ms | "
+                      f"{direct.p50 * 1e3:>8.2f}ms {direct.p99 * 1e3:>5.2f}ms {direct.rps:>7.0f} | "
+                      f"{gateway.p50 * 1e3:>9.2f}ms {gateway.p99 * 1e3:>5.2f}ms {gateway.rps:>7.0f} | "
+                      f"{(gateway.p50 - direct.p50) * 1e3:>7.2f}ms {(gateway.p99 - direct.p99) * 1e3:>5.2f}ms | "
                       f"{per_req_us:>8.0f}us {per_chunk:>9}")
         print("gateway CPU is utime+stime of the gateway process over the measured cell (/proc); CPU/chunk is "
               "that total divided by relayed chunks (an upper bound: it includes the per-request work).")

@@ -22,6 +22,7 @@ from router.demo.http_common import (
     read_json,
     record_request,
     serve_planned,
+    start_stream,
     state_of,
 )
 from router.demo.replies import Planned, plan_reply, stop_list
@@ -189,7 +190,7 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 async def _stream(request: web.Request, state: DemoServerState, body: dict[str, Any], planned: Planned,
                   arrival: float, start: float) -> web.StreamResponse:
     response = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
-    await response.prepare(request)
+    await start_stream(response, request)
     pacer = Pacer(state, start)
     sink = EventSink(response, buffered=not pacer.paced)
     completion = planned.completion
@@ -243,8 +244,7 @@ async def _stream(request: web.Request, state: DemoServerState, body: dict[str, 
         "type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
         "usage": {"output_tokens": usage["output_tokens"]}}))
     await sink.send(_event("message_stop", {"type": "message_stop"}))
-    await sink.flush()
-    await response.write_eof()
+    await sink.finish()
     state.stats.completed += 1
     return response
 

@@ -86,6 +86,14 @@ class Pacer:
                 await asyncio.sleep(remaining)
 
 
+async def start_stream(response: web.StreamResponse, request: web.Request) -> None:
+    """Send the stream's headers; a client that is already gone is ``ClientGone``, not an error."""
+    try:
+        await response.prepare(request)
+    except (ConnectionError, RuntimeError) as exc:
+        raise ClientGone(str(exc)) from exc
+
+
 class EventSink:
     """Writes stream frames; buffers them when unpaced so a fast stream costs one write."""
 
@@ -104,6 +112,14 @@ class EventSink:
         if self._buffer:
             data, self._buffer = b"".join(self._buffer), []
             await self._write(data)
+
+    async def finish(self) -> None:
+        """Flush what is buffered and end the response (the client may be gone by now)."""
+        await self.flush()
+        try:
+            await self.response.write_eof()
+        except (ConnectionError, RuntimeError) as exc:
+            raise ClientGone(str(exc)) from exc
 
     async def _write(self, data: bytes) -> None:
         try:

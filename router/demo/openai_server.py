@@ -25,6 +25,7 @@ from router.demo.http_common import (
     read_json,
     record_request,
     serve_planned,
+    start_stream,
     state_of,
 )
 from router.demo.replies import Planned, plan_reply, stop_list
@@ -187,7 +188,7 @@ async def _stream(request: web.Request, state: DemoServerState, body: dict[str, 
                   arrival: float, start: float) -> web.StreamResponse:
     response = web.StreamResponse(headers={"content-type": "text/event-stream",
                                            "cache-control": "no-cache"})
-    await response.prepare(request)
+    await start_stream(response, request)
     pacer = Pacer(state, start)
     sink = EventSink(response, buffered=not pacer.paced)
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -230,8 +231,7 @@ async def _stream(request: web.Request, state: DemoServerState, body: dict[str, 
     if include_usage:
         await sink.send(b"data: " + orjson.dumps({**head, "choices": [], "usage": _usage(planned)}) + b"\n\n")
     await sink.send(b"data: [DONE]\n\n")
-    await sink.flush()
-    await response.write_eof()
+    await sink.finish()
     _count_tokens(state, planned)
     state.stats.completed += 1
     return response
