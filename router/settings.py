@@ -11,6 +11,9 @@ PACKAGED_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default
 
 
 class Settings(BaseSettings):
+    """One process serves with one uvicorn worker (one event loop); scale out with more processes or
+    replicas, each with its own live state and circuits."""
+
     model_config = SettingsConfigDict(env_prefix="ROUTER_", extra="ignore")
 
     host: str = "127.0.0.1"
@@ -25,5 +28,4 @@ class Settings(BaseSettings):
     max_body_bytes: int = 8 * 1024 * 1024
     log_level: str = "info"
     log_prompts: bool = Field(default=False, description="opt-in: put prompt/answer text in spans")
-    workers: int = 1
 
