@@ -58,6 +58,19 @@ def _error(call: UpstreamCall, exc: Exception, *, started: bool) -> UpstreamErro
     return UpstreamError("http_5xx", f"{call.backend_name}: {name}", status=status if isinstance(status, int) else 502)
 
 
+def _as_openai(data: dict[str, Any], part: str) -> dict[str, Any]:
+    """A litellm response (``part="message"``) or chunk (``"delta"``) as OpenAI's shape: thinking as
+    ``reasoning_content``, litellm's own extras dropped."""
+    data.pop("provider_specific_fields", None)
+    for choice in data.get("choices") or ():
+        inner = choice.get(part)
+        if isinstance(inner, dict):
+            normalize_reasoning(inner)
+            inner.pop("thinking_blocks", None)
+            inner.pop("provider_specific_fields", None)
+    return data
+
+
 class LiteLLMClient:
     def _kwargs(self, call: UpstreamCall) -> dict[str, Any]:
         backend = call.backend
@@ -72,28 +85,14 @@ class LiteLLMClient:
             response = await litellm.acompletion(**self._kwargs(call))
         except Exception as exc:  # litellm raises many types; all become an UpstreamError
             raise _error(call, exc, started=False) from None
-        data: dict[str, Any] = response.model_dump(exclude_none=True)
-        for choice in data.get("choices") or ():
-            message = choice.get("message")
-            if isinstance(message, dict):
-                normalize_reasoning(message)
-                message.pop("thinking_blocks", None)
-                message.pop("provider_specific_fields", None)
-        return data
+        return _as_openai(response.model_dump(exclude_none=True), "message")
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[dict[str, Any]]:
         started = False
         try:
             response = await litellm.acompletion(stream=True, **self._kwargs(call))
             async for chunk in response:
-                data: dict[str, Any] = chunk.model_dump(exclude_none=True)
-                for choice in data.get("choices") or ():
-                    delta = choice.get("delta")
-                    if isinstance(delta, dict):
-                        normalize_reasoning(delta)
-                        delta.pop("thinking_blocks", None)
-                        delta.pop("provider_specific_fields", None)
-                data.pop("provider_specific_fields", None)
+                data = _as_openai(chunk.model_dump(exclude_none=True), "delta")
                 started = True
                 yield data
         except UpstreamError:
