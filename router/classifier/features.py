@@ -165,10 +165,6 @@ def view_of(messages: Any) -> RequestView:
     )
 
 
-def view_of_text(text: str) -> RequestView:
-    return view_of([{"role": "user", "content": text}])
-
-
 def window(text: str, head: int = HEAD_CHARS, tail: int = TAIL_CHARS) -> str:
     if len(text) <= head + tail:
         return text
