@@ -10,21 +10,22 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any, Protocol
 
 from router import errors, sse, taxonomy
-from router.dispatch.executor import AttemptLog, Dispatcher
+from router.dispatch.executor import Dispatcher
 from router.dispatch.upstream import UpstreamError, Usage
-from router.engine.decide import Candidate, Decision, Label, Limits, decide
+from router.engine.decide import Candidate, Label, Limits, decide
 from router.engine.live import LiveState
 from router.engine.request_facts import RequestFacts, extract_facts
+from router.exchange import Routed
 from router.observability.access_log import AccessLog
 from router.observability.metrics import RouterMetrics
 from router.observability.tracing import NO_TRACE, RequestTrace, Tracer
 from router.policy.loader import LoadedPolicy
 from router.protocol import RouterControls, parse_controls, validate_chat_request
+from router.swarm.result import SwarmResult
 
 
 class Classifier(Protocol):
@@ -37,15 +38,6 @@ class PolicySource(Protocol):
     def current(self) -> LoadedPolicy: ...
 
 
-@dataclass(slots=True)
-class SwarmResult:
-    response: dict[str, Any]
-    usage: Usage
-    cost_usd: float
-    swarm: dict[str, Any]
-    log: AttemptLog
-
-
 class SwarmRunner(Protocol):
     async def complete(self, routed: Routed) -> SwarmResult: ...
 
@@ -55,69 +47,8 @@ class SwarmRunner(Protocol):
 class SwarmStream(Protocol):
     """Chunks (progress as ``reasoning_content`` deltas, then the answer); ``result`` when done."""
 
-    chunks: AsyncIterator[dict[str, Any]]
+    chunks: AsyncGenerator[dict[str, Any], None]
     result: SwarmResult | None
-
-
-@dataclass(slots=True)
-class Routed:
-    request_id: str
-    arrived: float
-    body: dict[str, Any]
-    facts: RequestFacts
-    controls: RouterControls
-    loaded: LoadedPolicy
-    label: Label
-    decision: Decision
-    decision_ms: float
-    probabilities: dict[str, float] = field(default_factory=dict)
-    rule: str | None = None
-    include_usage: bool = False
-    trace: RequestTrace = NO_TRACE
-
-    @property
-    def chosen(self) -> Candidate:
-        assert self.decision.chosen is not None
-        return self.decision.chosen
-
-    def candidate(self, route: str) -> Candidate:
-        """The chain's candidate for ``route`` (the one that answered, after fallbacks)."""
-        return next((c for c in self.decision.chain if c.route == route), self.chosen)
-
-    def router_object(self, *, route: str, mode: str, fallbacks: int, cost_usd: float | None,
-                      swarm: dict[str, Any] | None = None) -> dict[str, Any]:
-        answered = self.candidate(route)  # estimates of the route that answered, not of the first choice
-        obj: dict[str, Any] = {
-            "request_id": self.request_id, "task_type": self.label.task_type,
-            "confidence": round(self.label.confidence, 4), "route": route, "mode": mode,
-            "estimated_cost_usd": round(answered.cost_usd, 8),
-            "cost_usd": None if cost_usd is None else round(cost_usd, 8),
-            "estimated_latency_ms": round(answered.latency_ms, 1),
-            "fallbacks": fallbacks, "decision_ms": round(self.decision_ms, 3),
-            "max_cost_usd": self.decision.limits.max_cost_usd,
-            "latency_budget_ms": self.decision.limits.latency_budget_ms,
-        }
-        if self.decision.best_effort:
-            obj["best_effort"] = True
-        if swarm is not None:
-            obj["swarm"] = swarm
-        return obj
-
-    def headers(self, router_obj: Mapping[str, Any]) -> dict[str, str]:
-        out = {
-            "x-router-request-id": self.request_id,
-            "x-router-route": str(router_obj["route"]),
-            "x-router-task-type": self.label.task_type,
-            "x-router-confidence": f"{self.label.confidence:.4f}",
-            "x-router-mode": str(router_obj["mode"]),
-            "x-router-estimated-cost-usd": f"{router_obj['estimated_cost_usd']:.8f}",
-            "x-router-estimated-latency-ms": f"{router_obj['estimated_latency_ms']:.1f}",
-            "x-router-fallbacks": str(router_obj["fallbacks"]),
-            "x-router-decision-ms": f"{self.decision_ms:.3f}",
-        }
-        if router_obj.get("cost_usd") is not None:
-            out["x-router-cost-usd"] = f"{router_obj['cost_usd']:.8f}"
-        return out
 
 
 class ChatServing:

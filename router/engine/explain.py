@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from router.serving import Routed
+from router.exchange import Routed
 
 
 def explain_decision(routed: Routed) -> dict[str, Any]:

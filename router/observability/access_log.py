@@ -14,13 +14,12 @@ import queue
 import sys
 import threading
 import time
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import orjson
 
-if TYPE_CHECKING:
-    from router.dispatch.upstream import Usage
-    from router.serving import Routed
+from router.dispatch.upstream import Usage
+from router.exchange import Routed
 
 
 class AccessLog:
@@ -39,7 +38,7 @@ class AccessLog:
         # The estimates of the route that answered (after fallbacks), as the x-router-* headers say.
         chosen = routed.candidate(route) if routed.decision.chosen is not None else None
         record: dict[str, Any] = {
-            "ts": time.time(), "event": "chat", "request_id": routed.request_id,
+            "ts": time.time(), "event": "chat", "api": routed.api, "request_id": routed.request_id,
             "trace_id": routed.trace.trace_id, "status": status, "route": route, "mode": mode,
             "task_type": routed.label.task_type, "confidence": round(routed.label.confidence, 4),
             "rule": routed.rule, "stream": routed.facts.stream,

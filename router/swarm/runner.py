@@ -22,9 +22,9 @@ from router.dispatch.upstream import Usage
 from router.engine.decide import ANSWER_LENGTH_FACTOR, Candidate, Label, estimate_route
 from router.engine.live import LiveState
 from router.engine.request_facts import RequestFacts, extract_facts
+from router.exchange import Routed
 from router.observability.metrics import RouterMetrics
 from router.observability.tracing import Tracer
-from router.serving import Routed, SwarmResult
 from router.swarm import aggregate
 from router.swarm.executor import AgentExecutor, AgentOutcome, CallResult
 from router.swarm.fanout import AgentSpec, Estimates, FanOut, plan_fanout
@@ -32,6 +32,7 @@ from router.swarm.ledger import BudgetLedger
 from router.swarm.measures import Timeline, measures
 from router.swarm.plan import Plan, PlanFailed, make_plan
 from router.swarm.prompts import aggregator_messages, request_text, worker_messages
+from router.swarm.result import SwarmResult
 from router.swarm.stream import SwarmStream
 
 _PLAN_TOKENS_PER_SUBTASK = 60  # a subtask's JSON: id, instruction, depends_on
@@ -51,7 +52,7 @@ class _Prepared:
 
 
 class Swarm:
-    """Implements ``router.serving.SwarmRunner``; one per process (holds the per-backend pools)."""
+    """One per process (holds the per-backend pools)."""
 
     def __init__(self, *, dispatcher: Dispatcher, live: LiveState, metrics: RouterMetrics, tracer: Tracer) -> None:
         self.dispatcher = dispatcher

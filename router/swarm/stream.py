@@ -2,7 +2,7 @@
 
 Progress lines are ``reasoning_content`` deltas (what OpenAI-compatible clients already show as
 "thinking"); the answer follows as ``content`` deltas and a ``finish_reason`` chunk. The serving
-layer appends the ``router`` chunk and ``[DONE]``.
+pipeline reports how the stream ended; each front door renders the end in its own protocol.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Any
 
 from router import errors
 from router.observability.tracing import RequestTrace
-from router.serving import SwarmResult
+from router.swarm.result import SwarmResult
 
 # Starts a run that reports progress lines through the callable it is given.
 RunFactory = Callable[[Callable[[str], None]], Coroutine[Any, Any, SwarmResult]]
@@ -33,14 +33,15 @@ class SwarmStream:
         self._run = run
         self._id = f"chatcmpl-{request_id}"
         self._model = model
+        self._created = int(time.time())  # one id, model and created across the whole stream
         self._trace = trace
-        self.chunks: AsyncIterator[dict[str, Any]] = self._chunks()
+        self.chunks: AsyncGenerator[dict[str, Any], None] = self._chunks()
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {"id": self._id, "object": "chat.completion.chunk", "created": int(time.time()),
+        return {"id": self._id, "object": "chat.completion.chunk", "created": self._created,
                 "model": self._model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
-    async def _chunks(self) -> AsyncIterator[dict[str, Any]]:
+    async def _chunks(self) -> AsyncGenerator[dict[str, Any], None]:
         lines: asyncio.Queue[str | None] = asyncio.Queue()
         with self._trace.activate():  # the task copies this context: its spans nest under the request
             task = asyncio.create_task(self._run(lines.put_nowait), name=self._id)
@@ -52,7 +53,6 @@ class SwarmStream:
             result = task.result()  # a RouterError surfaces here, for the serving layer to report
             self.result = result
             choice = result.response["choices"][0]
-            self._model = str(result.response.get("model") or self._model)
             for piece in pieces(choice["message"].get("content") or ""):
                 yield self._chunk({"content": piece})
             yield self._chunk({}, choice.get("finish_reason") or "stop")

@@ -1,0 +1,125 @@
+"""The internal request and answer model: what every front door, the pipeline, swarm and records share.
+
+A front door parses its protocol into an OpenAI-chat-shaped body; ``Pipeline.prepare`` turns that
+into a ``Routed`` request (label and decision). Carried out, it becomes an ``Answer`` (one JSON
+answer) or an ``AnswerStream`` (chat chunks, then how the stream ended). Doors render both back in
+their own protocol. Nothing here knows about HTTP, a protocol's wire shape or the pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from router.dispatch.upstream import Usage
+from router.engine.decide import Candidate, Decision, Label
+from router.engine.request_facts import RequestFacts
+from router.errors import RouterError
+from router.observability.tracing import NO_TRACE, RequestTrace
+from router.policy.loader import LoadedPolicy
+from router.protocol import RouterControls
+
+CHAT_API = "chat"  # the ``api`` of a request that came through ``/v1/chat/completions``
+
+
+@dataclass(slots=True)
+class Routed:
+    """A request after classification and decision; carried out by the pipeline."""
+
+    request_id: str
+    arrived: float
+    body: dict[str, Any]
+    facts: RequestFacts
+    controls: RouterControls
+    loaded: LoadedPolicy
+    label: Label
+    decision: Decision
+    decision_ms: float
+    probabilities: dict[str, float] = field(default_factory=dict)
+    rule: str | None = None
+    include_usage: bool = False
+    trace: RequestTrace = NO_TRACE
+    api: str = CHAT_API  # which front door it came through (metrics, access log)
+    tenant: str | None = None  # who sent it (the tenancy hook's answer; None: single tenant)
+
+    @property
+    def chosen(self) -> Candidate:
+        assert self.decision.chosen is not None
+        return self.decision.chosen
+
+    def candidate(self, route: str) -> Candidate:
+        """The chain's candidate for ``route`` (the one that answered, after fallbacks)."""
+        return next((c for c in self.decision.chain if c.route == route), self.chosen)
+
+    def router_object(self, *, route: str, mode: str, fallbacks: int, cost_usd: float | None,
+                      swarm: dict[str, Any] | None = None) -> dict[str, Any]:
+        answered = self.candidate(route)  # estimates of the route that answered, not of the first choice
+        obj: dict[str, Any] = {
+            "request_id": self.request_id, "task_type": self.label.task_type,
+            "confidence": round(self.label.confidence, 4), "route": route, "mode": mode,
+            "estimated_cost_usd": round(answered.cost_usd, 8),
+            "cost_usd": None if cost_usd is None else round(cost_usd, 8),
+            "estimated_latency_ms": round(answered.latency_ms, 1),
+            "fallbacks": fallbacks, "decision_ms": round(self.decision_ms, 3),
+            "max_cost_usd": self.decision.limits.max_cost_usd,
+            "latency_budget_ms": self.decision.limits.latency_budget_ms,
+        }
+        if self.decision.best_effort:
+            obj["best_effort"] = True
+        if swarm is not None:
+            obj["swarm"] = swarm
+        return obj
+
+    def headers(self, router_obj: Mapping[str, Any]) -> dict[str, str]:
+        """The ``x-router-*`` decision headers, the same on every door."""
+        out = {
+            "x-router-request-id": self.request_id,
+            "x-router-route": str(router_obj["route"]),
+            "x-router-task-type": self.label.task_type,
+            "x-router-confidence": f"{self.label.confidence:.4f}",
+            "x-router-mode": str(router_obj["mode"]),
+            "x-router-estimated-cost-usd": f"{router_obj['estimated_cost_usd']:.8f}",
+            "x-router-estimated-latency-ms": f"{router_obj['estimated_latency_ms']:.1f}",
+            "x-router-fallbacks": str(router_obj["fallbacks"]),
+            "x-router-decision-ms": f"{self.decision_ms:.3f}",
+        }
+        if router_obj.get("cost_usd") is not None:
+            out["x-router-cost-usd"] = f"{router_obj['cost_usd']:.8f}"
+        return out
+
+
+@dataclass(slots=True)
+class Answer:
+    """One complete answer: an OpenAI ``chat.completion`` (the internal shape) and its decision."""
+
+    routed: Routed
+    response: dict[str, Any]
+    router: dict[str, Any]
+    headers: dict[str, str]
+    usage: Usage
+
+
+class AnswerStream:
+    """A streamed answer: OpenAI ``chat.completion.chunk`` dicts, then how the stream ended.
+
+    ``chunks`` carries only chunks with choices (usage is collected, not passed on), all with the
+    same ``id``, ``model`` and ``created``. When it is exhausted, ``router`` and ``usage`` are set
+    (the stream succeeded) or ``error`` is (the upstream failed after the stream had started).
+    Closing ``chunks`` early (the client left) cancels the upstream work.
+    """
+
+    __slots__ = ("chunks", "error", "headers", "routed", "router", "usage")
+
+    def __init__(self, routed: Routed, headers: dict[str, str]) -> None:
+        self.routed = routed
+        self.headers = headers
+        self.chunks: AsyncGenerator[dict[str, Any], None] = _empty()
+        self.router: dict[str, Any] | None = None
+        self.usage = Usage()
+        self.error: RouterError | None = None
+
+
+async def _empty() -> AsyncGenerator[dict[str, Any], None]:
+    return
+    yield  # pragma: no cover - makes this an async generator
