@@ -4,7 +4,7 @@
 
 For each request: ``extract_facts`` + ``decide`` (the routing decision against live state with a
 busy engine queue and learned latencies), the classifier on its own, and the two together; also
-``ChatServing.prepare`` (body validation, controls, classify, decide) for reference. Prompts come from
+``Pipeline.prepare`` (body validation, controls, classify, decide) for reference. Prompts come from
 ``classifiers/data/*.jsonl`` when present (else a built-in set), varied further with images, tools,
 ``max_tokens``, forced modes, ceilings and budgets. Prints p50 / p99 / max in microseconds.
 Exit status 1 if the decision's p99 exceeds the target (0.5 ms on top of the classifier).
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     if classifier is not None:
         rows += [("classify", classify_ns), ("classify + decide", both_ns)]
     if prepare_ns:
-        rows.append(("ChatServing.prepare (reference)", prepare_ns))
+        rows.append(("Pipeline.prepare (reference)", prepare_ns))
     for name, samples in rows:
         p = percentiles(samples)
         print(f"{name:<34}{p['p50']:>9.1f}{p['p99']:>9.1f}{p['max']:>10.1f}")
@@ -175,13 +175,13 @@ def bench_prepare(loaded: LoadedPolicy, live: LiveState, classifier: Any,
         return []
     from router.observability.metrics import RouterMetrics
     from router.observability.tracing import Tracer
-    from router.serving import ChatServing
+    from router.pipeline import Pipeline
 
     class Fixed:
         current = loaded
 
-    serving = ChatServing(policies=Fixed(), classifier=classifier, live=live, dispatcher=None,  # type: ignore[arg-type]
-                          metrics=RouterMetrics(), tracer=Tracer(None), access_log=None)  # type: ignore[arg-type]
+    serving = Pipeline(policies=Fixed(), classifier=classifier, live=live, dispatcher=None,  # type: ignore[arg-type]
+                        metrics=RouterMetrics(), tracer=Tracer(None), access_log=None)  # type: ignore[arg-type]
     samples: list[int] = []
     for round_index in range(rounds + 1):
         for body, headers in work:

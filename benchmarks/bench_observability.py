@@ -5,7 +5,7 @@ the real objects: the root span (``Tracer.start_request`` / ``activate``), the `
 ``router.decide`` spans with their attributes, the classifier-confidence and decision-time
 histograms, the in-flight gauge and circuit-state updates around the upstream attempt (as the
 dispatcher makes them), the ``chat <model>`` attempt span with its GenAI attributes, the
-upstream-latency histogram, and ``ChatServing._finish`` (request counter, duration, overhead,
+upstream-latency histogram, and ``Accounting.finished`` (request counter, duration, overhead,
 tokens, cost, budget, the root span's end). The upstream call, the classifier and the decision
 themselves are not run: only what metrics and tracing add.
 
@@ -47,12 +47,13 @@ from router.dispatch.upstream import UpstreamCall, Usage  # noqa: E402
 from router.engine.decide import Label, Limits, decide  # noqa: E402
 from router.engine.live import LiveState  # noqa: E402
 from router.engine.request_facts import extract_facts  # noqa: E402
+from router.exchange import Routed  # noqa: E402
 from router.observability.access_log import AccessLog  # noqa: E402
 from router.observability.metrics import RouterMetrics  # noqa: E402
 from router.observability.tracing import Tracer  # noqa: E402
+from router.pipeline.accounting import Accounting  # noqa: E402
 from router.policy.loader import load_policy_file  # noqa: E402
 from router.protocol import parse_controls  # noqa: E402
-from router.serving import ChatServing, Routed  # noqa: E402
 from router.settings import PACKAGED_POLICY  # noqa: E402
 
 ENV = {"KIMI_API_BASE": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "bench", "ANTHROPIC_API_KEY": "bench"}
@@ -81,9 +82,7 @@ class Bench:
         self.live = LiveState(loaded.policy)
         self.metrics = RouterMetrics()
         self.tracer = tracer
-        self.serving = ChatServing(policies=None, classifier=None, live=self.live,  # type: ignore[arg-type]
-                                   dispatcher=None, metrics=self.metrics, tracer=tracer,  # type: ignore[arg-type]
-                                   access_log=access_log)
+        self.accounting = Accounting(self.metrics, access_log)
         facts = extract_facts(BODY)
         self.label = Label("reasoning", 0.81)
         decision = decide(loaded.policy, facts, self.label, Limits(1.0, 180_000), self.live)
@@ -130,8 +129,8 @@ class Bench:
                 self.end(backend)
                 span.succeeded("moonshotai/Kimi-K2.5", self.usage, 0.0012)
             m.upstream_duration.labels(backend).observe(0.4)
-        self.serving._finish(routed, route=self.cand.route, mode=self.cand.mode, status="ok", usage=self.usage,
-                             cost=0.0012, upstream_s=0.0, fallbacks=0)
+        self.accounting.finished(routed, route=self.cand.route, mode=self.cand.mode, status="ok", usage=self.usage,
+                                 cost=0.0012, upstream_s=0.0, fallbacks=0)
 
     def fallback_stream(self) -> None:
         """A stream whose first route failed before its first chunk: two attempt spans, an error metric."""
@@ -157,8 +156,8 @@ class Bench:
         tracer.finished_stream(self.fallback, self.fallback_call.backend, "gpt-5.2", self.usage, 0.003,
                                started, None, parent=trace)
         m.upstream_duration.labels(self.fallback.backend).observe(0.4)
-        self.serving._finish(routed, route=self.fallback.route, mode=self.fallback.mode, status="ok",
-                             usage=self.usage, cost=0.003, upstream_s=0.0, fallbacks=1, ttft_s=0.05)
+        self.accounting.finished(routed, route=self.fallback.route, mode=self.fallback.mode, status="ok",
+                                 usage=self.usage, cost=0.003, upstream_s=0.0, fallbacks=1, ttft_s=0.05)
 
 
 def measure(fn: Callable[[], None], n: int, repeats: int, flush: Callable[[], None] = lambda: None,
@@ -239,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(os.devnull, "w") as devnull:
         logged = Bench(Tracer(None), AccessLog(devnull))
         rows.append(("metrics + access log line", *measure(logged.request, n, repeats)))
-        logged.serving.access_log.close()
+        logged.accounting.access_log.close()
     encode_us = otlp_encode_cost(n)
 
     print(f"python {sys.version.split()[0]}, {n} requests x {repeats} runs (median), µs per request")

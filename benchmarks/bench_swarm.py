@@ -69,7 +69,7 @@ def _body(n: int) -> dict[str, Any]:
 
 
 async def _run(services: Services, n: int) -> dict[str, Any]:
-    serving = services.serving
+    serving = services.pipeline
     routed = serving.prepare(_body(n), {"x-router-task-type": "decomposable"})
     assert serving.swarm is not None
     result = await serving.swarm.complete(routed)

@@ -1,10 +1,16 @@
-"""The FastAPI application: thin handlers over ``Services``; errors always in OpenAI's shape."""
+"""The ASGI application: every client protocol through one front door; the rest through FastAPI.
+
+``RouterApp`` hands the door paths (chat completions, and each protocol added beside it) straight
+to ``FrontDoor`` — no framework middleware on the hot path — and everything else (models, status,
+health, metrics, the dry run) to FastAPI's thin handlers. Errors are always in the protocol's shape.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,26 +18,40 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from router import errors
-from router.api import chat, info
-from router.api.chat_endpoint import ChatEndpoint, Receive, Scope, Send
+from router.api import dry_run, info
+from router.api.front_door import FrontDoor, Receive, Scope, Send
 from router.api.http import JSON, error_response
+from router.api.openapi import add_door_operations
+from router.doors.base import Door
+from router.doors.chat_completions import ChatCompletionsDoor
 from router.services import Services
 from router.settings import Settings
 
 log = logging.getLogger("router")
-CHAT_PATH = "/v1/chat/completions"
+
+
+def doors() -> dict[tuple[str, str], Door]:
+    """(method, path) -> the protocol's door."""
+    return {("POST", "/v1/chat/completions"): ChatCompletionsDoor()}
 
 
 class RouterApp(FastAPI):
-    """FastAPI, except that the hot path (chat completions) goes straight to its ASGI endpoint."""
+    """FastAPI, except that the front doors (the hot path) go straight to their ASGI endpoint."""
 
-    chat_endpoint: ChatEndpoint
+    front_door: FrontDoor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == CHAT_PATH and scope["method"] == "POST":
-            await self.chat_endpoint(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            door = self.front_door.door_for(scope["method"], scope["path"])
+            if door is not None:
+                await self.front_door(scope, receive, send, door)
+                return
         await super().__call__(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = add_door_operations(super().openapi())
+        return self.openapi_schema
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -49,7 +69,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     app = RouterApp(title="model-router", version="0.1.0", lifespan=lifespan,
                     description="OpenAI-compatible gateway that routes each request to the right model and mode.")
-    app.chat_endpoint = ChatEndpoint(lambda: app.state.services)
+    app.front_door = FrontDoor(lambda: app.state.services, doors())
 
     @app.exception_handler(errors.RouterError)
     async def _router_error(request: Request, exc: errors.RouterError) -> Response:
@@ -73,6 +93,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return error_response(errors.RouterError("The gateway hit an internal error; it has been logged."))
 
-    app.include_router(chat.router)
+    app.include_router(dry_run.router)
     app.include_router(info.router)
     return app

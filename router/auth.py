@@ -1,8 +1,13 @@
-"""Optional bearer-key authentication for clients (keys from env or a file, compared in constant time)."""
+"""Optional client-key authentication (keys from env or a file, compared in constant time).
+
+A key arrives as ``Authorization: Bearer <key>`` (OpenAI's SDKs and most clients) or as
+``x-api-key: <key>`` (Anthropic's SDK); ``check_request`` accepts either, on every door.
+"""
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from pathlib import Path
 
 from router.errors import AuthenticationFailed
@@ -24,11 +29,20 @@ class ClientAuth:
     def enabled(self) -> bool:
         return bool(self._keys)
 
+    def check_request(self, headers: Mapping[str, str]) -> None:
+        """The request's key, from ``Authorization: Bearer`` or else ``x-api-key`` (lower-cased names)."""
+        if not self._keys:
+            return
+        authorization = headers.get("authorization")
+        if authorization is None and (api_key := headers.get("x-api-key")) is not None:
+            authorization = "Bearer " + api_key
+        self.check(authorization)
+
     def check(self, authorization: str | None) -> None:
         if not self._keys:
             return
         if not authorization or not authorization[:7].lower() == "bearer ":
-            raise AuthenticationFailed("Missing bearer key: send 'Authorization: Bearer <key>'.")
+            raise AuthenticationFailed("Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'.")
         offered = authorization[7:].strip().encode()
         # Compare against every key without stopping early, so timing reveals nothing.
         matched = False

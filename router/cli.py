@@ -66,8 +66,8 @@ def _route(args: argparse.Namespace) -> int:
     from router.classifier import TaskClassifier
     from router.engine.explain import explain_decision, format_table
     from router.engine.live import LiveState
+    from router.pipeline import Pipeline
     from router.policy.loader import PolicyError, load_policy_file
-    from router.serving import ChatServing
 
     env = {**_DRY_RUN_ENV, **os.environ} if not args.live_env else dict(os.environ)
     try:
@@ -82,9 +82,9 @@ def _route(args: argparse.Namespace) -> int:
     from router.observability.metrics import RouterMetrics
     from router.observability.tracing import Tracer
 
-    serving = ChatServing(policies=_Fixed(), classifier=TaskClassifier.load(), live=LiveState(loaded.policy),
-                          dispatcher=None, metrics=RouterMetrics(), tracer=Tracer(None),  # type: ignore[arg-type]
-                          access_log=None)  # type: ignore[arg-type]
+    pipeline = Pipeline(policies=_Fixed(), classifier=TaskClassifier.load(), live=LiveState(loaded.policy),
+                        dispatcher=None, metrics=RouterMetrics(), tracer=Tracer(None),  # type: ignore[arg-type]
+                        access_log=None)  # type: ignore[arg-type]
     body: dict[str, Any] = {"model": args.model, "messages": [{"role": "user", "content": args.prompt}]}
     controls: dict[str, Any] = {}
     if args.max_cost is not None:
@@ -94,7 +94,7 @@ def _route(args: argparse.Namespace) -> int:
     if controls:
         body["router"] = controls
     try:
-        routed = serving.prepare(body, {}, dry_run=True)
+        routed = pipeline.prepare(body, {}, dry_run=True)
     except errors.RouterError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@
     │   └── RouteInfeasible     400 invalid_request_error / route_infeasible
     ├── AuthenticationFailed    401 authentication_error
     ├── ModelNotFound           404 invalid_request_error / model_not_found
+    ├── MethodNotAllowed        405 invalid_request_error
     ├── RequestTooLarge         413 invalid_request_error / request_too_large
     ├── RateLimited             429 rate_limit_error / rate_limit_exceeded (+ retry-after)
     ├── UpstreamFailed          502 upstream_error
@@ -62,6 +63,11 @@ class ModelNotFound(RouterError):
     status = 404
     type = "invalid_request_error"
     code = "model_not_found"
+
+
+class MethodNotAllowed(RouterError):
+    status = 405
+    type = "invalid_request_error"
 
 
 class RequestTooLarge(RouterError):

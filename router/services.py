@@ -23,12 +23,13 @@ from router.engine.live import LiveState
 from router.observability.access_log import AccessLog
 from router.observability.metrics import RouterMetrics
 from router.observability.tracing import Tracer
+from router.pipeline import Classifier, Pipeline
 from router.policy.loader import LoadedPolicy, load_policy_file
 from router.policy.model import Backend
 from router.policy.store import PolicyStore
-from router.serving import ChatServing, Classifier
 from router.settings import Settings
 from router.swarm import Swarm
+from router.tenancy import SingleTenant, TenantResolver
 
 log = logging.getLogger("router")
 
@@ -77,12 +78,13 @@ class Services:
     metrics: RouterMetrics
     tracer: Tracer
     clients: UpstreamClients
-    serving: ChatServing
+    pipeline: Pipeline
     auth: ClientAuth
     access_log: AccessLog
     demo: Any = None
     owns_demo: bool = False
     scraper: EngineQueueScraper | None = None
+    tenants: TenantResolver = field(default_factory=SingleTenant)
     started: bool = field(default=False)
 
     @classmethod
@@ -113,12 +115,12 @@ class Services:
         clients.warm_up(store.current)
         dispatcher = Dispatcher(clients=clients.for_backend, live=live, metrics=metrics, tracer=tracer)
         access_log = AccessLog()
-        serving = ChatServing(policies=store, classifier=classifier, live=live, dispatcher=dispatcher,
-                              metrics=metrics, tracer=tracer, access_log=access_log)
-        serving.swarm = Swarm(dispatcher=dispatcher, live=live, metrics=metrics, tracer=tracer)
+        pipeline = Pipeline(policies=store, classifier=classifier, live=live, dispatcher=dispatcher,
+                            metrics=metrics, tracer=tracer, access_log=access_log,
+                            swarm=Swarm(dispatcher=dispatcher, live=live, metrics=metrics, tracer=tracer))
         auth = ClientAuth.from_settings(settings.client_keys, settings.client_keys_file)
         return cls(settings=settings, store=store, classifier=classifier, live=live, metrics=metrics,
-                   tracer=tracer, clients=clients, serving=serving, auth=auth, access_log=access_log, demo=demo,
+                   tracer=tracer, clients=clients, pipeline=pipeline, auth=auth, access_log=access_log, demo=demo,
                    owns_demo=owns_demo)
 
     def _publish_policy(self) -> None:

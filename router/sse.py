@@ -1,8 +1,4 @@
-"""Server-sent events in OpenAI's framing: ``data: {json}\\n\\n`` frames, then ``data: [DONE]\\n\\n``.
-
-The last frame before ``[DONE]`` carries the ``router`` object (and ``usage`` when the client asked
-for it with ``stream_options.include_usage``), with no choices — the shape OpenAI uses for usage.
-"""
+"""Server-sent events framing, shared by every front door: ``data:`` frames, named events, ``[DONE]``."""
 
 from __future__ import annotations
 
@@ -10,20 +6,14 @@ from typing import Any
 
 import orjson
 
-from router.dispatch.upstream import Usage
-
 DONE = b"data: [DONE]\n\n"
 
 
 def frame(obj: Any) -> bytes:
+    """``data: {json}\\n\\n`` — OpenAI's framing (the event type lives inside the JSON)."""
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
-def final_frame(*, chunk_id: Any, created: Any, model: Any, router: dict[str, Any],
-                usage: Usage | None) -> bytes:
-    """The closing chunk: no choices, the router object, and usage if requested (else None)."""
-    final: dict[str, Any] = {"id": chunk_id, "object": "chat.completion.chunk", "created": created,
-                             "model": model, "choices": [], "router": router}
-    if usage is not None:
-        final["usage"] = usage.as_openai()
-    return frame(final)
+def event(name: str, obj: Any) -> bytes:
+    """``event: name\\ndata: {json}\\n\\n`` — Anthropic's and the Responses API's framing."""
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"

@@ -88,10 +88,13 @@ def test_streaming_with_usage_and_router_chunk(client: openai.OpenAI, model: str
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert "sunrise" in text
-    final = chunks[-1]
+    final = chunks[-1]  # asked for with include_usage: no choices, usage and the router object
     assert final.choices == [] and final.usage is not None and final.usage.completion_tokens > 0
     assert final.model_extra["router"]["route"] == model
     assert final.model_extra["router"]["cost_usd"] > 0
+    finish = chunks[-2]  # the router object also rides on the chunk that says why the answer ended
+    assert finish.choices[0].finish_reason == "stop" and finish.model_extra["router"] == final.model_extra["router"]
+    assert all(c.choices for c in chunks[:-1]) and all(c.usage is None for c in chunks[:-1])
     reasoning = [c.choices[0].delta.model_extra.get("reasoning_content") for c in chunks if c.choices]
     assert any(reasoning) == (model == "kimi:thinking")
 
@@ -101,6 +104,28 @@ def test_stream_without_include_usage_has_no_usage(client: openai.OpenAI) -> Non
                                                  messages=[{"role": "user", "content": "Hello"}]))
     assert all(c.usage is None for c in chunks)
     assert chunks[-1].model_extra["router"]["route"] == "kimi:instant"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+@pytest.mark.parametrize(("model", "tools"), [
+    *((m, t) for m in ("kimi:instant", "kimi:thinking", "gpt:default", "claude:default") for t in (False, True)),
+    ("auto:swarm", False)])  # swarm refuses tools
+def test_the_tutorial_stream_loop_never_meets_an_empty_chunk(client: openai.OpenAI, model: str, tools: bool) -> None:
+    """``for chunk in stream: chunk.choices[0]`` (most tutorials) works without include_usage, on every path."""
+    extra: dict[str, Any] = {"tools": [WEATHER_TOOL]} if tools else {}
+    content = "What's the weather in Paris right now?" if tools else "Compare these databases: PostgreSQL, MySQL"
+    stream = client.chat.completions.create(model=model, stream=True, messages=[{"role": "user", "content": content}],
+                                            **extra)
+    seen = []
+    for chunk in stream:
+        seen.append((chunk.id, chunk.model, chunk.created))
+        choice = chunk.choices[0]  # raises IndexError on an empty-choices chunk
+        assert chunk.usage is None
+        last = chunk, choice
+    assert len(set(seen)) == 1, "one id, model and created across every chunk of a stream"
+    chunk, choice = last
+    assert choice.finish_reason in ("stop", "tool_calls")
+    assert chunk.model_extra["router"]["route"] == ("swarm" if model == "auto:swarm" else model)
 
 
 def test_sse_framing_is_strict(gateway: Gateway) -> None:

@@ -74,7 +74,7 @@ def drive_traffic(gw: Gateway, policy: dict[str, Any]) -> dict[str, int]:
                                             stream_options={"include_usage": True}))
         count(f"stream {model}")
 
-    if gw.services.serving.swarm is not None:
+    if gw.services.pipeline.swarm is not None:
         for stream in (False, True):
             response = client.chat.completions.create(
                 model="auto:swarm", messages=[{"role": "user", "content": SWARM_PROMPT}], stream=stream)
@@ -156,6 +156,6 @@ def test_every_dashboard_panel_returns_data(gateway_factory: Callable[..., Gatew
 
     assert not broken, "panel queries Prometheus rejects:\n" + "\n".join(broken)
     assert not empty, (f"panel queries with no series after traffic {sent}:\n" + "\n".join(empty))
-    if gw.services.serving.swarm is not None:
+    if gw.services.pipeline.swarm is not None:
         assert swarm_series and float(swarm_series[0]["value"][1]) >= 2
     assert time.monotonic() - started < 90

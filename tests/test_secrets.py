@@ -80,7 +80,7 @@ def test_no_key_or_prompt_in_logs_metrics_spans_or_errors(
                          env={"TEST_KIMI_KEY": KIMI_KEY, "TEST_GPT_KEY": GPT_KEY, "TEST_CLAUDE_KEY": CLAUDE_KEY})
     access = io.StringIO()
     old_log = gw.services.access_log
-    gw.services.access_log = gw.services.serving.access_log = AccessLog(access)
+    gw.services.access_log = gw.services.pipeline.accounting.access_log = AccessLog(access)
     old_log.close()
 
     seen: dict[str, str] = {}  # what a client or an operator can read, by where it came from
@@ -143,7 +143,7 @@ def drive_traffic(gw: Gateway, demo: DemoUpstreams, seen: dict[str, str]) -> lis
                 list(body)
             keep(raw)
 
-    if gw.services.serving.swarm is not None:
+    if gw.services.pipeline.swarm is not None:
         items = "\n".join(f"- item {MARKER} number {i}" for i in range(3))
         raw = client.chat.completions.with_raw_response.create(
             model="auto:swarm", messages=[{"role": "user", "content": f"Explain each:\n{items}"}])

@@ -277,7 +277,7 @@ SWARM_PROMPT = ("Research each of these five cities for a weekend trip and recom
 def test_swarm_request_span_tree(receiver: OTLPReceiver, gateway_factory: Callable[..., Gateway],
                                  stream: bool) -> None:
     gw = gateway_factory(default_policy(), tracer=otlp_tracer(receiver))
-    if gw.services.serving.swarm is None:
+    if gw.services.pipeline.swarm is None:
         pytest.skip("router/swarm does not provide `Swarm` yet (swarm mode is being built); "
                     "this test runs as soon as it does")
     body = {"model": "auto:swarm", "messages": [{"role": "user", "content": SWARM_PROMPT}], "stream": stream}
@@ -336,7 +336,7 @@ def test_access_log_line_has_the_decision_and_the_trace_id(receiver: OTLPReceive
     gw = gateway_factory(default_policy(), tracer=otlp_tracer(receiver))
     stream = io.StringIO()
     old = gw.services.access_log
-    gw.services.access_log = gw.services.serving.access_log = AccessLog(stream)
+    gw.services.access_log = gw.services.pipeline.accounting.access_log = AccessLog(stream)
     old.close()
     headers, _ = chat(gw, {"model": "auto", "messages": [{"role": "user", "content": PROMPT}], "stream": True})
     with pytest.raises(openai.BadRequestError):  # infeasible: logged too, with its decision

@@ -38,7 +38,7 @@ def _model_object(name: str) -> dict[str, object]:
 @router.get("/v1/models")
 async def list_models(request: Request) -> Response:
     services = _svc(request)
-    services.auth.check(request.headers.get("authorization"))
+    services.auth.check_request(request.headers)
     data = [_model_object(n) for n in _model_names(services)]
     return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
 
@@ -46,7 +46,7 @@ async def list_models(request: Request) -> Response:
 @router.get("/v1/models/{model_id:path}")
 async def retrieve_model(request: Request, model_id: str) -> Response:
     services = _svc(request)
-    services.auth.check(request.headers.get("authorization"))
+    services.auth.check_request(request.headers)
     if model_id not in _model_names(services):
         raise errors.ModelNotFound(f"The model '{model_id}' does not exist.", param="model")
     return Response(orjson.dumps(_model_object(model_id)), media_type=JSON)
@@ -55,7 +55,7 @@ async def retrieve_model(request: Request, model_id: str) -> Response:
 @router.get("/v1/router/status")
 async def router_status(request: Request) -> Response:
     services = _svc(request)
-    services.auth.check(request.headers.get("authorization"))
+    services.auth.check_request(request.headers)
     loaded = services.store.current
     live = services.live
     routes = live.route_stats()

@@ -1,9 +1,10 @@
-"""``POST /v1/chat/completions`` as a bare ASGI endpoint — the hot path.
+"""Every client protocol's front door, as one bare ASGI endpoint — the hot path.
 
 It skips the framework's middleware, routing and dependency machinery (about a tenth of the
 gateway's CPU per request when measured) and owns ``receive`` directly, so a client disconnect
-cancels the work — the upstream call, a stream, or every swarm sub-agent — at once. The flow
-reads top to bottom: auth → body → classify and decide → dispatch or swarm → JSON or SSE.
+cancels the work — the upstream call, a stream, or every swarm sub-agent — at once. What every
+protocol shares happens here, once: auth → tenant → body (with its limit) → the door's handler
+under the disconnect watch → JSON or SSE out; errors in the door's own shape, never a stack trace.
 """
 
 from __future__ import annotations
@@ -12,15 +13,11 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
-
-import orjson
+from typing import Any
 
 from router import errors
-from router.protocol import parse_json_body
-
-if TYPE_CHECKING:
-    from router.services import Services
+from router.doors.base import Door, Incoming, JsonReply
+from router.services import Services
 
 log = logging.getLogger("router")
 
@@ -105,7 +102,7 @@ async def unless_disconnected(receive: Receive, work: Awaitable[Any]) -> Any:
 
 
 async def relay_sse(frames: AsyncGenerator[bytes, None], headers: dict[str, str], receive: Receive,
-                   send: Send) -> None:
+                    send: Send) -> None:
     """Send the frames as they come; a disconnect cancels the generator (and so the upstream)."""
     await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + _encode(headers)})
 
@@ -122,46 +119,57 @@ async def relay_sse(frames: AsyncGenerator[bytes, None], headers: dict[str, str]
         await frames.aclose()  # idempotent; runs the generator's cleanup if it was not finished
 
 
-class ChatEndpoint:
-    def __init__(self, services: Callable[[], Services]) -> None:
-        self._services = services
+class _WrongMethod:
+    def __init__(self, door: Door) -> None:
+        self.api = door.api
+        self.error_body = door.error_body
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def handle(self, incoming: Incoming, services: Services) -> JsonReply:
+        raise errors.MethodNotAllowed(f"{incoming.method} {incoming.path}: Method Not Allowed")
+
+
+class FrontDoor:
+    """Routes ``(method, path)`` to its protocol's door; exact paths first, then path prefixes."""
+
+    def __init__(self, services: Callable[[], Services], doors: dict[tuple[str, str], Door],
+                 prefixes: list[tuple[str, Door]] | None = None) -> None:
+        self._services = services
+        self._doors = doors
+        self._prefixes = prefixes or []  # a door that checks the method itself (``/v1/responses/{id}``)
+        self._by_path = {path: _WrongMethod(door) for (_, path), door in doors.items()}
+
+    def door_for(self, method: str, path: str) -> Door | None:
+        door = self._doors.get((method, path))
+        if door is not None:
+            return door
+        for prefix, candidate in self._prefixes:
+            if path.startswith(prefix):
+                return candidate
+        return self._by_path.get(path)  # a door path with the wrong method: 405 in the door's shape
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, door: Door) -> None:
         arrived = time.perf_counter()
         try:
-            await self._handle(scope, receive, send, arrived)
+            await self._handle(scope, receive, send, door, arrived)
         except errors.RouterError as exc:
-            await send_json(send, exc.status, exc.body_bytes(), exc.headers)
+            await send_json(send, exc.status, door.error_body(exc), exc.headers)
         except ClientGone:
             return  # nobody is listening; the work was cancelled
         except Exception:  # never a stack trace to the client
-            log.exception("unexpected error on POST /v1/chat/completions")
+            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
             err = errors.RouterError("The gateway hit an internal error; it has been logged.")
-            await send_json(send, err.status, err.body_bytes())
+            await send_json(send, err.status, door.error_body(err))
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send, arrived: float) -> None:
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, door: Door, arrived: float) -> None:
         services = self._services()
         # One pass over the raw headers; later look-ups are dict hits (names arrive lower-cased).
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        services.auth.check(headers.get("authorization"))
-        body = parse_json_body(await read_body(receive, headers, services.settings.max_body_bytes))
-        serving = services.serving
-        trace = services.tracer.start_request(body.get("model"))  # ends with the answer or the stream
-        stream = bool(body.get("stream"))
-        try:
-            with trace.activate():
-                routed = serving.prepare(body, headers, arrived=arrived, trace=trace)
-                work = serving.stream(routed) if stream else serving.complete(routed)
-                result = await unless_disconnected(receive, work)
-        except errors.RouterError as exc:
-            trace.end(error=exc.type)
-            raise
-        except ClientGone:
-            trace.end(error="cancelled")
-            raise
-        if stream:
-            frames, response_headers = result
-            await relay_sse(frames, response_headers, receive, send)
+        services.auth.check_request(headers)
+        tenant = services.tenants.resolve(headers)
+        body = await read_body(receive, headers, services.settings.max_body_bytes)
+        incoming = Incoming(scope["method"], scope["path"], headers, body, arrived, tenant)
+        reply = await unless_disconnected(receive, door.handle(incoming, services))
+        if isinstance(reply, JsonReply):
+            await send_json(send, reply.status, reply.body, reply.headers)
             return
-        response, response_headers = result
-        await send_json(send, 200, orjson.dumps(response), response_headers)
+        await relay_sse(reply.frames, reply.headers, receive, send)

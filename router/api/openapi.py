@@ -1,0 +1,28 @@
+"""The front doors in the OpenAPI document: they bypass the framework, so they are described here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+CHAT_BODY: dict[str, Any] = {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["model", "messages"],
+    "properties": {"model": {"type": "string", "example": "auto"},
+                   "messages": {"type": "array", "items": {"type": "object"}},
+                   "stream": {"type": "boolean"},
+                   "router": {"type": "object", "properties": {
+                       "max_cost_usd": {"type": "number"}, "latency_budget_ms": {"type": "number"},
+                       "mode": {"type": "string"}, "task_type": {"type": "string"}}}}}}}}
+
+# (method, path) -> OpenAPI operation, for every door path (see ``router.app.DOORS``).
+DOOR_OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/v1/chat/completions"): {
+        "summary": "Chat completions (OpenAI), routed", "requestBody": CHAT_BODY,
+        "responses": {"200": {"description": "chat.completion, or SSE chunks when stream is true"}}},
+}
+
+
+def add_door_operations(schema: dict[str, Any]) -> dict[str, Any]:
+    paths = schema.setdefault("paths", {})
+    for (method, path), operation in DOOR_OPERATIONS.items():
+        paths.setdefault(path, {})[method.lower()] = operation
+    return schema

@@ -1,0 +1,1 @@
+"""Front doors: one adapter per client protocol, parsing into the internal model and rendering back."""

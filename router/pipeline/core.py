@@ -1,0 +1,214 @@
+"""The one request pipeline, callable without HTTP, the same for every front door.
+
+    prepare  validate + controls → classify → decide           (a ``Routed`` request, or an error)
+    carry out  dispatch (retries, fallbacks) | swarm            (an ``Answer`` or an ``AnswerStream``)
+    account  metrics, one access-log line, the trace's end      (``Accounting``, once per request)
+
+A front door parses its protocol into an OpenAI-chat-shaped body, calls ``serve`` and renders what
+comes back; nothing here knows about HTTP or any protocol's wire shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from router import errors, taxonomy
+from router.dispatch.executor import Dispatcher
+from router.engine.decide import Label, Limits, decide
+from router.engine.live import LiveState
+from router.engine.request_facts import RequestFacts, extract_facts
+from router.exchange import CHAT_API, Answer, AnswerStream, Routed
+from router.observability.access_log import AccessLog
+from router.observability.metrics import RouterMetrics
+from router.observability.tracing import NO_TRACE, RequestTrace, Tracer
+from router.pipeline.accounting import Accounting
+from router.pipeline.model_names import resolve_model
+from router.pipeline.streams import swarm_chunks, upstream_chunks
+from router.policy.loader import LoadedPolicy
+from router.protocol import RouterControls, parse_controls, validate_chat_request
+from router.swarm import Swarm
+
+
+class Classifier(Protocol):
+    def classify(self, messages: list[dict[str, Any]], *, tools: list[Any] | None = None,
+                 confidence_floor: float = 0.0, fallback: str = "reasoning") -> Any: ...
+
+
+class PolicySource(Protocol):
+    @property
+    def current(self) -> LoadedPolicy: ...
+
+
+class Pipeline:
+    def __init__(self, *, policies: PolicySource, classifier: Classifier, live: LiveState,
+                 dispatcher: Dispatcher, metrics: RouterMetrics, tracer: Tracer, access_log: AccessLog,
+                 swarm: Swarm | None = None) -> None:
+        self.policies = policies
+        self.classifier = classifier
+        self.live = live
+        self.dispatcher = dispatcher
+        self.metrics = metrics
+        self.tracer = tracer
+        self.accounting = Accounting(metrics, access_log)
+        self.swarm = swarm
+
+    async def serve(self, body: dict[str, Any], headers: Mapping[str, str], *, arrived: float,
+                    api: str = CHAT_API, tenant: str | None = None) -> Answer | AnswerStream:
+        """The whole request: trace, prepare, carry out (a stream when the body asks for one)."""
+        trace = self.tracer.start_request(body.get("model"))  # ends with the answer or the stream
+        try:
+            with trace.activate():
+                routed = self.prepare(body, headers, arrived=arrived, trace=trace, api=api, tenant=tenant)
+                if body.get("stream"):
+                    return await self.stream(routed)
+                return await self.complete(routed)
+        except errors.RouterError as exc:
+            trace.end(error=exc.type)
+            raise
+        except asyncio.CancelledError:
+            trace.end(error="cancelled")
+            raise
+
+    # --- prepare: classify and decide -------------------------------------------------------------
+    def _label(self, loaded: LoadedPolicy, body: dict[str, Any], facts: RequestFacts,
+               controls: RouterControls) -> tuple[Label, dict[str, float], str | None]:
+        if controls.task_type is not None:
+            subtasks = loaded.policy.swarm.min_subtasks if controls.task_type == "decomposable" else 1
+            return Label(controls.task_type, 1.0, "medium", subtasks), {}, "X-Router-Task-Type"
+        cfg = loaded.policy.classifier
+        with self.tracer.span("router.classify") as span:
+            result = self.classifier.classify(body["messages"], tools=body.get("tools") or body.get("functions"),
+                                              confidence_floor=cfg.confidence_floor,
+                                              fallback=cfg.fallback_task_type)
+            span.set_attributes({"router.task_type": result.task_type,
+                                 "router.confidence": float(result.confidence)})
+        self.metrics.classifier_confidence.labels(result.task_type).observe(result.confidence)
+        label = Label(result.task_type, float(result.confidence), result.answer_length, int(result.subtasks))
+        return label, dict(result.probabilities), result.rule
+
+    def prepare(self, body: dict[str, Any], headers: Mapping[str, str], *, arrived: float | None = None,
+                dry_run: bool = False, trace: RequestTrace = NO_TRACE, api: str = CHAT_API,
+                tenant: str | None = None) -> Routed:
+        arrived = time.perf_counter() if arrived is None else arrived
+        request = validate_chat_request(body)
+        controls = parse_controls(headers, request.router)
+        loaded = self.policies.current  # this request keeps this policy, whatever reloads happen
+        forced_mode, direct_route = resolve_model(loaded, request.model, controls)
+        facts = extract_facts(body)
+        label, probabilities, rule = self._label(loaded, body, facts, controls)
+        defaults = loaded.policy.defaults
+        limits = Limits(
+            max_cost_usd=min(defaults.max_cost_usd, controls.max_cost_usd or defaults.max_cost_usd),
+            latency_budget_ms=min(defaults.latency_budget_ms,
+                                  controls.latency_budget_ms or defaults.latency_budget_ms))
+        with self.tracer.span("router.decide") as span:
+            decision = decide(loaded.policy, facts, label, limits, self.live,
+                              forced_mode=forced_mode, direct_route=direct_route)
+            if decision.chosen is not None:
+                span.set_attributes({"router.route": decision.chosen.route,
+                                     "router.estimated_cost_usd": decision.chosen.cost_usd})
+        decision_ms = (time.perf_counter() - arrived) * 1000
+        if not dry_run:
+            self.metrics.decision_duration.observe(decision_ms / 1000)
+            for cand in decision.candidates:
+                for reason in cand.reasons:
+                    self.metrics.rejections.labels(cand.route, reason).inc()
+        routed = Routed(request_id=f"rtr-{os.urandom(16).hex()}", arrived=arrived, body=body, facts=facts,
+                        controls=controls, loaded=loaded, label=label, decision=decision,
+                        decision_ms=decision_ms, probabilities=probabilities, rule=rule,
+                        include_usage=bool(request.stream_options and request.stream_options.include_usage),
+                        trace=trace, api=api, tenant=tenant)
+        if decision.chosen is None and not dry_run:
+            self._raise_infeasible(routed)
+        return routed
+
+    def _raise_infeasible(self, routed: Routed) -> None:
+        decision = routed.decision
+        self.accounting.infeasible(routed)
+        message = (f"No route can serve this {routed.label.task_type} request within "
+                   f"${decision.limits.max_cost_usd:g} and {decision.limits.latency_budget_ms:g} ms: "
+                   f"{decision.explain_rejections()}.")
+        request_id = {"x-router-request-id": routed.request_id}
+        if decision.unavailable:  # some route would fit once its circuit closes / queue drains
+            raise errors.Unavailable(message, headers={"retry-after": "1", **request_id})
+        raise errors.RouteInfeasible(message, headers=request_id)
+
+    # --- carry out ---------------------------------------------------------------------------------
+    @staticmethod
+    def _deadline(routed: Routed) -> float | None:
+        """When the latency budget runs out (``perf_counter``); best effort has none."""
+        if routed.decision.best_effort:
+            return None
+        return routed.arrived + routed.decision.limits.latency_budget_ms / 1000
+
+    def _swarm(self) -> Swarm:
+        if self.swarm is None:
+            raise errors.Unavailable("Swarm mode is not available in this deployment.")
+        return self.swarm
+
+    async def complete(self, routed: Routed) -> Answer:
+        try:
+            if routed.chosen.route == taxonomy.SWARM_ROUTE:
+                return await self._complete_swarm(routed)
+            return await self._complete_single(routed)
+        except asyncio.CancelledError:  # the client went away: still one metric and one log line
+            self.accounting.cancelled(routed)
+            raise
+
+    async def _complete_single(self, routed: Routed) -> Answer:
+        try:
+            answer = await self.dispatcher.complete(routed.loaded, routed.decision.chain, routed.body, routed.facts,
+                                                    routed.decision.spend_limit_usd, deadline=self._deadline(routed))
+        except errors.RouterError as exc:
+            self.accounting.failed(routed, exc)
+            raise
+        cand = answer.candidate
+        router_obj = routed.router_object(route=cand.route, mode=cand.mode, fallbacks=answer.log.failed,
+                                          cost_usd=answer.cost_usd)
+        self.accounting.finished(routed, route=cand.route, mode=cand.mode, status="ok", usage=answer.usage,
+                                 cost=answer.cost_usd, upstream_s=answer.log.upstream_s,
+                                 fallbacks=answer.log.failed)
+        return Answer(routed, answer.response, router_obj, routed.headers(router_obj), answer.usage)
+
+    async def _complete_swarm(self, routed: Routed) -> Answer:
+        swarm = self._swarm()
+        try:
+            result = await swarm.complete(routed)
+        except errors.RouterError as exc:
+            self.accounting.failed(routed, exc)
+            raise
+        router_obj = routed.router_object(route=taxonomy.SWARM_ROUTE, mode="swarm", fallbacks=result.log.failed,
+                                          cost_usd=result.cost_usd, swarm=result.swarm)
+        self.accounting.finished(routed, route=taxonomy.SWARM_ROUTE, mode="swarm", status="ok", usage=result.usage,
+                                 cost=result.cost_usd, upstream_s=result.log.upstream_s,
+                                 fallbacks=result.log.failed)
+        return Answer(routed, result.response, router_obj, routed.headers(router_obj), result.usage)
+
+    async def stream(self, routed: Routed) -> AnswerStream:
+        """Open the upstream stream (with fallbacks) before anything is sent; chunks follow."""
+        if routed.chosen.route == taxonomy.SWARM_ROUTE:
+            swarm_stream = self._swarm().stream(routed)
+            head = routed.router_object(route=taxonomy.SWARM_ROUTE, mode="swarm", fallbacks=0, cost_usd=None)
+            out = AnswerStream(routed, routed.headers(head))
+            out.chunks = swarm_chunks(routed, swarm_stream, out, accounting=self.accounting)
+            return out
+        try:
+            opened = await self.dispatcher.open_stream(routed.loaded, routed.decision.chain, routed.body,
+                                                       routed.facts, routed.decision.spend_limit_usd,
+                                                       deadline=self._deadline(routed))
+        except errors.RouterError as exc:
+            self.accounting.failed(routed, exc)
+            raise
+        except asyncio.CancelledError:
+            self.accounting.cancelled(routed)
+            raise
+        cand = opened.candidate
+        head = routed.router_object(route=cand.route, mode=cand.mode, fallbacks=opened.log.failed, cost_usd=None)
+        out = AnswerStream(routed, routed.headers(head))
+        out.chunks = upstream_chunks(routed, opened, out, dispatcher=self.dispatcher, tracer=self.tracer,
+                                     accounting=self.accounting)
+        return out

@@ -1,0 +1,104 @@
+"""Streamed answers in the internal shape: an upstream's chunks (after fallbacks) or a swarm's.
+
+Each generator passes on the chunks that carry choices — every one stamped with the same ``id``,
+``model`` and ``created`` — collects usage, and when the stream ends (finished, failed mid-way or
+abandoned by the client) releases the route, records the attempt and accounts for the request
+before saying on the ``AnswerStream`` how it ended. Rendering is the front door's business.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from router import errors, taxonomy
+from router.dispatch.executor import Dispatcher, OpenStream
+from router.dispatch.upstream import UpstreamError, Usage
+from router.exchange import AnswerStream, Routed
+from router.observability.tracing import Tracer
+from router.pipeline.accounting import Accounting
+from router.swarm import SwarmStream
+
+
+def _identity(routed: Routed, first: dict[str, Any], model: str) -> tuple[Any, Any, Any]:
+    """(id, model, created) for every chunk of a stream: the first chunk's, filled in where it has none."""
+    return (first.get("id") or f"chatcmpl-{routed.request_id}", first.get("model") or model,
+            first.get("created") or int(time.time()))
+
+
+async def upstream_chunks(routed: Routed, opened: OpenStream, out: AnswerStream, *, dispatcher: Dispatcher,
+                          tracer: Tracer, accounting: Accounting) -> AsyncGenerator[dict[str, Any], None]:
+    cand = opened.candidate
+    backend = opened.backend
+    usage = Usage()
+    status = "ok"
+    ttft_s: float | None = None
+    ended_at = opened.first_at
+    error_kind: str | None = None
+    chunk_id, model, created = _identity(routed, opened.first_chunk, backend.model)
+    chunk: dict[str, Any] | None = opened.first_chunk
+    cost = 0.0
+    try:
+        while chunk is not None:
+            reported = chunk.pop("usage", None)
+            if reported:
+                usage = Usage.from_openai(reported)
+            if chunk.get("choices"):  # usage-only chunks end here; the door renders usage its own way
+                if ttft_s is None:
+                    ttft_s = time.perf_counter() - routed.arrived
+                chunk["id"], chunk["model"], chunk["created"] = chunk_id, model, created
+                yield chunk
+            chunk = await anext(opened.rest, None)
+        ended_at = time.perf_counter()
+    except UpstreamError as exc:
+        status, error_kind = "upstream_error", exc.kind
+        dispatcher.upstream_failed_mid_stream(opened, exc)
+        out.error = errors.UpstreamFailed(f"The upstream failed mid-stream ({exc.kind}); the answer is incomplete.")
+    except BaseException:
+        status = "cancelled"  # the client went away: closing `rest` closed the upstream call
+        raise
+    finally:
+        await opened.rest.aclose()
+        opened.release(None if status == "cancelled" else status == "ok")  # a leaving client is no verdict
+        cost = usage.cost_usd(backend)
+        if status == "ok":
+            dispatcher.observe_stream(opened, usage, ended_at)
+        tracer.finished_stream(cand, backend, model, usage, cost, opened.started_at, error_kind,
+                               parent=routed.trace)
+        accounting.finished(routed, route=cand.route, mode=cand.mode, status=status, usage=usage, cost=cost,
+                            upstream_s=opened.log.upstream_s + time.perf_counter() - opened.started_at,
+                            fallbacks=opened.log.failed, ttft_s=ttft_s)
+    out.usage = usage
+    if status == "ok":
+        out.router = routed.router_object(route=cand.route, mode=cand.mode, fallbacks=opened.log.failed,
+                                          cost_usd=cost)
+
+
+async def swarm_chunks(routed: Routed, swarm_stream: SwarmStream, out: AnswerStream, *,
+                       accounting: Accounting) -> AsyncGenerator[dict[str, Any], None]:
+    status = "ok"
+    identity: tuple[Any, Any, Any] | None = None
+    try:
+        async for chunk in swarm_stream.chunks:
+            if identity is None:
+                identity = _identity(routed, chunk, taxonomy.SWARM_ROUTE)
+            chunk["id"], chunk["model"], chunk["created"] = identity
+            yield chunk
+    except errors.RouterError as exc:
+        status = "upstream_error"
+        out.error = exc
+    except BaseException:
+        status = "cancelled"
+        raise
+    finally:
+        await swarm_stream.chunks.aclose()  # cancels the run if the client left
+        result = swarm_stream.result
+        accounting.finished(routed, route=taxonomy.SWARM_ROUTE, mode="swarm", status=status,
+                            usage=result.usage if result else Usage(), cost=result.cost_usd if result else 0.0,
+                            upstream_s=result.log.upstream_s if result else 0.0,
+                            fallbacks=result.log.failed if result else 0)
+    if status == "ok" and result is not None:
+        out.usage = result.usage
+        out.router = routed.router_object(route=taxonomy.SWARM_ROUTE, mode="swarm", fallbacks=result.log.failed,
+                                          cost_usd=result.cost_usd, swarm=result.swarm)
