@@ -9,6 +9,7 @@ Guards, in the order an attempt meets them:
   ``retry.max_retry_after_s`` means "leave this route";
 - capacity: at most ``max_concurrency`` requests in flight per backend;
 - the circuit breaker of the backend (an open circuit is skipped; half-open admits a few probes).
+One loop (``_walk``) carries out both JSON answers and streams; only the single try differs.
 Streams fall back as long as nothing has been sent: chunks with no content (the role-only opener)
 are held back until the first chunk that carries something, so a stream that dies before its first
 token still moves on to the next route.
@@ -20,9 +21,9 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from router import errors
 from router.dispatch.modes import upstream_body
@@ -79,6 +80,24 @@ class OpenStream:
     first_at: float
     release: Callable[[bool | None], None]  # True ok, False failed, None: no verdict (client left)
     backend: Backend
+
+
+_T = TypeVar("_T")
+
+
+@dataclass(slots=True)
+class _Try:
+    """One attempt in flight: its candidate, call, circuit ticket, start time and the request's log."""
+
+    cand: Candidate
+    call: UpstreamCall
+    ticket: Ticket
+    started: float
+    log: AttemptLog
+    settled: bool = False  # the circuit verdict and in-flight count were settled (exactly once)
+
+
+_AttemptFn = Callable[[_Try], Awaitable[_T]]
 
 
 def affordable_output_tokens(backend: Backend, facts: RequestFacts, money_left: float) -> int | None:
@@ -200,6 +219,10 @@ class Dispatcher:
             breaker.record(success, ticket)
         self._metrics.circuit_state.labels(backend_name).set(CIRCUIT_STATE_VALUE[breaker.state])
 
+    def _settle(self, t: _Try, success: bool | None) -> None:
+        t.settled = True
+        self._end(t.cand.backend, t.ticket, success)
+
     def _failed(self, log: AttemptLog, cand: Candidate, backend: Backend, facts: RequestFacts | None,
                 exc: UpstreamError) -> None:
         log.failed += 1
@@ -266,110 +289,102 @@ class Dispatcher:
         retry = exc.retryable and attempt + 1 < loaded.policy.retry.attempts_per_route
         return retry and await self._backoff(loaded, attempt, exc, deadline)
 
-    # --- non-streaming ---------------------------------------------------------------------------
-    async def complete(self, loaded: LoadedPolicy, chain: list[Candidate], body: dict[str, Any],
-                       facts: RequestFacts, money: float, *, deadline: float | None = None) -> Answer:
-        """``money``: USD this request may spend; ``deadline``: ``time.perf_counter()`` value."""
+    # --- the attempt loop (one for JSON answers and streams) ------------------------------------
+    async def _walk(self, loaded: LoadedPolicy, chain: list[Candidate], body: dict[str, Any], facts: RequestFacts,
+                    money: float, deadline: float | None, attempt: _AttemptFn[_T]) -> _T:
+        """Try the chain in order with retries; ``attempt`` carries out one try (and raises an
+        ``UpstreamError`` when it fails). Capacity, circuits, money, time, in-flight accounting,
+        backoff, fallback metrics and the exhaustion error all live here, once."""
         log = AttemptLog()
         first = True
         for index, cand in enumerate(chain):
             reason = "http_5xx"
-            for attempt in range(loaded.policy.retry.attempts_per_route):
+            for number in range(loaded.policy.retry.attempts_per_route):
                 prepared = self._prepare(loaded, cand, body, facts, money - log.spent_usd, deadline, first)
                 if isinstance(prepared, str):
                     reason = log.skip(cand, prepared)
                     break
                 first = False
                 call, ticket = prepared
-                client = self._clients(call.backend)
                 self._begin(cand.backend)
                 started = time.perf_counter()
-                with self._tracer.upstream_span(cand, call) as span:
-                    try:
-                        response = await client.complete(call)
-                    except UpstreamError as exc:
-                        span.failed(exc.kind)
-                        reason = exc.kind
-                        if await self._attempt_failed(loaded, log, cand, call, ticket, facts, exc, attempt,
-                                                      started, deadline):
-                            continue
-                        break
-                    except BaseException:
-                        self._end(cand.backend, ticket, None)
-                        raise
-                    elapsed = time.perf_counter() - started
-                    log.upstream_s += elapsed
-                    self._end(cand.backend, ticket, True)
-                    usage = Usage.from_openai(response.get("usage"))
-                    cost = usage.cost_usd(call.backend)
-                    span.succeeded(response.get("model"), usage, cost)
-                self._metrics.upstream_duration.labels(cand.backend).observe(elapsed)
-                self._live.observe_total(cand.route, total_ms=elapsed * 1000, output_tokens=usage.output_tokens)
-                return Answer(cand, response, usage, cost, log)
+                current = _Try(cand, call, ticket, started, log)
+                try:
+                    return await attempt(current)
+                except UpstreamError as exc:
+                    reason = exc.kind
+                    if await self._attempt_failed(loaded, log, cand, call, ticket, facts, exc, number,
+                                                  started, deadline):
+                        continue
+                    break
+                except BaseException:
+                    if not current.settled:
+                        self._settle(current, None)
+                    raise
             self._fallback(chain, index, reason)
         raise self._exhausted(log)
+
+    # --- non-streaming ---------------------------------------------------------------------------
+    async def complete(self, loaded: LoadedPolicy, chain: list[Candidate], body: dict[str, Any],
+                       facts: RequestFacts, money: float, *, deadline: float | None = None) -> Answer:
+        """``money``: USD this request may spend; ``deadline``: ``time.perf_counter()`` value."""
+        return await self._walk(loaded, chain, body, facts, money, deadline, self._complete_once)
+
+    async def _complete_once(self, t: _Try) -> Answer:
+        cand, call = t.cand, t.call
+        with self._tracer.upstream_span(cand, call) as span:
+            try:
+                response = await self._clients(call.backend).complete(call)
+            except UpstreamError as exc:
+                span.failed(exc.kind)
+                raise
+            elapsed = time.perf_counter() - t.started
+            t.log.upstream_s += elapsed
+            self._settle(t, True)
+            usage = Usage.from_openai(response.get("usage"))
+            cost = usage.cost_usd(call.backend)
+            span.succeeded(response.get("model"), usage, cost)
+        self._metrics.upstream_duration.labels(cand.backend).observe(elapsed)
+        self._live.observe_total(cand.route, total_ms=elapsed * 1000, output_tokens=usage.output_tokens)
+        return Answer(cand, response, usage, cost, t.log)
 
     # --- streaming -------------------------------------------------------------------------------
     async def open_stream(self, loaded: LoadedPolicy, chain: list[Candidate], body: dict[str, Any],
                           facts: RequestFacts, money: float, *, deadline: float | None = None) -> OpenStream:
         """Walk the chain until a route produces its first token; nothing is sent before that."""
-        log = AttemptLog()
-        first = True
-        for index, cand in enumerate(chain):
-            reason = "http_5xx"
-            for attempt in range(loaded.policy.retry.attempts_per_route):
-                prepared = self._prepare(loaded, cand, body, facts, money - log.spent_usd, deadline, first)
-                if isinstance(prepared, str):
-                    reason = log.skip(cand, prepared)
-                    break
-                first = False
-                call, ticket = prepared
-                client = self._clients(call.backend)
-                self._begin(cand.backend)
-                started = time.perf_counter()
-                stream: Any = client.stream(call)  # an async generator: it has aclose()
-                held: list[dict[str, Any]] = []
-                try:
-                    # A hung upstream must not hold the request: no first token in time is a timeout.
-                    async with asyncio.timeout(min(call.backend.first_token_timeout_s, call.attempt_timeout_s)):
-                        while True:
-                            chunk = await stream.__anext__()
-                            held.append(chunk)
-                            if _has_payload(chunk):
-                                break
-                except TimeoutError:
-                    await stream.aclose()
-                    self._tracer.failed_attempt(cand, call, "timeout", started)
-                    reason = "timeout"
-                    exc = UpstreamError("timeout", f"{cand.backend} sent no first token in time")
-                    if await self._attempt_failed(loaded, log, cand, call, ticket, facts, exc, attempt,
-                                                  started, deadline):
-                        continue
-                    break
-                except (UpstreamError, StopAsyncIteration) as raw_exc:
-                    exc = raw_exc if isinstance(raw_exc, UpstreamError) else UpstreamError(
-                        "protocol", f"{cand.backend} ended the stream before its first token")
-                    await stream.aclose()
-                    self._tracer.failed_attempt(cand, call, exc.kind, started)
-                    reason = exc.kind
-                    if await self._attempt_failed(loaded, log, cand, call, ticket, facts, exc, attempt,
-                                                  started, deadline):
-                        continue
-                    break
-                except BaseException:
-                    await stream.aclose()
-                    self._end(cand.backend, ticket, None)
-                    raise
-                first_at = time.perf_counter()
-                backend_name = cand.backend
+        return await self._walk(loaded, chain, body, facts, money, deadline, self._open_once)
 
-                def release(success: bool | None, _name: str = backend_name, _ticket: Ticket = ticket) -> None:
-                    self._end(_name, _ticket, success)
+    async def _open_once(self, t: _Try) -> OpenStream:
+        cand, call = t.cand, t.call
+        stream: Any = self._clients(call.backend).stream(call)  # an async generator: it has aclose()
+        held: list[dict[str, Any]] = []
+        try:
+            # A hung upstream must not hold the request: no first token in time is a timeout.
+            async with asyncio.timeout(min(call.backend.first_token_timeout_s, call.attempt_timeout_s)):
+                while True:
+                    chunk = await stream.__anext__()
+                    held.append(chunk)
+                    if _has_payload(chunk):
+                        break
+        except (TimeoutError, UpstreamError, StopAsyncIteration) as raw:
+            await stream.aclose()
+            if isinstance(raw, UpstreamError):
+                exc = raw
+            elif isinstance(raw, TimeoutError):
+                exc = UpstreamError("timeout", f"{cand.backend} sent no first token in time")
+            else:
+                exc = UpstreamError("protocol", f"{cand.backend} ended the stream before its first token")
+            self._tracer.failed_attempt(cand, call, exc.kind, t.started)
+            raise exc from None
+        except BaseException:
+            await stream.aclose()
+            raise
+        def release(success: bool | None) -> None:
+            if not t.settled:
+                self._settle(t, success)
 
-                rest: ChunkStream = _Replay(held[1:], stream) if len(held) > 1 else stream
-                return OpenStream(cand, held[0], rest, log, started, first_at, release, call.backend)
-            self._fallback(chain, index, reason)
-        raise self._exhausted(log)
+        rest: ChunkStream = _Replay(held[1:], stream) if len(held) > 1 else stream
+        return OpenStream(cand, held[0], rest, t.log, t.started, time.perf_counter(), release, call.backend)
 
     def observe_stream(self, opened: OpenStream, usage: Usage, ended_at: float) -> None:
         ttft_ms = (opened.first_at - opened.started_at) * 1000
