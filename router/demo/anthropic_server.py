@@ -27,6 +27,7 @@ from router.demo.http_common import (
 )
 from router.demo.replies import Planned, plan_reply, stop_list
 from router.demo.server_state import DemoServerState
+from router.demo.tool_schema import schema_problem
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                 404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
@@ -97,6 +98,9 @@ def validate(body: Any) -> str | None:
         isinstance(tools, list) and all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tools)
     ):
         return "tools: each tool needs a 'name' and an 'input_schema'"
+    for i, tool in enumerate(tools or ()):
+        if "input_schema" in tool and (problem := schema_problem(tool["input_schema"], f"tools.{i}.input_schema")):
+            return problem
     return None
 
 

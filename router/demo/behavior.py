@@ -37,6 +37,9 @@ class DemoBehavior:
     queue_waiting: int = 0  # added to the engine's reported waiting queue
     max_num_seqs: int = 256  # requests beyond this wait for a slot (and are reported as waiting)
     kv_cache_usage: float = 0.0  # reported as-is (0..1)
+    # Request fields this model refuses with a 400, as OpenAI refuses `max_tokens` on GPT-5
+    # (`unsupported_parameter`, `param` naming the field).
+    refused_params: tuple[str, ...] = ()
 
     def merged(self, changes: Mapping[str, Any]) -> DemoBehavior:
         """A copy with `changes` applied; raises ValueError naming the bad field and the fix."""
@@ -71,6 +74,10 @@ class DemoBehavior:
         if self.reasoning_field not in get_args(ReasoningField):
             raise ValueError("behaviour field 'reasoning_field' must be one of "
                              f"{list(get_args(ReasoningField))}, got {self.reasoning_field!r}")
+        if not isinstance(self.refused_params, list | tuple) or not all(
+                isinstance(p, str) for p in self.refused_params):
+            raise ValueError(f"behaviour field 'refused_params' must be a list of field names, got "
+                             f"{self.refused_params!r}")
         for name in ("queue_waiting", "max_num_seqs"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < (1 if name == "max_num_seqs" else 0):

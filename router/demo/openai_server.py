@@ -30,6 +30,7 @@ from router.demo.http_common import (
 )
 from router.demo.replies import Planned, plan_reply, stop_list
 from router.demo.server_state import DemoServerState
+from router.demo.tool_schema import schema_problem
 
 _ENGINE_NAMES = {"vllm": "demo vLLM", "sglang": "demo SGLang"}
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -37,10 +38,10 @@ _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
-def openai_error(status: int, message: str, *, param: str | None = None) -> web.Response:
+def openai_error(status: int, message: str, *, param: str | None = None, code: str | None = None) -> web.Response:
     kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    code: str | int | None = {401: "invalid_api_key", 429: "rate_limit_exceeded"}.get(status, status)
-    return json_response({"error": {"message": message, "type": kind, "param": param, "code": code}},
+    shown: str | int | None = code or {401: "invalid_api_key", 429: "rate_limit_exceeded"}.get(status, status)
+    return json_response({"error": {"message": message, "type": kind, "param": param, "code": shown}},
                          status=status)
 
 
@@ -76,6 +77,11 @@ def validate(kind: str, body: Any) -> tuple[str, str | None] | None:
             isinstance(t, dict) and isinstance((t.get("function") or {}).get("name"), str) for t in tools
         ):
             return "'tools' must be an array of {type: 'function', function: {name, parameters}}.", "tools"
+        for i, tool in enumerate(tools):
+            parameters = tool["function"].get("parameters")
+            where = f"tools[{i}].function.parameters"
+            if parameters is not None and (problem := schema_problem(parameters, where)) is not None:
+                return problem, where
     for field in ("max_tokens", "max_completion_tokens"):
         value = body.get(field)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
@@ -141,6 +147,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if invalid is not None:
         state.stats.rejected += 1
         return openai_error(400, invalid[0], param=invalid[1])
+    refused = next((p for p in state.behavior.refused_params if p in body), None)
+    if refused is not None:  # OpenAI's words for a parameter the model does not take
+        state.stats.rejected += 1
+        return openai_error(400, f"Unsupported parameter: '{refused}' is not supported with this model.",
+                            param=refused, code="unsupported_parameter")
     planned = plan_openai(state, body)
 
     def answer(start: float) -> Awaitable[web.StreamResponse]:

@@ -53,6 +53,9 @@ class AttemptLog:
     kinds: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     retry_afters: list[float] = field(default_factory=list)
+    # Failures whose verdict waits for the rest of the walk (see ``UpstreamError.follows_request``).
+    pending: list[tuple[str, Ticket]] = field(default_factory=list)
+    refused: UpstreamError | None = None  # the last route-specific refusal (its param and code)
 
     def skip(self, cand: Candidate, reason: str) -> str:
         """Note a route that was not tried (capacity, circuit, money, time); returns the reason."""
@@ -212,6 +215,9 @@ class Dispatcher:
     def _end(self, backend_name: str, ticket: Ticket, success: bool | None) -> None:
         """One attempt is over: ``success`` None means it says nothing about the backend's health."""
         self._metrics.inflight.labels(backend_name).set(self._live.add_inflight(backend_name, -1))
+        self._verdict(backend_name, ticket, success)
+
+    def _verdict(self, backend_name: str, ticket: Ticket, success: bool | None) -> None:
         breaker = self._live.breaker(backend_name)
         if success is None:
             breaker.cancel(ticket)
@@ -222,6 +228,29 @@ class Dispatcher:
     def _settle(self, t: _Try, success: bool | None) -> None:
         t.settled = True
         self._end(t.cand.backend, t.ticket, success)
+
+    def _defer(self, t: _Try) -> None:
+        """The attempt is over, but whether it was the backend's fault is decided by ``_judge``."""
+        t.settled = True
+        self._metrics.inflight.labels(t.cand.backend).set(self._live.add_inflight(t.cand.backend, -1))
+        t.log.pending.append((t.cand.backend, t.ticket))
+
+    def _judge(self, log: AttemptLog, outcome: str) -> None:
+        """Settle the deferred failures once the walk is over.
+
+        ``answered``: another backend served the same body, so the failures were the backends'.
+        ``exhausted``: when two or more backends failed alike on this body, the failure followed the
+        request and is charged to none of them (three bad requests must not open every circuit);
+        one backend alone is charged. ``rejected`` (a later upstream refused the content) and
+        ``cancelled`` say nothing about the backends.
+        """
+        pending, log.pending = log.pending, []
+        if not pending:
+            return
+        followed = outcome in ("rejected", "cancelled") or (
+            outcome == "exhausted" and len({name for name, _ in pending}) >= 2)
+        for name, ticket in pending:
+            self._verdict(name, ticket, None if followed else False)
 
     def _failed(self, log: AttemptLog, cand: Candidate, backend: Backend, facts: RequestFacts | None,
                 exc: UpstreamError) -> None:
@@ -264,6 +293,10 @@ class Dispatcher:
     def _exhaustion_error(log: AttemptLog) -> errors.RouterError:
         tried = "; ".join(log.errors) or "no route could be tried"
         kinds = log.kinds
+        if kinds and all(k == "unsupported_param" for k in kinds) and log.refused is not None:
+            refused = log.refused  # every route refused a parameter: the client can drop it
+            return errors.InvalidRequest(f"No route accepts this request's parameters ({tried}): {refused.message}",
+                                         param=refused.param, code=refused.code)
         if kinds and all(k == "rate_limited" for k in kinds):
             return errors.RateLimited(f"Every route is rate limited ({tried}).",
                                       retry_after_s=min(log.retry_afters) if log.retry_afters else 1.0)
@@ -276,16 +309,24 @@ class Dispatcher:
                                       headers={"retry-after": "1"})
         return errors.UpstreamFailed(f"Every route failed ({tried}).")
 
-    async def _attempt_failed(self, loaded: LoadedPolicy, log: AttemptLog, cand: Candidate, call: UpstreamCall,
-                              ticket: Ticket, facts: RequestFacts, exc: UpstreamError, attempt: int,
-                              started: float, deadline: float | None) -> bool:
+    async def _attempt_failed(self, loaded: LoadedPolicy, t: _Try, facts: RequestFacts, exc: UpstreamError,
+                              attempt: int, deadline: float | None) -> bool:
         """Account for a failed attempt; True to retry the same route (after the backoff)."""
-        log.upstream_s += time.perf_counter() - started
-        # A request the upstream refuses as malformed says the backend is up.
-        self._end(cand.backend, ticket, exc.client_fault)
-        if exc.client_fault:
-            raise errors.InvalidRequest(f"The upstream rejected the request: {exc.message}") from None
-        self._failed(log, cand, call.backend, facts, exc)
+        log = t.log
+        log.upstream_s += time.perf_counter() - t.started
+        if exc.client_fault:  # the upstream refused the content: no backend will take it
+            self._settle(t, True)  # and it answered, so it is up
+            self._judge(log, "rejected")
+            raise errors.InvalidRequest(f"The upstream rejected the request: {exc.message}",
+                                        param=exc.param, code=exc.code) from None
+        if exc.kind == "unsupported_param":
+            self._settle(t, True)  # a parameter this route cannot take: the next route may
+            log.refused = exc
+        elif exc.follows_request:
+            self._defer(t)
+        else:
+            self._settle(t, False)
+        self._failed(log, t.cand, t.call.backend, facts, exc)
         retry = exc.retryable and attempt + 1 < loaded.policy.retry.attempts_per_route
         return retry and await self._backoff(loaded, attempt, exc, deadline)
 
@@ -296,6 +337,15 @@ class Dispatcher:
         ``UpstreamError`` when it fails). Capacity, circuits, money, time, in-flight accounting,
         backoff, fallback metrics and the exhaustion error all live here, once."""
         log = AttemptLog()
+        try:
+            return await self._walk_chain(log, loaded, chain, body, facts, money, deadline, attempt)
+        except BaseException:
+            self._judge(log, "cancelled")  # whatever is still pending (a no-op once judged)
+            raise
+
+    async def _walk_chain(self, log: AttemptLog, loaded: LoadedPolicy, chain: list[Candidate],
+                          body: dict[str, Any], facts: RequestFacts, money: float, deadline: float | None,
+                          attempt: _AttemptFn[_T]) -> _T:
         first = True
         for index, cand in enumerate(chain):
             reason = "http_5xx"
@@ -310,18 +360,20 @@ class Dispatcher:
                 started = time.perf_counter()
                 current = _Try(cand, call, ticket, started, log)
                 try:
-                    return await attempt(current)
+                    answer = await attempt(current)
                 except UpstreamError as exc:
                     reason = exc.kind
-                    if await self._attempt_failed(loaded, log, cand, call, ticket, facts, exc, number,
-                                                  started, deadline):
+                    if await self._attempt_failed(loaded, current, facts, exc, number, deadline):
                         continue
                     break
                 except BaseException:
                     if not current.settled:
                         self._settle(current, None)
                     raise
+                self._judge(log, "answered")
+                return answer
             self._fallback(chain, index, reason)
+        self._judge(log, "exhausted")
         raise self._exhausted(log)
 
     # --- non-streaming ---------------------------------------------------------------------------

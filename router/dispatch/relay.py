@@ -10,7 +10,15 @@ from typing import Any
 import aiohttp
 import orjson
 
-from router.dispatch.upstream import UpstreamCall, UpstreamError, error_message_from_body, normalize_reasoning
+from router.dispatch.upstream import (
+    UpstreamCall,
+    UpstreamError,
+    answer_problem,
+    classify_4xx,
+    error_details_from_body,
+    error_message_from_body,
+    normalize_reasoning,
+)
 
 
 def _status_error(status: int, raw: bytes, headers: Any) -> UpstreamError:
@@ -24,7 +32,8 @@ def _status_error(status: int, raw: bytes, headers: Any) -> UpstreamError:
         return UpstreamError("rate_limited", message, status=status, retry_after_s=retry_after)
     if status >= 500:
         return UpstreamError("http_5xx", message, status=status)
-    return UpstreamError("http_4xx", message, status=status)
+    param, code = error_details_from_body(raw)
+    return UpstreamError(classify_4xx(status, message, param, code), message, status=status, param=param, code=code)
 
 
 class OpenAIRelay:
@@ -72,12 +81,12 @@ class OpenAIRelay:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise UpstreamError("protocol", f"{call.backend_name} sent a body that is not JSON") from None
-        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-            raise UpstreamError("protocol", f"{call.backend_name} sent no choices")
-        for choice in data["choices"]:
-            if isinstance(choice, dict) and isinstance(choice.get("message"), dict):
-                normalize_reasoning(choice["message"])
-        return data
+        if (problem := answer_problem(data, "message")) is not None:
+            raise UpstreamError("protocol", f"{call.backend_name} sent a malformed answer: {problem}")
+        answer: dict[str, Any] = data
+        for choice in answer["choices"]:
+            normalize_reasoning(choice["message"])
+        return answer
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[dict[str, Any]]:
         """Yields parsed chunks. Errors before the first chunk keep their kind; later ones are
@@ -96,10 +105,14 @@ class OpenAIRelay:
                     try:
                         chunk = orjson.loads(payload)
                     except orjson.JSONDecodeError:
-                        raise UpstreamError("protocol", f"{call.backend_name} sent a malformed event") from None
+                        raise UpstreamError("mid_stream" if started else "protocol",
+                                            f"{call.backend_name} sent a malformed event") from None
                     if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
                         raise UpstreamError("mid_stream" if started else "http_5xx",
                                             error_message_from_body(payload))
+                    if (problem := answer_problem(chunk, "delta")) is not None:
+                        raise UpstreamError("mid_stream" if started else "protocol",
+                                            f"{call.backend_name} sent a malformed chunk: {problem}")
                     for choice in chunk.get("choices") or ():
                         delta = choice.get("delta")
                         if isinstance(delta, dict):

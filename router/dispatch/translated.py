@@ -19,7 +19,14 @@ from typing import Any
 import litellm
 from litellm.exceptions import APIConnectionError, RateLimitError, Timeout
 
-from router.dispatch.upstream import UpstreamCall, UpstreamError, normalize_reasoning
+from router.dispatch.upstream import (
+    UpstreamCall,
+    UpstreamError,
+    answer_problem,
+    classify_4xx,
+    error_details_from_body,
+    normalize_reasoning,
+)
 
 litellm.telemetry = False
 # litellm's debug records quote whole requests (prompts) and their logger levels are left unset,
@@ -54,8 +61,20 @@ def _error(call: UpstreamCall, exc: Exception, *, started: bool) -> UpstreamErro
         return UpstreamError("connection", f"{call.backend_name}: {name}")
     if isinstance(status, int) and 400 <= status < 500:
         message = str(getattr(exc, "message", "") or name)[:300]
-        return UpstreamError("http_4xx", message, status=status)
+        param, code = _param_and_code(exc)
+        return UpstreamError(classify_4xx(status, message, param, code), message, status=status,
+                             param=param, code=code)
     return UpstreamError("http_5xx", f"{call.backend_name}: {name}", status=status if isinstance(status, int) else 502)
+
+
+def _param_and_code(exc: Exception) -> tuple[str | None, str | None]:
+    """The provider's ``param``/``code`` when its error body says them (litellm keeps the response)."""
+    response = getattr(exc, "response", None)
+    try:
+        raw = response.content if response is not None else b""
+    except Exception:  # a streamed response whose body was not read
+        return None, None
+    return error_details_from_body(raw) if isinstance(raw, bytes) and raw else (None, None)
 
 
 def _as_openai(data: dict[str, Any], part: str) -> dict[str, Any]:
@@ -85,7 +104,10 @@ class LiteLLMClient:
             response = await litellm.acompletion(**self._kwargs(call))
         except Exception as exc:  # litellm raises many types; all become an UpstreamError
             raise _error(call, exc, started=False) from None
-        return _as_openai(response.model_dump(exclude_none=True), "message")
+        data = _as_openai(response.model_dump(exclude_none=True), "message")
+        if (problem := answer_problem(data, "message")) is not None:
+            raise UpstreamError("protocol", f"{call.backend_name} sent a malformed answer: {problem}")
+        return data
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[dict[str, Any]]:
         started = False
@@ -93,6 +115,9 @@ class LiteLLMClient:
             response = await litellm.acompletion(stream=True, **self._kwargs(call))
             async for chunk in response:
                 data = _as_openai(chunk.model_dump(exclude_none=True), "delta")
+                if (problem := answer_problem(data, "delta")) is not None:
+                    raise UpstreamError("mid_stream" if started else "protocol",
+                                        f"{call.backend_name} sent a malformed chunk: {problem}")
                 started = True
                 yield data
         except UpstreamError:

@@ -10,17 +10,52 @@ from router.policy.model import Backend
 
 # Error kinds (closed set, also metric label values). Retryable ones may be retried on the same
 # route and then fall back; the others fall back at once (or, for a client mistake, surface).
+# ``unsupported_param``: the upstream refused a parameter this route cannot take (not the client's
+# content), so the next route may well accept the same request.
 RETRYABLE_KINDS = frozenset({"http_5xx", "timeout", "connection", "rate_limited"})
+
+# Request fields that carry the client's content: a 4xx naming one of them follows the request to
+# any backend. Any other top-level field (temperature, max_tokens, top_k, thinking, ...) is a
+# parameter one route may take and another not.
+_CONTENT_PARAMS = ("messages", "tools", "functions", "tool_choice", "response_format", "input", "prompt",
+                   "system")
+# OpenAI's codes for a parameter (or value) the model does not take; vLLM/pydantic and litellm say it
+# in the message ("Extra inputs are not permitted", "Unrecognized request argument", "not supported").
+_UNSUPPORTED_CODES = frozenset({"unsupported_parameter", "unsupported_value", "unknown_parameter"})
+_UNSUPPORTED_WORDS = ("unsupported parameter", "unsupported value", "unrecognized request argument",
+                      "extra inputs are not permitted", "is not supported", "not supported with this model",
+                      "use 'max_completion_tokens'", "use max_completion_tokens")
+
+
+def _is_content_param(param: str) -> bool:
+    head = param.replace("[", ".").split(".", 1)[0]
+    return head in _CONTENT_PARAMS
+
+
+def classify_4xx(status: int, message: str, param: str | None, code: str | None) -> str:
+    """``unsupported_param`` for a route-specific refusal, else ``http_4xx``."""
+    if status not in (400, 422):
+        return "http_4xx"
+    if param and _is_content_param(param):
+        return "http_4xx"
+    if (code or "").lower() in _UNSUPPORTED_CODES:
+        return "unsupported_param"
+    lowered = message.lower()
+    if any(words in lowered for words in _UNSUPPORTED_WORDS):
+        return "unsupported_param"
+    return "unsupported_param" if param else "http_4xx"
 
 
 class UpstreamError(Exception):
     def __init__(self, kind: str, message: str, *, status: int | None = None,
-                 retry_after_s: float | None = None) -> None:
+                 retry_after_s: float | None = None, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.status = status
         self.retry_after_s = retry_after_s
         self.message = message
+        self.param = param  # the upstream's own ``param`` and ``code`` (4xx), kept for the client
+        self.code = code
 
     @property
     def retryable(self) -> bool:
@@ -30,6 +65,13 @@ class UpstreamError(Exception):
     def client_fault(self) -> bool:
         """The upstream rejected the request itself (e.g. a malformed tool schema): no fallback helps."""
         return self.kind == "http_4xx" and self.status in (400, 413, 422)
+
+    @property
+    def follows_request(self) -> bool:
+        """A failure that may be caused by this request's body rather than the backend: an internal
+        error (500), as opposed to the availability statuses (502/503/504) or a timeout. Whether it
+        was the request is only known once another backend answered the same body (or failed alike)."""
+        return self.kind == "http_5xx" and self.status == 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +104,16 @@ class Usage:
 
     @classmethod
     def from_openai(cls, usage: dict[str, Any] | None) -> Usage:
+        """Counts from OpenAI's ``usage``; the shape was checked (``usage_problem``) on arrival."""
         if not usage:
             return cls()
         prompt_details = usage.get("prompt_tokens_details") or {}
         completion_details = usage.get("completion_tokens_details") or {}
         return cls(
-            input_tokens=int(usage.get("prompt_tokens") or 0),
-            cached_input_tokens=int(prompt_details.get("cached_tokens") or 0),
-            output_tokens=int(usage.get("completion_tokens") or 0),
-            reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+            input_tokens=_count(usage.get("prompt_tokens")),
+            cached_input_tokens=_count(prompt_details.get("cached_tokens")),
+            output_tokens=_count(usage.get("completion_tokens")),
+            reasoning_tokens=_count(completion_details.get("reasoning_tokens")),
         )
 
     def as_openai(self) -> dict[str, Any]:
@@ -93,12 +136,84 @@ class Usage:
         self.reasoning_tokens += other.reasoning_tokens
 
 
+def _count(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _is_count(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool) and value >= 0)
+
+
+def usage_problem(usage: Any) -> str | None:
+    """What is wrong with an upstream's ``usage`` object (None when absent or well-formed)."""
+    if usage is None:
+        return None
+    if not isinstance(usage, dict):
+        return "usage is not an object"
+    for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        if not _is_count(usage.get(name)):
+            return f"usage.{name} is not a count"
+    for details, name in (("prompt_tokens_details", "cached_tokens"),
+                          ("completion_tokens_details", "reasoning_tokens")):
+        inner = usage.get(details)
+        if inner is not None and (not isinstance(inner, dict) or not _is_count(inner.get(name))):
+            return f"usage.{details} is malformed"
+    return None
+
+
+def answer_problem(data: Any, part: str) -> str | None:
+    """What makes an upstream answer (``part="message"``) or stream chunk (``"delta"``) unusable
+    — garbage is an upstream failure, never passed on to the client. None when it is well-formed."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    choices = data.get("choices")
+    if part == "message" and not isinstance(choices, list):
+        return "no choices"
+    if choices is not None and not isinstance(choices, list):
+        return "choices is not an array"
+    for choice in choices or ():
+        if not isinstance(choice, dict):
+            return "a choice is not an object"
+        inner = choice.get(part)
+        if part == "message" and not isinstance(inner, dict):
+            return "a choice has no message"
+        if inner is not None and not isinstance(inner, dict):
+            return f"a choice's {part} is not an object"
+        if isinstance(inner, dict):
+            content = inner.get("content")
+            if content is not None and not isinstance(content, str | list):
+                return f"a choice's {part}.content is neither text nor parts"
+            calls = inner.get("tool_calls")
+            if calls is not None and not (isinstance(calls, list) and all(isinstance(c, dict) for c in calls)):
+                return f"a choice's {part}.tool_calls is malformed"
+        finish = choice.get("finish_reason")
+        if finish is not None and not isinstance(finish, str):
+            return "a choice's finish_reason is not a string"
+    return usage_problem(data.get("usage"))
+
+
 def normalize_reasoning(container: dict[str, Any]) -> None:
     """Newer vLLM names the thinking text ``reasoning``; clients get ``reasoning_content``."""
     if "reasoning" in container:
         text = container.pop("reasoning")
         if text is not None and container.get("reasoning_content") is None:
             container["reasoning_content"] = text
+
+
+def error_details_from_body(raw: bytes) -> tuple[str | None, str | None]:
+    """The upstream's ``error.param`` and ``error.code`` (OpenAI's shape), as short strings."""
+    import orjson
+
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None, None
+    err = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(err, dict):
+        return None, None
+    param, code = err.get("param"), err.get("code")
+    return (str(param)[:100] if isinstance(param, str | int) and not isinstance(param, bool) else None,
+            str(code)[:100] if isinstance(code, str | int) and not isinstance(code, bool) else None)
 
 
 def error_message_from_body(raw: bytes, limit: int = 300) -> str:

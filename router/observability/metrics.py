@@ -8,7 +8,7 @@ Closed label values used across the code base:
 - reason (rejections): context | modality | tools | mode | circuit_open | capacity | cost | latency
   | disabled | quality
 - reason (fallbacks) / kind (upstream errors): http_5xx | http_4xx | rate_limited | timeout
-  | connection | protocol | circuit_open | mid_stream
+  | connection | protocol | circuit_open | mid_stream | unsupported_param
 - direction: input | output | reasoning
 """
 
