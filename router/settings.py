@@ -28,4 +28,6 @@ class Settings(BaseSettings):
     max_body_bytes: int = 8 * 1024 * 1024
     log_level: str = "info"
     log_prompts: bool = Field(default=False, description="opt-in: put prompt/answer text in spans")
-
+    # Hardening (issue 12): request shape caps, connection reaping, shutdown drain.
+    max_messages: int = Field(default=2048, ge=1, description="more messages: 413")
+    max_content_parts: int = Field(default=4096, ge=1, description="more content parts (summed): 413")
