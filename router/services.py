@@ -27,6 +27,7 @@ from router.pipeline import Classifier, Pipeline
 from router.policy.loader import LoadedPolicy, load_policy_file
 from router.policy.model import Backend
 from router.policy.store import PolicyStore
+from router.protocol import BodyLimits, set_body_limits
 from router.settings import Settings
 from router.swarm import Swarm
 from router.tenancy import SingleTenant, TenantResolver
@@ -91,6 +92,7 @@ class Services:
     def build(cls, settings: Settings, *, env: dict[str, str] | None = None, classifier: Classifier | None = None,
               tracer: Tracer | None = None, demo: Any = None) -> Services:
         env = dict(os.environ if env is None else env)
+        set_body_limits(BodyLimits(max_messages=settings.max_messages, max_content_parts=settings.max_content_parts))
         owns_demo = False
         if settings.demo and demo is None:
             demo, owns_demo = _start_demo(), True
