@@ -71,7 +71,8 @@ async def router_status(request: Request) -> Response:
         }
     body = {"object": "router.status", "policy": {"name": loaded.policy.name, "version": loaded.policy.version,
                                                   "digest": loaded.digest, "source": loaded.source},
-            "backends": backends, "demo": services.demo is not None}
+            "backends": backends, "demo": services.demo is not None,
+            "last_reload": services.store.last_reload.as_dict() if services.store.last_reload else None}
     return Response(orjson.dumps(body), media_type=JSON)
 
 

@@ -105,6 +105,11 @@ class RouterMetrics:
             "router_policy_info", "The policy in force (value 1).", ["name", "version"], registry=r)
         self._memoize_children()
 
+    def publish_policy(self, name: str, version: str) -> None:
+        """``router_policy_info`` names only the policy in force (called at start and on each reload)."""
+        self.policy_info.clear()
+        self.policy_info.labels(name, version).set(1)
+
     def _memoize_children(self) -> None:
         """Put a C-speed cache in front of ``labels()`` on the per-request metrics.
 

@@ -63,12 +63,16 @@ class LoadedPolicy:
     digest: str = ""
 
 
-def interpolate(value: Any, env: Mapping[str, str], path: str = "", problems: list[str] | None = None) -> Any:
-    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of a YAML tree."""
+def interpolate(value: Any, env: Mapping[str, str], path: str = "", problems: list[str] | None = None,
+                used: dict[str, str] | None = None) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of a YAML tree; ``used`` collects the
+    environment values put in (so no problem message can quote one)."""
     if isinstance(value, str):
         def repl(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in env and env[name] != "":
+                if used is not None:
+                    used[name] = env[name]
                 return env[name]
             if default is not None:
                 return default
@@ -78,10 +82,28 @@ def interpolate(value: Any, env: Mapping[str, str], path: str = "", problems: li
             return ""
         return _VAR.sub(repl, value)
     if isinstance(value, dict):
-        return {k: interpolate(v, env, f"{path}.{k}" if path else str(k), problems) for k, v in value.items()}
+        return {k: interpolate(v, env, f"{path}.{k}" if path else str(k), problems, used) for k, v in value.items()}
     if isinstance(value, list):
-        return [interpolate(v, env, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+        return [interpolate(v, env, f"{path}[{i}]", problems, used) for i, v in enumerate(value)]
     return value
+
+
+# Values this short are flags and names (``vllm``, ``1.0``), not secrets; hiding them would only
+# garble the messages.
+_MIN_SECRET_LEN = 6
+
+
+def _redacted(problems: list[str], used: Mapping[str, str]) -> list[str]:
+    """``problems`` with every interpolated environment value replaced by the variable's name: a
+    policy error is logged, and ``max_concurrency: ${OPENAI_API_KEY}`` must not print the key."""
+    values = sorted(((v, n) for n, v in used.items() if len(v) >= _MIN_SECRET_LEN), key=lambda vn: -len(vn[0]))
+    out = []
+    for problem in problems:
+        for value, name in values:
+            if value in problem:
+                problem = problem.replace(value, f"<${{{name}}}>")
+        out.append(problem)
+    return out
 
 
 def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
@@ -245,15 +267,17 @@ def load_policy_text(text: str, *, source: str = "<memory>", env: Mapping[str, s
     if not isinstance(raw, dict):
         raise PolicyError(source, ["<root>: a policy is a YAML mapping with backends, tasks, ..."])
     problems: list[str] = []
-    raw = interpolate(raw, env, problems=problems)
+    used: dict[str, str] = {}
+    raw = interpolate(raw, env, problems=problems, used=used)
     keys, disabled = _enable_backends(raw, env)
     try:
         policy = Policy.model_validate(raw)
     except ValidationError as exc:
-        raise PolicyError(source, problems + _schema_problems(exc) + _raw_route_problems(raw)) from None
+        raise PolicyError(source, _redacted(problems + _schema_problems(exc) + _raw_route_problems(raw),
+                                            used)) from None
     problems += semantic_problems(policy)
     if problems:
-        raise PolicyError(source, problems)
+        raise PolicyError(source, _redacted(problems, used))
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     return LoadedPolicy(policy=policy, keys=BackendKeys(keys), disabled=disabled, source=source, digest=digest)
 
