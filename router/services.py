@@ -106,7 +106,11 @@ class Services:
             env.update(demo_env(demo))
         metrics = RouterMetrics()
         live = LiveState(loaded.policy)
-        store = PolicyStore(Path(settings.policy_file), env=env, on_change=lambda lp: live.apply_policy(lp.policy),
+        def applied(lp: LoadedPolicy) -> None:
+            live.apply_policy(lp.policy)
+            metrics.publish_policy(lp.policy.name, lp.policy.version)  # the dashboard's policy panel
+
+        store = PolicyStore(Path(settings.policy_file), env=env, on_change=applied,
                             on_result=lambda result: metrics.policy_reloads.labels(result).inc())
         if classifier is None:
             from router.classifier import TaskClassifier
@@ -127,8 +131,7 @@ class Services:
 
     def _publish_policy(self) -> None:
         policy = self.store.current.policy
-        self.metrics.policy_info.clear()
-        self.metrics.policy_info.labels(policy.name, policy.version).set(1)
+        self.metrics.publish_policy(policy.name, policy.version)
         for result in ("applied", "rejected"):  # series exist (at 0) before the first reload
             self.metrics.policy_reloads.labels(result)
         for backend in policy.backends:
