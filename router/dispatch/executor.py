@@ -165,17 +165,19 @@ class _Replay:
         await self._stream.aclose()
 
 
-def attempt_timeout_s(loaded: LoadedPolicy, backend: Backend, cand: Candidate) -> float:
+def attempt_timeout_s(loaded: LoadedPolicy, backend: Backend, cand: Candidate, floor_s: float | None = None) -> float:
     """How long this attempt may take before it counts as a timeout (and the chain moves on).
 
     At most the backend's ``timeout_s``; and ``attempt_timeout_factor`` x the route's live estimate,
-    never below ``first_token_timeout_s`` — so a hung upstream is left while a fallback can still
-    answer, but a slow answer is not cut. The latency budget is a target, not a kill switch.
+    never below ``floor_s`` (the route's learned hang floor, else ``first_token_timeout_s``) — so a
+    hung upstream is left while a fallback can still answer, but a slow answer is not cut. The
+    latency budget is a target, not a kill switch.
     """
     factor = loaded.policy.retry.attempt_timeout_factor
     if factor <= 0:
         return backend.timeout_s
-    return min(backend.timeout_s, max(backend.first_token_timeout_s, factor * cand.latency_ms / 1000))
+    floor = backend.first_token_timeout_s if floor_s is None else floor_s
+    return min(backend.timeout_s, max(floor, factor * cand.latency_ms / 1000))
 
 
 class Dispatcher:
@@ -188,7 +190,8 @@ class Dispatcher:
 
     # --- shared per-attempt plumbing -----------------------------------------------------------
     def _prepare(self, loaded: LoadedPolicy, cand: Candidate, body: dict[str, Any], facts: RequestFacts,
-                 money_left: float, deadline: float | None, first: bool) -> tuple[UpstreamCall, Ticket] | str:
+                 money_left: float, deadline: float | None, first: bool,
+                 stream: bool) -> tuple[UpstreamCall, Ticket] | str:
         """The call for this candidate and its circuit ticket, or the reason it is skipped."""
         backend = loaded.policy.backends[cand.backend]
         if self._live.inflight(cand.backend) >= backend.max_concurrency:
@@ -204,9 +207,12 @@ class Dispatcher:
         ticket = self._live.breaker(cand.backend).acquire()
         if ticket is None:
             return "circuit_open"
+        floor = self._live.hang_floor_s(cand.route, loaded.policy.retry, backend.first_token_timeout_s,
+                                        stream=stream)
         call = UpstreamCall(cand.backend, backend, loaded.keys.get(cand.backend),
                             upstream_body(body, backend, cand.mode, max_output_tokens=cap),
-                            timeout_s=attempt_timeout_s(loaded, backend, cand))
+                            timeout_s=attempt_timeout_s(loaded, backend, cand, None if stream else floor),
+                            first_token_s=floor)
         return call, ticket
 
     def _begin(self, backend_name: str) -> None:
@@ -332,25 +338,25 @@ class Dispatcher:
 
     # --- the attempt loop (one for JSON answers and streams) ------------------------------------
     async def _walk(self, loaded: LoadedPolicy, chain: list[Candidate], body: dict[str, Any], facts: RequestFacts,
-                    money: float, deadline: float | None, attempt: _AttemptFn[_T]) -> _T:
+                    money: float, deadline: float | None, attempt: _AttemptFn[_T], *, stream: bool) -> _T:
         """Try the chain in order with retries; ``attempt`` carries out one try (and raises an
         ``UpstreamError`` when it fails). Capacity, circuits, money, time, in-flight accounting,
         backoff, fallback metrics and the exhaustion error all live here, once."""
         log = AttemptLog()
         try:
-            return await self._walk_chain(log, loaded, chain, body, facts, money, deadline, attempt)
+            return await self._walk_chain(log, loaded, chain, body, facts, money, deadline, attempt, stream)
         except BaseException:
             self._judge(log, "cancelled")  # whatever is still pending (a no-op once judged)
             raise
 
     async def _walk_chain(self, log: AttemptLog, loaded: LoadedPolicy, chain: list[Candidate],
                           body: dict[str, Any], facts: RequestFacts, money: float, deadline: float | None,
-                          attempt: _AttemptFn[_T]) -> _T:
+                          attempt: _AttemptFn[_T], stream: bool) -> _T:
         first = True
         for index, cand in enumerate(chain):
             reason = "http_5xx"
             for number in range(loaded.policy.retry.attempts_per_route):
-                prepared = self._prepare(loaded, cand, body, facts, money - log.spent_usd, deadline, first)
+                prepared = self._prepare(loaded, cand, body, facts, money - log.spent_usd, deadline, first, stream)
                 if isinstance(prepared, str):
                     reason = log.skip(cand, prepared)
                     break
@@ -380,7 +386,7 @@ class Dispatcher:
     async def complete(self, loaded: LoadedPolicy, chain: list[Candidate], body: dict[str, Any],
                        facts: RequestFacts, money: float, *, deadline: float | None = None) -> Answer:
         """``money``: USD this request may spend; ``deadline``: ``time.perf_counter()`` value."""
-        return await self._walk(loaded, chain, body, facts, money, deadline, self._complete_once)
+        return await self._walk(loaded, chain, body, facts, money, deadline, self._complete_once, stream=False)
 
     async def _complete_once(self, t: _Try) -> Answer:
         cand, call = t.cand, t.call
@@ -404,7 +410,7 @@ class Dispatcher:
     async def open_stream(self, loaded: LoadedPolicy, chain: list[Candidate], body: dict[str, Any],
                           facts: RequestFacts, money: float, *, deadline: float | None = None) -> OpenStream:
         """Walk the chain until a route produces its first token; nothing is sent before that."""
-        return await self._walk(loaded, chain, body, facts, money, deadline, self._open_once)
+        return await self._walk(loaded, chain, body, facts, money, deadline, self._open_once, stream=True)
 
     async def _open_once(self, t: _Try) -> OpenStream:
         cand, call = t.cand, t.call
@@ -412,7 +418,7 @@ class Dispatcher:
         held: list[dict[str, Any]] = []
         try:
             # A hung upstream must not hold the request: no first token in time is a timeout.
-            async with asyncio.timeout(min(call.backend.first_token_timeout_s, call.attempt_timeout_s)):
+            async with asyncio.timeout(call.first_token_timeout_s):
                 while True:
                     chunk = await stream.__anext__()
                     held.append(chunk)

@@ -81,10 +81,16 @@ class UpstreamCall:
     api_key: str
     body: dict[str, Any]
     timeout_s: float | None = None  # this attempt's limit; None: the backend's timeout_s
+    first_token_s: float | None = None  # streams: the first token's limit; None: first_token_timeout_s
 
     @property
     def attempt_timeout_s(self) -> float:
         return self.timeout_s if self.timeout_s is not None else self.backend.timeout_s
+
+    @property
+    def first_token_timeout_s(self) -> float:
+        limit = self.first_token_s if self.first_token_s is not None else self.backend.first_token_timeout_s
+        return min(limit, self.attempt_timeout_s)
 
 
 class UpstreamClient(Protocol):

@@ -14,13 +14,15 @@ a route that was slow once is tried again rather than shunned forever.
 
 from __future__ import annotations
 
+import math
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from router.engine.circuit import CircuitBreaker
 from router.engine.signals import BackendSignals, RouteSignals
-from router.policy.model import CircuitSettings, Policy
+from router.policy.model import CircuitSettings, Policy, RetrySettings
 
 # Weight of the newest observation. 0.3 moves the estimate 97% of the way within 10 requests.
 EWMA_ALPHA = 0.3
@@ -30,6 +32,31 @@ RELAX_HALF_LIFE_S = 60.0
 TYPICAL_OUTPUT_TOKENS = 300
 _NEUTRAL = RouteSignals(500.0, 60.0)
 _NO_QUEUE_WAIT_MS = 0.0
+# Recent observations kept per route for the hang floor's quantile (a p99 needs ~100+ to mean much).
+SAMPLE_WINDOW = 256
+
+
+class _Samples:
+    """The last ``SAMPLE_WINDOW`` durations of a route (ms), with a cached sorted copy."""
+
+    __slots__ = ("_recent", "_sorted")
+
+    def __init__(self) -> None:
+        self._recent: deque[float] = deque(maxlen=SAMPLE_WINDOW)
+        self._sorted: list[float] | None = None
+
+    def add(self, ms: float) -> None:
+        self._recent.append(ms)
+        self._sorted = None
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+    def quantile(self, q: float) -> float:
+        if self._sorted is None:
+            self._sorted = sorted(self._recent)
+        values = self._sorted
+        return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
 
 
 @dataclass(slots=True)
@@ -40,6 +67,8 @@ class _RouteStat:
     prior_tokens_per_s: float
     samples: int = 0
     last_at: float = 0.0
+    ttfts: _Samples = field(default_factory=_Samples)  # streams: time to the first token
+    totals: _Samples = field(default_factory=_Samples)  # JSON answers: the whole answer
 
 
 @dataclass(slots=True)
@@ -129,6 +158,7 @@ class LiveState:
             return
         if ttft_ms is not None and ttft_ms >= 0:
             stat.ttft_ms += EWMA_ALPHA * (ttft_ms - stat.ttft_ms)
+            stat.ttfts.add(ttft_ms)
         if generation_s and generation_s > 0.005 and output_tokens >= 8:
             stat.tokens_per_s += EWMA_ALPHA * (output_tokens / generation_s - stat.tokens_per_s)
         stat.samples += 1
@@ -140,6 +170,7 @@ class LiveState:
         stat = self._routes.get(route)
         if stat is None or total_ms <= 0:
             return
+        stat.totals.add(total_ms)
         if output_tokens < 8:  # nearly all of it was the wait for the first token
             stat.ttft_ms += EWMA_ALPHA * (total_ms - stat.ttft_ms)
         else:
@@ -150,6 +181,18 @@ class LiveState:
         stat.samples += 1
         stat.last_at = self._clock()
         self._refresh_service(route.partition(":")[0])
+
+    def hang_floor_s(self, route: str, retry: RetrySettings, ceiling_s: float, *, stream: bool) -> float:
+        """How long an attempt on ``route`` may go without its first token (stream) or its answer
+        (JSON) before it counts as hung: ``first_token_factor`` x the route's observed
+        ``first_token_quantile``, within [``first_token_min_s``, ``ceiling_s``]; ``ceiling_s`` (the
+        backend's ``first_token_timeout_s``) until the route has enough observations."""
+        stat = self._routes.get(route)
+        samples = None if stat is None else stat.ttfts if stream else stat.totals
+        if retry.first_token_factor <= 0 or samples is None or len(samples) < retry.first_token_min_samples:
+            return ceiling_s
+        learned = retry.first_token_factor * samples.quantile(retry.first_token_quantile) / 1000.0
+        return min(ceiling_s, max(retry.first_token_min_s, learned))
 
     def breaker(self, backend: str) -> CircuitBreaker:
         breaker = self._breakers.get(backend)

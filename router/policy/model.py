@@ -125,6 +125,15 @@ class RetrySettings(_Strict):
                                        "(at least first_token_timeout_s, at most timeout_s) before it counts as "
                                        "a timeout and the chain moves on; 0: timeout_s alone")
     max_retry_after_s: float = Field(default=5, ge=0, description="longer retry-after means: move on")
+    # The hung-upstream floor follows what each route really does (issue 12): once a route has
+    # ``first_token_min_samples`` observations, its floor is ``first_token_factor`` x the
+    # ``first_token_quantile`` of its recent times to first token (streams) or answer times (JSON),
+    # kept within [first_token_min_s, the backend's first_token_timeout_s].
+    first_token_factor: float = Field(
+        default=3.0, ge=0, description="x the observed quantile of a route's TTFT = its hang floor; 0: fixed floor")
+    first_token_quantile: float = Field(default=0.99, gt=0, le=1, description="the quantile of observed TTFTs used")
+    first_token_min_s: float = Field(default=1.0, gt=0, description="the learned floor never goes below this")
+    first_token_min_samples: int = Field(default=20, ge=1, description="observations before the floor is learned")
 
 
 class CircuitSettings(_Strict):

@@ -9,7 +9,8 @@ A file caught half-written must never be applied: many truncations of a policy s
 (a missing section silently takes its defaults). So a polled change is applied only once the
 file has been seen unchanged by two polls in a row, and only when it keeps every top-level section
 and every key of the settings blocks (``retry``, ``swarm``, ...) that the policy in force sets
-(dropping one on purpose needs a restart). The last reload's result and problems are in ``last_reload`` (shown on the status page).
+(dropping one on purpose needs a restart). The last reload's result and problems are in
+``last_reload`` (shown on the status page).
 """
 
 from __future__ import annotations
