@@ -5,6 +5,7 @@ direction) so cardinality stays bounded: never prompts, keys or user ids.
 
 Closed label values used across the code base:
 - status: ok | client_error | rate_limited | upstream_error | timeout | infeasible | cancelled
+  | internal_error (a bug of ours; route/task_type/mode "none" when it struck before the decision)
 - reason (rejections): context | modality | tools | mode | circuit_open | capacity | cost | latency
   | disabled | quality
 - reason (fallbacks) / kind (upstream errors): http_5xx | http_4xx | rate_limited | timeout
