@@ -8,6 +8,7 @@ before saying on the ``AnswerStream`` how it ended. Rendering is the front door'
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -19,6 +20,8 @@ from router.exchange import AnswerStream, Routed
 from router.observability.tracing import Tracer
 from router.pipeline.accounting import Accounting
 from router.swarm import SwarmStream
+
+log = logging.getLogger("router")
 
 
 def _identity(routed: Routed, first: dict[str, Any], model: str) -> tuple[Any, Any, Any]:
@@ -55,12 +58,17 @@ async def upstream_chunks(routed: Routed, opened: OpenStream, out: AnswerStream,
         status, error_kind = "upstream_error", exc.kind
         dispatcher.upstream_failed_mid_stream(opened, exc)
         out.error = errors.UpstreamFailed(f"The upstream failed mid-stream ({exc.kind}); the answer is incomplete.")
+    except Exception:  # a bug of ours: still an ending in the protocol's shape, and counted as such
+        log.exception("unexpected error relaying a stream")
+        status, error_kind = "internal_error", "internal_error"
+        out.error = errors.RouterError("The gateway hit an internal error; it has been logged.")
     except BaseException:
         status = "cancelled"  # the client went away: closing `rest` closed the upstream call
         raise
     finally:
         await opened.rest.aclose()
-        opened.release(None if status == "cancelled" else status == "ok")  # a leaving client is no verdict
+        # A leaving client, or a bug of ours, is no verdict on the backend.
+        opened.release(None if status in ("cancelled", "internal_error") else status == "ok")
         cost = usage.cost_usd(backend)
         if status == "ok":
             dispatcher.observe_stream(opened, usage, ended_at)
