@@ -32,12 +32,19 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["demo"] = True
     settings = Settings(**overrides)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from router.server import ConnectionLimits, GatewayServer, guarded_protocol
     from router.services import Services
 
     # Built before the server starts, so a bad policy or artifact is one clear message, not a traceback.
     app = create_app(settings, Services.build(settings))
-    uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
-                access_log=False, log_level=settings.log_level.lower(), timeout_graceful_shutdown=30)
+    limits = ConnectionLimits(header_timeout_s=settings.header_timeout_s, body_timeout_s=settings.body_timeout_s,
+                              max_connections=settings.max_connections)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop", http=guarded_protocol(limits),
+                            access_log=False, log_level=settings.log_level.lower(),
+                            timeout_keep_alive=max(1, round(settings.keep_alive_s)),
+                            timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
+                            backlog=2048)
+    GatewayServer(config, app.drain).run()  # type: ignore[attr-defined]
     return 0
 
 

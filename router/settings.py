@@ -31,3 +31,8 @@ class Settings(BaseSettings):
     # Hardening (issue 12): request shape caps, connection reaping, shutdown drain.
     max_messages: int = Field(default=2048, ge=1, description="more messages: 413")
     max_content_parts: int = Field(default=4096, ge=1, description="more content parts (summed): 413")
+    header_timeout_s: float = Field(default=10.0, gt=0, description="request line + headers must arrive within this")
+    body_timeout_s: float = Field(default=30.0, gt=0, description="the whole body within this after the headers")
+    keep_alive_s: float = Field(default=5.0, gt=0, description="an idle kept-alive connection is closed after this")
+    max_connections: int = Field(default=0, ge=0, description="0: RLIMIT_NOFILE minus headroom")
+    shutdown_grace_s: float = Field(default=30.0, ge=0, description="SIGTERM: in-flight requests get this long")

@@ -1,0 +1,245 @@
+"""The HTTP server around the app: connection reaping, a connection cap, and a drain on shutdown.
+
+What uvicorn 0.54 + httptools enforce by themselves: ``timeout_keep_alive`` closes a connection
+idle *after* a response. Not enforced: a connection that never sends a byte, headers that trickle
+in (slowloris), a body shorter than its ``content-length`` — each held forever; and accept() past
+the file-descriptor limit fails for everyone. ``limit_concurrency`` answers 503 only once headers
+are complete, while the idle sockets keep their descriptors. So this module adds, per connection:
+
+- a header timeout: the request line and headers must arrive within ``header_timeout_s`` of the
+  connection (or of the first byte of the next request on a kept-alive one);
+- a body timeout: the whole body within ``body_timeout_s`` of the headers (408 in OpenAI's shape
+  if nothing was answered yet);
+- a connection cap below the descriptor limit: past it, the oldest connection with no request in
+  progress is closed to make room; when every connection is busy, the new one gets a 503;
+- a malformed request (e.g. a NUL byte in a header) gets a 400 in OpenAI's JSON shape, not text.
+
+And for the whole server, ``Drain``: on SIGTERM uvicorn stops accepting and waits up to its grace
+period, then cancels what is left (a JSON client got ``500 text/plain``, a stream was cut). Just
+before that, ``Drain`` ends each request still in flight itself: 503 in OpenAI's shape when nothing
+was sent yet, an error chunk and ``[DONE]`` for a stream under way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import resource
+import socket
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from router import errors
+
+log = logging.getLogger("router")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Descriptors kept free under the cap: upstream connections, log files, the policy file, the demo.
+_FD_HEADROOM = 160
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_connections: int = 0  # 0: derived from the process's descriptor limit
+
+    def cap(self) -> int:
+        """The connection cap: the configured one, never closer than the headroom to RLIMIT_NOFILE."""
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        by_fds = max(16, soft - _FD_HEADROOM) if soft != resource.RLIM_INFINITY else 1_000_000
+        return min(self.max_connections, by_fds) if self.max_connections > 0 else by_fds
+
+
+def _raw_response(status: int, reason: str, err: errors.RouterError) -> bytes:
+    body = err.body_bytes()
+    return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode("ascii") + body
+
+
+class _Guard:
+    """Connections of one server, oldest first, with the limits they live under."""
+
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self.limits = limits
+        self.cap = limits.cap()
+        self.open: dict[GuardedProtocol, float] = {}  # insertion order = age
+        self.evicted = 0
+        self.refused = 0
+        self.reaped = 0
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with header/body timeouts, the cap and JSON 400s."""
+
+    guard: _Guard  # set on the subclass made by ``guarded_protocol``
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._in_headers = False
+        guard = self.guard
+        guard.open[self] = time.monotonic()
+        self._arm(guard.limits.header_timeout_s)
+        if len(guard.open) > guard.cap and not self._make_room():
+            guard.refused += 1
+            err = errors.Unavailable("The gateway is at its connection limit; retry shortly.")
+            transport.write(_raw_response(503, "Service Unavailable", err))
+            transport.close()
+
+    def _make_room(self) -> bool:
+        """Close the oldest connection that has no request in progress (idle or still sending headers)."""
+        for other in self.guard.open:
+            if other is not self and (other.cycle is None or other.cycle.response_complete):
+                self.guard.evicted += 1
+                other._close()
+                return True
+        return False
+
+    def _arm(self, delay_s: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(delay_s, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _close(self) -> None:
+        self.guard.open.pop(self, None)
+        self._disarm()
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _expired(self) -> None:
+        self._deadline = None
+        self.guard.reaped += 1
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and not cycle.response_started:
+            # Headers came, the body did not: say so (the app sees a disconnect and stops).
+            err = errors.RouterError("The request body did not arrive in time.", code="request_timeout")
+            with contextlib.suppress(Exception):
+                self.transport.write(_raw_response(408, "Request Timeout", err))
+        self._close()
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn cancels its keep-alive timer on any byte; a request that starts must still
+        # complete its headers in time, however slowly it trickles in.
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and not self._in_headers:
+            self._in_headers = True
+            self._arm(self.guard.limits.header_timeout_s)
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._arm(self.guard.limits.body_timeout_s)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()  # the app has the whole request; from here the answer takes what it takes
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.guard.open.pop(self, None)
+        self._disarm()
+        super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        err = errors.InvalidRequest(f"{msg} (malformed request line or headers)")
+        self.transport.write(_raw_response(400, "Bad Request", err))
+        self.transport.close()
+
+
+def guarded_protocol(limits: ConnectionLimits) -> type[GuardedProtocol]:
+    """A protocol class for uvicorn's ``http=`` bound to one server's guard."""
+    return type("GuardedHttpToolsProtocol", (GuardedProtocol,), {"guard": _Guard(limits)})
+
+
+class Drain:
+    """Ends the requests still in flight, in their protocol's shape, before the server cancels them."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ended: set[asyncio.Task[Any]] = set()
+        self.draining = False
+
+    def start(self, after_s: float) -> None:
+        """Shutdown began: in ``after_s`` seconds, end whatever is still running."""
+        self.draining = True
+        asyncio.get_running_loop().call_later(max(0.0, after_s), self.end_all)
+
+    def end_all(self) -> None:
+        for task in list(self._tasks):
+            if not task.done():
+                self._ended.add(task)
+                task.cancel()
+
+    async def serve(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run one request; if the drain ends it, finish the exchange in OpenAI's shape."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        started = finished = sse = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started, finished, sse
+            if message["type"] == "http.response.start":
+                started = True
+                sse = any(k == b"content-type" and v.startswith(b"text/event-stream")
+                          for k, v in message.get("headers") or ())
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                finished = True
+            await send(message)
+
+        try:
+            await app(scope, receive, watched)
+        except asyncio.CancelledError:
+            if task not in self._ended:
+                raise
+            task.uncancel()
+            await self._end(send, started=started, finished=finished, sse=sse)
+        finally:
+            self._tasks.discard(task)
+            self._ended.discard(task)
+
+    @staticmethod
+    async def _end(send: Send, *, started: bool, finished: bool, sse: bool) -> None:
+        err = errors.Unavailable("The gateway is shutting down; this request was not finished. Retry it.",
+                                 headers={"retry-after": "1"})
+        with contextlib.suppress(Exception):  # the client may be gone too
+            if not started:
+                await send({"type": "http.response.start", "status": err.status,
+                            "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
+                                        (b"connection", b"close")]})
+                await send({"type": "http.response.body", "body": err.body_bytes()})
+            elif sse and not finished:
+                frame = b"data: " + orjson.dumps(err.body()) + b"\n\ndata: [DONE]\n\n"
+                await send({"type": "http.response.body", "body": frame, "more_body": False})
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn's server, with the drain started as soon as shutdown begins."""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain, *, drain_margin_s: float = 2.0) -> None:
+        super().__init__(config)
+        self.drain = drain
+        self.drain_margin_s = drain_margin_s
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        grace = self.config.timeout_graceful_shutdown
+        if grace is not None:  # end them a little before uvicorn would cancel them
+            self.drain.start(grace - min(self.drain_margin_s, grace / 4))
+        await super().shutdown(sockets)
