@@ -8,6 +8,7 @@ health, metrics, the dry run) to FastAPI's thin handlers. Errors are always in t
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,6 +25,7 @@ from router.api.http import JSON, error_response
 from router.api.openapi import add_door_operations
 from router.doors.base import Door
 from router.doors.chat_completions import ChatCompletionsDoor
+from router.server import Drain
 from router.services import Services
 from router.settings import Settings
 
@@ -39,12 +41,14 @@ class RouterApp(FastAPI):
     """FastAPI, except that the front doors (the hot path) go straight to their ASGI endpoint."""
 
     front_door: FrontDoor
+    drain: Drain
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             door = self.front_door.door_for(scope["method"], scope["path"])
             if door is not None:
-                await self.front_door(scope, receive, send, door)
+                # Under the drain: a shutdown ends it in its protocol's shape.
+                await self.drain.serve(functools.partial(self.front_door, door=door), scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
@@ -70,6 +74,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app = RouterApp(title="model-router", version="0.1.0", lifespan=lifespan,
                     description="OpenAI-compatible gateway that routes each request to the right model and mode.")
     app.front_door = FrontDoor(lambda: app.state.services, doors())
+    app.drain = Drain()
 
     @app.exception_handler(errors.RouterError)
     async def _router_error(request: Request, exc: errors.RouterError) -> Response:
