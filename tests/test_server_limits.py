@@ -108,7 +108,8 @@ def test_trickling_headers_are_cut_after_the_header_timeout(limited_gateway: Gat
 
 
 def test_a_short_body_gets_a_408_in_openai_shape(limited_gateway: GatewayProcess) -> None:
-    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n"
+    head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: 100\r\n\r\n")
     answer = _raw_exchange(limited_gateway.port, head + b'{"model":', 10)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert orjson.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "request_timeout"

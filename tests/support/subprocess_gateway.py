@@ -34,7 +34,7 @@ class GatewayProcess:
             def preexec() -> None:
                 _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
-        self._log = open(log_path or os.devnull, "wb")  # noqa: SIM115 (closed in stop)
+        self._log = open(log_path or os.devnull, "wb")
         full_env = {"PATH": os.environ.get("PATH", ""), "LITELLM_LOCAL_MODEL_COST_MAP": "True",
                     "ROUTER_LOG_LEVEL": "warning", "ROUTER_POLICY_RELOAD_INTERVAL_S": "0", **env}
         self.proc = subprocess.Popen(
