@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from router import sse
+from router import offload, sse
 from router.doors.base import Incoming, JsonReply, Reply, StreamReply
 from router.errors import RouterError
 from router.exchange import CHAT_API, Answer, AnswerStream
@@ -30,9 +30,10 @@ class ChatCompletionsDoor:
         return exc.body_bytes()  # the error tree renders OpenAI's shape natively
 
     async def handle(self, incoming: Incoming, services: Services) -> Reply:
-        body = parse_json_body(incoming.body)
+        size = len(incoming.body)  # a big body is parsed and prepared in turns (router.offload)
+        body = await offload.sized(size, parse_json_body, incoming.body)
         result = await services.pipeline.serve(body, incoming.headers, arrived=incoming.arrived, api=self.api,
-                                               tenant=incoming.tenant)
+                                               tenant=incoming.tenant, size=size)
         if isinstance(result, AnswerStream):
             return StreamReply(stream_frames(result), result.headers)
         return JsonReply(render_answer(result), result.headers)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from router import errors, taxonomy
+from router import errors, offload, taxonomy
 from router.dispatch.executor import Dispatcher
 from router.engine.decide import Label, Limits, decide
 from router.engine.live import LiveState
@@ -57,12 +57,14 @@ class Pipeline:
         self.swarm = swarm
 
     async def serve(self, body: dict[str, Any], headers: Mapping[str, str], *, arrived: float,
-                    api: str = CHAT_API, tenant: str | None = None) -> Answer | AnswerStream:
-        """The whole request: trace, prepare, carry out (a stream when the body asks for one)."""
+                    api: str = CHAT_API, tenant: str | None = None, size: int = 0) -> Answer | AnswerStream:
+        """The whole request: trace, prepare, carry out (a stream when the body asks for one).
+        ``size``: the raw body's bytes (a big body is prepared in turns, see ``router.offload``)."""
         trace = self.tracer.start_request(body.get("model"))  # ends with the answer or the stream
         try:
             with trace.activate():
-                routed = self.prepare(body, headers, arrived=arrived, trace=trace, api=api, tenant=tenant)
+                routed = await offload.sized(size, self.prepare, body, headers, arrived=arrived, trace=trace,
+                                             api=api, tenant=tenant)
                 if body.get("stream"):
                     return await self.stream(routed)
                 return await self.complete(routed)
