@@ -163,6 +163,33 @@ class GuardedProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+# Headers that decide who the caller is or what the body is: sent twice, one server component would
+# read the first and another the last; so a request that repeats one is refused outright.
+_SINGLE_HEADERS = frozenset({b"authorization", b"x-api-key", b"content-length", b"content-type", b"host"})
+
+
+def repeated_header(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The first of ``_SINGLE_HEADERS`` that appears more than once (names arrive lower-cased)."""
+    seen: set[bytes] = set()
+    for name, _ in headers:
+        if name in _SINGLE_HEADERS:
+            if name in seen:
+                return name.decode("latin-1")
+            seen.add(name)
+    return None
+
+
+async def refuse_repeated_header(scope: Scope, send: Send) -> bool:
+    """Answer 400 (OpenAI's shape) if a header that must be single is repeated; True if it did."""
+    name = repeated_header(scope["headers"])
+    if name is None:
+        return False
+    err = errors.InvalidRequest(f"The {name} header is sent more than once; send it once.", param=name)
+    await send({"type": "http.response.start", "status": 400, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": err.body_bytes()})
+    return True
+
+
 def guarded_protocol(limits: ConnectionLimits) -> type[GuardedProtocol]:
     """A protocol class for uvicorn's ``http=`` bound to one server's guard."""
     return type("GuardedHttpToolsProtocol", (GuardedProtocol,), {"guard": _Guard(limits)})
