@@ -25,7 +25,7 @@ from router.api.http import JSON, error_response
 from router.api.openapi import add_door_operations
 from router.doors.base import Door
 from router.doors.chat_completions import ChatCompletionsDoor
-from router.server import Drain
+from router.server import Drain, refuse_repeated_header
 from router.services import Services
 from router.settings import Settings
 
@@ -45,6 +45,8 @@ class RouterApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            if await refuse_repeated_header(scope, send):
+                return  # one reading of Authorization (and the like) for every endpoint
             door = self.front_door.door_for(scope["method"], scope["path"])
             if door is not None:
                 # Under the drain: a shutdown ends it in its protocol's shape.
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     app = RouterApp(title="model-router", version="0.1.0", lifespan=lifespan,
                     description="OpenAI-compatible gateway that routes each request to the right model and mode.")
+    app.router.redirect_slashes = False  # its 307 built Location from the Host header: a 404 instead
     app.front_door = FrontDoor(lambda: app.state.services, doors())
     app.drain = Drain()
 
@@ -91,7 +94,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         cls = {404: errors.ModelNotFound, 405: errors.InvalidRequest}.get(exc.status_code, errors.InvalidRequest)
         err = cls(f"{request.method} {request.url.path}: {exc.detail}")
         err.instance_code = "not_found" if exc.status_code == 404 else None
-        return Response(err.body_bytes(), status_code=exc.status_code, media_type=JSON)
+        # exc.headers carries 405's Allow (RFC 9110 requires it).
+        return Response(err.body_bytes(), status_code=exc.status_code, media_type=JSON, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
