@@ -9,7 +9,7 @@ PORT   ?= 8080
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install install-dev run demo test lint bench schema dashboards sync-chart clean
+.PHONY: install install-dev run demo test lint bench schema dashboards sync-chart clean soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench: install-dev
 	$(BIN)/python benchmarks/bench_decision.py
 	$(BIN)/python benchmarks/bench_swarm.py
 	$(BIN)/python benchmarks/bench_observability.py
+
+# Bounded load with injected faults and a slow-connection flood (loopback, ~30 s; not in CI).
+soak: install-dev
+	$(BIN)/python benchmarks/soak.py
 
 # Regenerate the committed generated files (tests fail when they drift).
 schema: install
