@@ -507,3 +507,9 @@ def test_dockerfile_is_multi_stage_slim_locked_and_non_root() -> None:
 def test_dockerignore_keeps_the_venv_and_git_out_of_the_build_context() -> None:
     ignored = set((REPO / ".dockerignore").read_text().split())
     assert {".git", ".venv", ".env"} <= ignored
+
+
+def test_the_gateway_drains_within_the_pods_grace_period() -> None:
+    container = find(manifests(), "Deployment", FULLNAME)["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ROUTER_SHUTDOWN_GRACE_S"] == "110"  # 120 s grace - 5 s preStop - 5 s margin

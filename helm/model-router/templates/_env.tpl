@@ -13,6 +13,9 @@ The gateway's environment. Provider keys only ever come from secretKeyRef of an 
   value: {{ .Values.config.maxBodyBytes | int64 | quote }}
 - name: ROUTER_DEMO
   value: {{ include "model-router.demo" . | quote }}
+# The gateway drains within the pod's grace period: the preStop sleep (5 s) and a margin come off it.
+- name: ROUTER_SHUTDOWN_GRACE_S
+  value: {{ max 1 (sub (int .Values.terminationGracePeriodSeconds) 10) | quote }}
 {{- if .Values.clientKeys.enabled }}
 - name: ROUTER_CLIENT_KEYS_FILE
   value: {{ printf "%s/keys" (include "model-router.clientKeysDir" .) | quote }}
