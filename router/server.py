@@ -219,42 +219,52 @@ class Drain:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
-        started = finished = sse = False
-
-        async def watched(message: Message) -> None:
-            nonlocal started, finished, sse
-            if message["type"] == "http.response.start":
-                started = True
-                sse = any(k == b"content-type" and v.startswith(b"text/event-stream")
-                          for k, v in message.get("headers") or ())
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                finished = True
-            await send(message)
-
+        exchange = _Exchange(send)
         try:
-            await app(scope, receive, watched)
+            await app(scope, receive, exchange)
         except asyncio.CancelledError:
             if task not in self._ended:
                 raise
             task.uncancel()
-            await self._end(send, started=started, finished=finished, sse=sse)
+            await exchange.end()
         finally:
             self._tasks.discard(task)
             self._ended.discard(task)
 
-    @staticmethod
-    async def _end(send: Send, *, started: bool, finished: bool, sse: bool) -> None:
+
+class _Exchange:
+    """``send`` that remembers what was sent (kept minimal: it runs on every message)."""
+
+    __slots__ = ("_send", "done", "start")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.start: Message | None = None  # an app's first message is always http.response.start
+        self.done = False
+
+    async def __call__(self, message: Message) -> None:
+        if self.start is None:
+            self.start = message
+        elif not message.get("more_body", False):
+            self.done = True
+        await self._send(message)
+
+    async def end(self) -> None:
+        """A 503 in OpenAI's shape if nothing was sent; an error chunk and [DONE] for a stream under way."""
         err = errors.Unavailable("The gateway is shutting down; this request was not finished. Retry it.",
                                  headers={"retry-after": "1"})
+        start = self.start
+        sse = start is not None and any(k == b"content-type" and v.startswith(b"text/event-stream")
+                                        for k, v in start.get("headers") or ())
         with contextlib.suppress(Exception):  # the client may be gone too
-            if not started:
-                await send({"type": "http.response.start", "status": err.status,
-                            "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
-                                        (b"connection", b"close")]})
-                await send({"type": "http.response.body", "body": err.body_bytes()})
-            elif sse and not finished:
+            if start is None:
+                await self._send({"type": "http.response.start", "status": err.status,
+                                  "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
+                                              (b"connection", b"close")]})
+                await self._send({"type": "http.response.body", "body": err.body_bytes()})
+            elif sse and not self.done:
                 frame = b"data: " + orjson.dumps(err.body()) + b"\n\ndata: [DONE]\n\n"
-                await send({"type": "http.response.body", "body": frame, "more_body": False})
+                await self._send({"type": "http.response.body", "body": frame, "more_body": False})
 
 
 class GatewayServer(uvicorn.Server):
