@@ -162,3 +162,39 @@ def test_sigterm_ends_every_request_in_flight_in_its_protocols_shape(tmp_path: P
     events = sse_events(stream.text)
     assert events[-1] == "[DONE]" and events[-2]["error"]["type"] == "service_unavailable"
     assert any(e.get("choices") for e in events[:-2])  # it was streaming when the drain came
+
+
+def test_past_the_connection_cap_with_every_connection_busy_the_newcomer_gets_a_json_503(tmp_path: Path) -> None:
+    with DemoUpstreams() as demo:
+        for name in demo.names:
+            demo.set_behavior(name, ttft_ms=20, tokens_per_s=2)  # streams that take a while
+        gw = GatewayProcess(env={**demo_env(demo), "ROUTER_MAX_CONNECTIONS": "4"}, log_path=tmp_path / "gw.log")
+        try:
+            busy = []
+            for _ in range(4):
+                s = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+                payload = orjson.dumps({**BODY, "stream": True})
+                s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                          b"x-router-task-type: simple\r\ncontent-length: " + str(len(payload)).encode()
+                          + b"\r\n\r\n" + payload)
+                assert s.recv(65536).startswith(b"HTTP/1.1 200")  # streaming: the connection is busy
+                busy.append(s)
+            answer = _raw_exchange(gw.port, b"", 5)
+            assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
+            assert orjson.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["type"] == "service_unavailable"
+            for s in busy:
+                s.close()
+            with httpx.Client(base_url=gw.url, timeout=10) as http:  # room again once they are gone
+                assert wait_for(lambda: http.get("/healthz").status_code == 200)
+        finally:
+            gw.stop()
+
+
+def wait_for(predicate: Any, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if predicate():
+                return True
+        time.sleep(0.1)
+    return False
