@@ -47,6 +47,17 @@ def test_the_floor_follows_the_high_quantile_and_stays_within_its_bounds() -> No
     assert live.hang_floor_s("kimi:instant", off, 30.0, stream=True) == 30.0
 
 
+def test_a_route_with_no_recent_success_relearns_from_the_ceiling() -> None:
+    now = [1000.0]
+    loaded = load_policy_text(PACKAGED_POLICY.read_text(), env={"KIMI_API_BASE": "http://kimi.invalid/v1"})
+    live = LiveState(loaded.policy, clock=lambda: now[0])
+    for _ in range(30):
+        live.observe_latency("kimi:instant", ttft_ms=200, output_tokens=10, generation_s=0.1)
+    assert live.hang_floor_s("kimi:instant", RETRY, 30.0, stream=True) == 0.6
+    now[0] += 61  # every attempt since was cut as hung (those are not learned): start over
+    assert live.hang_floor_s("kimi:instant", RETRY, 30.0, stream=True) == 30.0
+
+
 def test_a_hung_primary_falls_back_within_five_times_its_p99_ttft(gateway_factory: Callable[..., Gateway]) -> None:
     policy = default_policy(**fast_overrides(
         backends={name: {"first_token_timeout_s": 30, "timeout_s": 60} for name in ("kimi", "gpt", "gpt-mini")},

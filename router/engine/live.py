@@ -186,10 +186,16 @@ class LiveState:
         """How long an attempt on ``route`` may go without its first token (stream) or its answer
         (JSON) before it counts as hung: ``first_token_factor`` x the route's observed
         ``first_token_quantile``, within [``first_token_min_s``, ``ceiling_s``]; ``ceiling_s`` (the
-        backend's ``first_token_timeout_s``) until the route has enough observations."""
+        backend's ``first_token_timeout_s``) until the route has enough observations, and again
+        when it has had no success for ``STALE_AFTER_S``."""
         stat = self._routes.get(route)
         samples = None if stat is None else stat.ttfts if stream else stat.totals
         if retry.first_token_factor <= 0 or samples is None or len(samples) < retry.first_token_min_samples:
+            return ceiling_s
+        if stat is not None and self._clock() - stat.last_at > STALE_AFTER_S:
+            # No success for a while: only successes are learned (the ones cut as hung are not), so a
+            # route that became slower than its floor would never be learned again — relearn from
+            # the ceiling.
             return ceiling_s
         learned = retry.first_token_factor * samples.quantile(retry.first_token_quantile) / 1000.0
         return min(ceiling_s, max(retry.first_token_min_s, learned))
