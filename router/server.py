@@ -214,19 +214,25 @@ class Drain:
                 self._ended.add(task)
                 task.cancel()
 
-    async def serve(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run one request; if the drain ends it, finish the exchange in OpenAI's shape."""
+    async def serve(self, app: Callable[..., Awaitable[None]], scope: Scope, receive: Receive, send: Send,
+                    door: Any = None) -> None:
+        """Run one request, ``app(scope, receive, send[, door])``; if the drain ends it, finish the
+        exchange in the door's shape (``door.error_body``; for a stream ``door.stream_error_frames``
+        if it has one) — OpenAI's without a door."""
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         exchange = _Exchange(send)
         try:
-            await app(scope, receive, exchange)
+            if door is None:
+                await app(scope, receive, exchange)
+            else:
+                await app(scope, receive, exchange, door)
         except asyncio.CancelledError:
             if task not in self._ended:
                 raise
             task.uncancel()
-            await exchange.end()
+            await exchange.end(door)
         finally:
             self._tasks.discard(task)
             self._ended.discard(task)
@@ -249,10 +255,12 @@ class _Exchange:
             self.done = True
         await self._send(message)
 
-    async def end(self) -> None:
-        """A 503 in OpenAI's shape if nothing was sent; an error chunk and [DONE] for a stream under way."""
+    async def end(self, door: Any = None) -> None:
+        """A 503 if nothing was sent; an error event (OpenAI's: a chunk and [DONE]) for a stream under way."""
         err = errors.Unavailable("The gateway is shutting down; this request was not finished. Retry it.",
                                  headers={"retry-after": "1"})
+        body = door.error_body(err) if door is not None else err.body_bytes()
+        stream_error_frames = getattr(door, "stream_error_frames", None)
         start = self.start
         sse = start is not None and any(k == b"content-type" and v.startswith(b"text/event-stream")
                                         for k, v in start.get("headers") or ())
@@ -261,9 +269,10 @@ class _Exchange:
                 await self._send({"type": "http.response.start", "status": err.status,
                                   "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
                                               (b"connection", b"close")]})
-                await self._send({"type": "http.response.body", "body": err.body_bytes()})
+                await self._send({"type": "http.response.body", "body": body})
             elif sse and not self.done:
-                frame = b"data: " + orjson.dumps(err.body()) + b"\n\ndata: [DONE]\n\n"
+                frame = stream_error_frames(err) if stream_error_frames is not None else \
+                    b"data: " + orjson.dumps(err.body()) + b"\n\ndata: [DONE]\n\n"
                 await self._send({"type": "http.response.body", "body": frame, "more_body": False})
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import httpx
@@ -11,6 +10,7 @@ import orjson
 import pytest
 
 from router import offload
+from router.errors import RequestTooLarge
 from router.protocol import parse_json_body, validate_chat_request
 from tests.conftest import Gateway
 
@@ -64,13 +64,10 @@ def test_a_quarter_million_parts_are_refused_before_they_are_parsed(gateway: Gat
     raw = orjson.dumps({"model": "auto", "messages": [{"role": "user", "content": [
         {"type": "text", "text": "a"}] * 250_000}]})
     with httpx.Client(base_url=gateway.url, timeout=30) as http:
-        started = time.perf_counter()
         r = http.post("/v1/chat/completions", content=raw, headers={"content-type": "application/json"})
-        took = time.perf_counter() - started
-        assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
-        t0 = time.perf_counter()
-        parse = pytest.raises(Exception)
-        with parse:
-            parse_json_body(raw)  # the same check, without HTTP: it never builds the 250k objects
-        assert time.perf_counter() - t0 < 0.05
-    assert took < 5
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+    # Refused by the key count on the raw bytes ("more than"), not after building 250k objects
+    # (that check would name the exact count).
+    assert "more than 4096 content parts" in r.json()["error"]["message"]
+    with pytest.raises(RequestTooLarge, match="more than"):
+        parse_json_body(raw)
