@@ -8,7 +8,6 @@ health, metrics, the dry run) to FastAPI's thin handlers. Errors are always in t
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -50,7 +49,7 @@ class RouterApp(FastAPI):
             door = self.front_door.door_for(scope["method"], scope["path"])
             if door is not None:
                 # Under the drain: a shutdown ends it in its protocol's shape.
-                await self.drain.serve(functools.partial(self.front_door, door=door), scope, receive, send)
+                await self.drain.serve(self.front_door, scope, receive, send, door)
                 return
         await super().__call__(scope, receive, send)
 
