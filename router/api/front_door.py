@@ -120,12 +120,14 @@ async def relay_sse(frames: AsyncGenerator[bytes, None], headers: dict[str, str]
 
 
 class _WrongMethod:
-    def __init__(self, door: Door) -> None:
+    def __init__(self, door: Door, allow: list[str]) -> None:
         self.api = door.api
         self.error_body = door.error_body
+        self.allow = ", ".join(sorted(allow))  # RFC 9110: a 405 names the methods that are allowed
 
     async def handle(self, incoming: Incoming, services: Services) -> JsonReply:
-        raise errors.MethodNotAllowed(f"{incoming.method} {incoming.path}: Method Not Allowed")
+        raise errors.MethodNotAllowed(f"{incoming.method} {incoming.path}: Method Not Allowed",
+                                      headers={"allow": self.allow})
 
 
 class FrontDoor:
@@ -136,7 +138,10 @@ class FrontDoor:
         self._services = services
         self._doors = doors
         self._prefixes = prefixes or []  # a door that checks the method itself (``/v1/responses/{id}``)
-        self._by_path = {path: _WrongMethod(door) for (_, path), door in doors.items()}
+        allow: dict[str, list[str]] = {}
+        for method, path in doors:
+            allow.setdefault(path, []).append(method)
+        self._by_path = {path: _WrongMethod(door, allow[path]) for (_, path), door in doors.items()}
 
     def door_for(self, method: str, path: str) -> Door | None:
         door = self._doors.get((method, path))
