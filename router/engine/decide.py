@@ -12,6 +12,12 @@ and when none does the request queues on the self-hosted pool rather than being 
 When nothing fits and the policy says ``best_effort``, the candidates that failed only on money or
 time are used, cheapest (or fastest) first, and ``Decision.spend_limit_usd`` lifts the money cap to
 the estimates of its chain (the ceiling cannot be met anyway).
+
+Exploration (``policy.exploration.rate``, off by default) stays pure too: the caller passes a
+uniform draw in [0, 1) as ``explore_draw``; below the rate, another *feasible* candidate (so never
+one that breaks the ceiling or the budget) is chosen uniformly, and ``Decision.propensity`` is the
+probability that the chosen route was chosen (1.0 when nothing was random). The signals the
+decision read are kept on ``Decision.signals_used``, so a logged decision can be replayed exactly.
 """
 
 from __future__ import annotations
@@ -99,6 +105,10 @@ class Decision:
     chosen: Candidate | None
     fallbacks: list[Candidate]
     best_effort: bool = False
+    propensity: float = 1.0        # probability of choosing `chosen` given the inputs (exploration)
+    explored: bool = False         # chosen by exploration rather than by the objective
+    explore_draw: float | None = None  # the caller's uniform draw, logged so replay can repeat it
+    signals_used: SignalsUsed | None = None
 
     @property
     def chain(self) -> list[Candidate]:
@@ -124,23 +134,39 @@ class Decision:
         return ", ".join(parts) or "no candidate routes"
 
 
-class _Snapshot:
-    """The signals of one decision, each backend read once (and consistently for all its routes)."""
+@dataclass(frozen=True, slots=True)
+class SignalsUsed:
+    """Exactly what a decision read from the live signals (route and backend views)."""
 
-    __slots__ = ("_backends", "_signals")
+    routes: dict[str, RouteSignals]
+    backends: dict[str, BackendSignals]
+
+
+class _Snapshot:
+    """The signals of one decision, each route and backend read once (and consistently for all
+    its routes); what was read is what the decision log records for replay."""
+
+    __slots__ = ("_backends", "_routes", "_signals")
 
     def __init__(self, signals: Signals) -> None:
         self._signals = signals
         self._backends: dict[str, BackendSignals] = {}
+        self._routes: dict[str, RouteSignals] = {}
 
     def route(self, route: str) -> RouteSignals:
-        return self._signals.route(route)
+        live = self._routes.get(route)
+        if live is None:
+            live = self._routes[route] = self._signals.route(route)
+        return live
 
     def backend(self, backend: str) -> BackendSignals:
         load = self._backends.get(backend)
         if load is None:
             load = self._backends[backend] = self._signals.backend(backend)
         return load
+
+    def used(self) -> SignalsUsed:
+        return SignalsUsed(self._routes, self._backends)
 
 
 def route_serves_mode(route_mode: str, wanted: str) -> bool:
@@ -299,11 +325,32 @@ def _rank(policy: Policy, feasible: list[Candidate], min_quality: float) -> list
     return good + rest
 
 
+def _explore(decision: Decision, ranked: list[Candidate], rate: float, draw: float) -> None:
+    """With probability ``rate``, choose uniformly among the other feasible candidates.
+
+    One uniform draw decides both whether to explore and which alternative: ``draw < rate`` explores
+    and ``draw / rate`` (again uniform on [0, 1)) picks the alternative. Only feasible candidates are
+    ranked, so exploration never breaks the request's ceiling or budget.
+    """
+    others = len(ranked) - 1
+    if others < 1 or rate <= 0:
+        return
+    if draw >= rate:
+        decision.propensity = 1.0 - rate
+        return
+    pick = ranked[1 + min(others - 1, int(draw / rate * others))]
+    decision.chosen = pick
+    decision.fallbacks = [c for c in ranked if c is not pick]
+    decision.propensity = rate / others
+    decision.explored = True
+
+
 def decide(policy: Policy, facts: RequestFacts, label: Label, limits: Limits, signals: Signals, *,
-           forced_mode: str | None = None, direct_route: str | None = None) -> Decision:
+           forced_mode: str | None = None, direct_route: str | None = None,
+           explore_draw: float | None = None) -> Decision:
     routes = [direct_route] if direct_route else candidate_routes(policy, label.task_type, forced_mode)
     forced = direct_route is not None or forced_mode is not None
-    signals = _Snapshot(signals)
+    signals = snapshot = _Snapshot(signals)
     candidates: list[Candidate] = []
     for route in routes:
         if route == taxonomy.SWARM_ROUTE:
@@ -328,7 +375,12 @@ def decide(policy: Policy, facts: RequestFacts, label: Label, limits: Limits, si
     ranked = _rank(policy, feasible, min_quality)
     decision = Decision(task_type=label.task_type, confidence=label.confidence, limits=limits,
                         objective=policy.objective, candidates=candidates,
-                        chosen=ranked[0] if ranked else None, fallbacks=ranked[1:])
+                        chosen=ranked[0] if ranked else None, fallbacks=ranked[1:],
+                        signals_used=snapshot.used(), explore_draw=explore_draw)
+    # Explore only among routes the objective could pick for `auto` (a client's forced route or
+    # mode is a contract, not an experiment).
+    if explore_draw is not None and not forced and ranked:
+        _explore(decision, ranked, policy.exploration.rate, explore_draw)
     if decision.chosen is None and policy.on_infeasible == "best_effort":
         # Closest to the contract: only money/time were the problem; cheapest (or fastest) first.
         soft = [c for c in candidates if _MONEY_AND_TIME.issuperset(c.reasons)]

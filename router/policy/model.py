@@ -168,6 +168,13 @@ class ClassifierSettings(_Strict):
     fallback_task_type: str = "reasoning"
 
 
+class ExplorationSettings(_Strict):
+    """Off-policy data for tuning: a share of ``auto`` requests goes to another feasible candidate."""
+
+    rate: float = Field(default=0.0, ge=0, le=0.5, description="share of auto requests sent to another "
+                        "feasible candidate (never one over the ceiling or budget); its propensity is logged")
+
+
 class Policy(_Strict):
     version: str = "1"
     name: str = "default"
@@ -187,6 +194,9 @@ class Policy(_Strict):
     engine_metrics: EngineMetricsSettings = EngineMetricsSettings()
     swarm: SwarmSettings = SwarmSettings()
     classifier: ClassifierSettings = ClassifierSettings()
+    exploration: ExplorationSettings = ExplorationSettings()
+    shadow: str | None = Field(default=None, description="a candidate policy file decided next to this one "
+                               "after each answer (never dispatched); relative to this file")
 
     @cached_property
     def routes(self) -> dict[str, tuple[str, str]]:
