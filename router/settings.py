@@ -36,3 +36,16 @@ class Settings(BaseSettings):
     keep_alive_s: float = Field(default=5.0, gt=0, description="an idle kept-alive connection is closed after this")
     max_connections: int = Field(default=0, ge=0, description="0: RLIMIT_NOFILE minus headroom")
     shutdown_grace_s: float = Field(default=30.0, ge=0, description="SIGTERM: in-flight requests get this long")
+
+    # --- the tuning loop (decision log, feedback, shadow policy) ---
+    decision_log: str = Field(default="", description="JSONL path for one record per request; '-' = stdout; "
+                              "empty = off")
+    decision_log_max_mb: float = Field(default=100, gt=0, description="rotate the decision log at this size")
+    decision_log_files: int = Field(default=10, ge=1, description="decision-log files kept (current + rotated)")
+    feedback_retention_s: float = Field(default=7 * 86_400, gt=0, description="feedback accepted this long "
+                                        "after the answer")
+    feedback_max_ids: int = Field(default=200_000, gt=0, description="answered request ids kept for feedback")
+    shadow_policy: str = Field(default="", description="a candidate policy decided next to the live one; "
+                               "overrides the policy's shadow:")
+    demo_quality: str = Field(default="", description="demo upstreams: YAML {task_type: {route: mean}} of latent "
+                              "answer quality (the demo truth)")

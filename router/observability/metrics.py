@@ -26,6 +26,7 @@ _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32)
 _FAST_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 _CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 _AGENT_BUCKETS = (1, 2, 3, 5, 8, 10, 15, 20, 30, 50, 75, 100)
+_SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 _EFFICIENCY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 CIRCUIT_STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
@@ -104,6 +105,30 @@ class RouterMetrics:
             "router_policy_reloads_total", "Policy reload attempts, by result.", ["result"], registry=r)
         self.policy_info = Gauge(
             "router_policy_info", "The policy in force (value 1).", ["name", "version"], registry=r)
+        # --- the tuning loop: decision log, feedback, exploration, shadow policy ---
+        self.decision_log_records = Counter(
+            "router_decision_log_records_total", "Records written to the decision log.", registry=r)
+        self.decision_log_dropped = Counter(
+            "router_decision_log_dropped_total", "Decision-log records lost, by reason "
+            "(queue_full | write_error | render_error).", ["reason"], registry=r)
+        self.feedback = Counter(
+            "router_feedback_total", "Feedback received on answers (POST /v1/feedback).",
+            ["route", "task_type"], registry=r)
+        self.feedback_score = Histogram(
+            "router_feedback_score", "Feedback scores (thumbs up = 1, down = 0).",
+            ["route", "task_type"], buckets=_SCORE_BUCKETS, registry=r)
+        self.exploration = Counter(
+            "router_exploration_total", "Requests sent to another feasible route by exploration.",
+            ["route", "task_type"], registry=r)
+        self.shadow_decisions = Counter(
+            "router_shadow_decisions_total", "Shadow-policy decisions next to the live route (never dispatched).",
+            ["route", "shadow_route"], registry=r)
+        self.shadow_estimated_cost = Counter(
+            "router_shadow_estimated_cost_usd_total", "Estimated cost of the shadow policy's choices.",
+            ["shadow_route"], registry=r)
+        self.shadow_live_estimated_cost = Counter(
+            "router_shadow_live_estimated_cost_usd_total",
+            "Estimated cost of the live choices on the same requests the shadow decided.", ["route"], registry=r)
         self._memoize_children()
 
     def publish_policy(self, name: str, version: str) -> None:

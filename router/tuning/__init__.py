@@ -1,0 +1,1 @@
+"""The tuning loop: decision records, shadow policy, and the offline side (eval, tune, replay) over DuckDB."""
