@@ -25,6 +25,7 @@ from router.demo.http_common import (
     start_stream,
     state_of,
 )
+from router.demo.quality import mark_answer
 from router.demo.replies import Planned, plan_reply, stop_list
 from router.demo.server_state import DemoServerState
 from router.demo.tool_schema import schema_problem
@@ -109,7 +110,7 @@ def plan_anthropic(state: DemoServerState, body: dict[str, Any]) -> Planned:
     mode = "thinking" if isinstance(thinking, dict) and thinking.get("type") == "enabled" else "default"
     tools = [{"name": t["name"], "parameters": t.get("input_schema") or {}} for t in body.get("tools") or []
              if "input_schema" in t]  # server tools (web search, …) have no schema: never "called" here
-    return plan_reply(
+    planned = plan_reply(
         from_anthropic(body.get("system"), body["messages"], body.get("tools") or ()),
         who=f"{body['model']} (via demo Anthropic)",
         mode=mode,
@@ -120,6 +121,7 @@ def plan_anthropic(state: DemoServerState, body: dict[str, Any]) -> Planned:
         max_tokens=body["max_tokens"],
         stop=stop_list(body.get("stop_sequences")),
     )
+    return mark_answer(state.quality, planned, server=state.spec.name, kind="anthropic", model=str(body["model"]))
 
 
 def _stop(planned: Planned) -> tuple[str, str | None]:

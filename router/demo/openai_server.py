@@ -12,7 +12,8 @@ import orjson
 from aiohttp import web
 
 from router.demo import engine_metrics
-from router.demo.answers import fragments
+from router.demo.answers import Reply, fragments
+from router.demo.completion import finish
 from router.demo.conversation import from_openai
 from router.demo.http_common import (
     STATE_KEY,
@@ -28,6 +29,7 @@ from router.demo.http_common import (
     start_stream,
     state_of,
 )
+from router.demo.quality import JUDGE_MODEL, judge_reply, mark_answer
 from router.demo.replies import Planned, plan_reply, stop_list
 from router.demo.server_state import DemoServerState
 from router.demo.tool_schema import schema_problem
@@ -101,7 +103,11 @@ def plan_openai(state: DemoServerState, body: dict[str, Any]) -> Planned:
     model = str(body.get("model") or state.spec.served_model)
     tools = [t["function"] for t in body.get("tools") or []]
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-    return plan_reply(
+    if kind == "openai" and model == JUDGE_MODEL:  # the demo judge grades from the latent quality
+        conv = from_openai(body["messages"], [])
+        return Planned("default", "chat", conv, finish(Reply(None, judge_reply(state.quality, body["messages"])),
+                                                       max_tokens=None, stop=[]))
+    planned = plan_reply(
         from_openai(body["messages"], tools),
         who=who_answers(kind, model, mode),
         mode=mode,
@@ -114,6 +120,7 @@ def plan_openai(state: DemoServerState, body: dict[str, Any]) -> Planned:
         json_mode=isinstance(body.get("response_format"), dict)
         and body["response_format"].get("type") in ("json_object", "json_schema"),
     )
+    return mark_answer(state.quality, planned, server=state.spec.name, kind=kind, model=model)
 
 
 def _usage(planned: Planned) -> dict[str, Any]:

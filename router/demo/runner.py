@@ -57,12 +57,15 @@ def base_url_for(spec: DemoServerSpec, port: int) -> str:
 class DemoUpstreams:
     """Starts the demo servers on 127.0.0.1 (port 0 each) and gives access to them by name."""
 
-    def __init__(self, specs: list[DemoServerSpec] | None = None) -> None:
+    def __init__(self, specs: list[DemoServerSpec] | None = None, *, quality: Any = None) -> None:
+        """``quality``: a ``router.demo.quality.DemoQuality`` (the demo truth) shared by every server."""
         specs = list(specs) if specs is not None else list(DEFAULT_SPECS)
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
             raise ValueError(f"demo server names must be unique, got {names}")
         self._states = {s.name: DemoServerState(s) for s in specs}
+        for state in self._states.values():
+            state.quality = quality
         self._ports: dict[str, int] = {}
         self._runners: list[web.AppRunner] = []
         self._loop: asyncio.AbstractEventLoop | None = None

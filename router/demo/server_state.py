@@ -136,6 +136,7 @@ class DemoServerState:
         self.prompt_tokens_total = 0
         self.generation_tokens_total = 0
         self._ids = 0
+        self.quality: Any = None  # router.demo.quality.DemoQuality: the demo truth, when one is given
 
     def next_id(self, prefix: str) -> str:
         self._ids += 1
