@@ -7,6 +7,7 @@ every front door, so the numbers on the dashboards and the lines in the log cann
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from router import errors
 from router.dispatch.upstream import Usage
@@ -14,11 +15,16 @@ from router.exchange import Routed
 from router.observability.access_log import AccessLog
 from router.observability.metrics import RouterMetrics
 
+if TYPE_CHECKING:
+    from router.tuning.recorder import DecisionRecorder
+
 # A failed request's status, by the HTTP status of its error (anything else: the upstream's fault).
 _FAILED_STATUS = {429: "rate_limited", 504: "timeout", 400: "client_error"}
 
 
 class Accounting:
+    recorder: DecisionRecorder | None = None  # the tuning loop's end-edge hook (set by Services.build)
+
     def __init__(self, metrics: RouterMetrics, access_log: AccessLog) -> None:
         self.metrics = metrics
         self.access_log = access_log
@@ -43,6 +49,9 @@ class Accounting:
             m.budget_outcomes.labels(route, "met" if met else "missed").inc()
         self.access_log.write(routed, route=route, mode=mode, status=status, usage=usage, cost=cost,
                               fallbacks=fallbacks, duration_s=total, ttft_s=ttft_s)
+        if self.recorder is not None:  # decision log + feedback window + shadow (off the request thread)
+            self.recorder.finished(routed, route=route, mode=mode, status=status, usage=usage, cost=cost,
+                                   fallbacks=fallbacks, duration_s=total, ttft_s=ttft_s)
         routed.trace.end({"router.request_id": routed.request_id,
                           "router.task_type": routed.label.task_type, "router.confidence": routed.label.confidence,
                           "router.route": route, "router.mode": mode, "router.status": status,
@@ -69,6 +78,9 @@ class Accounting:
         self.metrics.requests.labels("none", routed.label.task_type, "none", "infeasible").inc()
         self.access_log.write(routed, route="none", mode="none", status="infeasible", usage=Usage(), cost=0.0,
                               fallbacks=0, duration_s=time.perf_counter() - routed.arrived, ttft_s=None)
+        if self.recorder is not None:
+            self.recorder.finished(routed, route="none", mode="none", status="infeasible", usage=Usage(), cost=0.0,
+                                   fallbacks=0, duration_s=time.perf_counter() - routed.arrived, ttft_s=None)
         routed.trace.end({"router.request_id": routed.request_id, "router.task_type": routed.label.task_type,
                           "router.confidence": routed.label.confidence, "router.status": "infeasible"},
                          error="route_infeasible")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -109,7 +110,9 @@ class Pipeline:
                                   controls.latency_budget_ms or defaults.latency_budget_ms))
         with self.tracer.span("router.decide") as span:
             decision = decide(loaded.policy, facts, label, limits, self.live,
-                              forced_mode=forced_mode, direct_route=direct_route)
+                              forced_mode=forced_mode, direct_route=direct_route,
+                              # exploration's randomness comes from here, so decide() stays pure
+                              explore_draw=random.random() if loaded.policy.exploration.rate else None)
             if decision.chosen is not None:
                 span.set_attributes({"router.route": decision.chosen.route,
                                      "router.estimated_cost_usd": decision.chosen.cost_usd})
