@@ -20,6 +20,7 @@ from router.dispatch.relay import OpenAIRelay
 from router.dispatch.upstream import UpstreamClient
 from router.engine.engine_queue import EngineQueueScraper
 from router.engine.live import LiveState
+from router.feedback import AnsweredRequests
 from router.observability.access_log import AccessLog
 from router.observability.metrics import RouterMetrics
 from router.observability.tracing import Tracer
@@ -31,6 +32,7 @@ from router.protocol import BodyLimits, set_body_limits
 from router.settings import Settings
 from router.swarm import Swarm
 from router.tenancy import SingleTenant, TenantResolver
+from router.tuning.recorder import DecisionRecorder
 
 log = logging.getLogger("router")
 
@@ -87,6 +89,7 @@ class Services:
     scraper: EngineQueueScraper | None = None
     tenants: TenantResolver = field(default_factory=SingleTenant)
     started: bool = field(default=False)
+    recorder: DecisionRecorder = field(default=None)  # type: ignore[assignment]  # set by build()
 
     @classmethod
     def build(cls, settings: Settings, *, env: dict[str, str] | None = None, classifier: Classifier | None = None,
@@ -95,14 +98,14 @@ class Services:
         set_body_limits(BodyLimits(max_messages=settings.max_messages, max_content_parts=settings.max_content_parts))
         owns_demo = False
         if settings.demo and demo is None:
-            demo, owns_demo = _start_demo(), True
+            demo, owns_demo = _start_demo(settings), True
         if demo is not None:
             env.update(demo_env(demo))
         loaded = load_policy_file(Path(settings.policy_file), env=env)
         if demo is None and not loaded.policy.routes:
             log.warning("no backend is configured (set KIMI_API_BASE, OPENAI_API_KEY or ANTHROPIC_API_KEY); "
                         "starting the built-in demo upstreams")
-            demo, owns_demo = _start_demo(), True
+            demo, owns_demo = _start_demo(settings), True
             env.update(demo_env(demo))
         metrics = RouterMetrics()
         live = LiveState(loaded.policy)
@@ -125,9 +128,15 @@ class Services:
                             metrics=metrics, tracer=tracer, access_log=access_log,
                             swarm=Swarm(dispatcher=dispatcher, live=live, metrics=metrics, tracer=tracer))
         auth = ClientAuth.from_settings(settings.client_keys, settings.client_keys_file)
+        recorder = DecisionRecorder(
+            metrics=metrics, log_target=settings.decision_log or None, max_mb=settings.decision_log_max_mb,
+            files=settings.decision_log_files, log_prompts=settings.log_prompts,
+            shadow_setting=settings.shadow_policy or None, env=env,
+            answered=AnsweredRequests(retention_s=settings.feedback_retention_s, max_ids=settings.feedback_max_ids))
+        pipeline.accounting.recorder = recorder
         return cls(settings=settings, store=store, classifier=classifier, live=live, metrics=metrics,
                    tracer=tracer, clients=clients, pipeline=pipeline, auth=auth, access_log=access_log, demo=demo,
-                   owns_demo=owns_demo)
+                   owns_demo=owns_demo, recorder=recorder)
 
     def _publish_policy(self) -> None:
         policy = self.store.current.policy
@@ -161,16 +170,19 @@ class Services:
             await self.scraper.stop()
         await self.clients.aclose()
         self.access_log.close()
+        self.recorder.close()
         self.tracer.shutdown()
         if self.demo is not None and self.owns_demo:
             self.demo.stop()
         self.started = False
 
 
-def _start_demo() -> Any:
+def _start_demo(settings: Settings) -> Any:
     from router.demo import DemoUpstreams
+    from router.demo.quality import DemoQuality
 
-    demo = DemoUpstreams()
+    quality = DemoQuality.load(Path(settings.demo_quality)) if settings.demo_quality else None
+    demo = DemoUpstreams(quality=quality)
     demo.start()
     log.info("demo upstreams: kimi %s, gpt %s, claude %s", demo.base_url("kimi"), demo.base_url("gpt"),
              demo.base_url("claude"))
