@@ -1,4 +1,4 @@
-"""``model-router`` command line: serve, classify, route, train, check-policy."""
+"""``model-router`` command line: serve, classify, route, train, check-policy, eval, tune, replay."""
 
 from __future__ import annotations
 
@@ -157,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-policy", help="validate a policy file")
     check.add_argument("file")
     check.set_defaults(func=_check_policy)
+
+    from router.tuning.commands import add_commands  # eval, tune, replay (the tuning loop)
+
+    add_commands(sub)
     return parser
 
 

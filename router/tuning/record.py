@@ -69,6 +69,11 @@ def decision_record(routed: Routed, outcome: Outcome, *, log_prompts: bool = Fal
     label = routed.label
     forced_mode, direct_route = _request_shape(routed)
     used = decision.signals_used
+    probs = routed.probabilities
+    # The learned model's own top label (before the confidence floor): what the request most likely
+    # is, and what replay needs to re-apply another floor without parsing the probability map.
+    model_labelled = bool(probs) and (routed.rule is None or routed.rule.startswith("floor:"))
+    top = max(probs, key=probs.__getitem__) if model_labelled else None
     chosen = decision.chosen
     answered = routed.candidate(outcome.route) if chosen is not None else None
     record: dict[str, Any] = {
@@ -84,7 +89,8 @@ def decision_record(routed: Routed, outcome: Outcome, *, log_prompts: bool = Fal
         "stream": facts.stream, "messages": facts.messages, "input_tokens": facts.input_tokens,
         # label
         "task_type": label.task_type, "confidence": label.confidence, "answer_length": label.answer_length,
-        "subtasks": label.subtasks, "rule": routed.rule, "probabilities": routed.probabilities,
+        "subtasks": label.subtasks, "rule": routed.rule, "probabilities": probs,
+        "top_task_type": top, "top_probability": probs[top] if top else None,
         # limits and the live view the decision read
         "max_cost_usd": decision.limits.max_cost_usd, "latency_budget_ms": decision.limits.latency_budget_ms,
         "signals": None if used is None else {
