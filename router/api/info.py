@@ -73,6 +73,8 @@ async def router_status(request: Request) -> Response:
                                                   "digest": loaded.digest, "source": loaded.source},
             "backends": backends, "demo": services.demo is not None,
             "last_reload": services.store.last_reload.as_dict() if services.store.last_reload else None}
+    if services.demo is not None:  # lets `model-router eval` find the demo judge
+        body["demo_upstreams"] = {name: services.demo.base_url(name) for name in services.demo.names}
     return Response(orjson.dumps(body), media_type=JSON)
 
 
