@@ -45,7 +45,7 @@ def add_commands(sub: Any) -> None:
     ev.add_argument("--api-key", default=os.environ.get("ROUTER_API_KEY", "unused"))
     ev.add_argument("--out", required=True, help="results JSONL (appended; a rerun resumes)")
     ev.add_argument("--max-cost", type=float, required=True, help="hard limit in USD for the whole run")
-    ev.add_argument("--max-cost-per-call", type=float, help="ceiling of one call (default: max-cost / 50)")
+    ev.add_argument("--max-cost-per-call", type=float, help="ceiling of one call (default: max-cost / concurrency)")
     ev.add_argument("--concurrency", type=int, default=8)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--memory-limit", default="1GB")

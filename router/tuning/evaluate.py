@@ -63,8 +63,13 @@ class Budget:
     reserved: float = 0.0
 
     def reserve(self) -> float:
-        amount = min(self.per_call, self.limit - self.spent - self.reserved)
-        if amount <= 1e-9:
+        """A full ``per_call`` ceiling, or the last money when nothing else is in flight; 0 = wait."""
+        available = self.limit - self.spent - self.reserved
+        if available >= self.per_call:
+            amount = self.per_call
+        elif not self.reserved and available > 1e-9:
+            amount = available
+        else:
             return 0.0
         self.reserved += amount
         return amount
@@ -182,7 +187,8 @@ async def run_eval(prompts: Sequence[EvalPrompt], routes: Sequence[str], *, gate
     done = _done(out)
     todo = [(p, r) for p in prompts for r in routes if (p.prompt_id, r) not in done]
     run = EvalRun(skipped_done=len(prompts) * len(routes) - len(todo))
-    budget = Budget(limit=max_cost, per_call=per_call or max(max_cost / 50, 1e-6))
+    # Every slot can hold a reservation at once; the gateway caps each call at its reservation.
+    budget = Budget(limit=max_cost, per_call=per_call or max_cost / max(1, concurrency))
     client = openai.AsyncOpenAI(base_url=f"{gateway.rstrip('/')}/v1", api_key=api_key, max_retries=1, timeout=300)
     judge_client = client if judge_base_url is None else openai.AsyncOpenAI(
         base_url=judge_base_url, api_key=judge_api_key or api_key, max_retries=1, timeout=300)
@@ -190,10 +196,20 @@ async def run_eval(prompts: Sequence[EvalPrompt], routes: Sequence[str], *, gate
     bar = Progress(len(todo)) if progress else None
     sink = out.open("ab")
 
+    settled = asyncio.Condition()
+
+    async def reserve() -> float:
+        async with settled:
+            while True:
+                amount = budget.reserve()
+                if amount > 0:
+                    return amount
+                if not budget.reserved:
+                    raise _OverBudget  # spent, not merely reserved by calls in flight
+                await settled.wait()
+
     async def call(c: Any, model: str, messages: list[dict[str, Any]], through_gateway: bool) -> tuple[str, float]:
-        ceiling = budget.reserve() if through_gateway else 0.0
-        if through_gateway and ceiling <= 0:
-            raise _OverBudget
+        ceiling = await reserve() if through_gateway else 0.0
         extra = {"router": {"max_cost_usd": ceiling}} if through_gateway else None
         cost = 0.0
         try:
@@ -204,6 +220,8 @@ async def run_eval(prompts: Sequence[EvalPrompt], routes: Sequence[str], *, gate
         finally:
             if through_gateway:
                 budget.settle(ceiling, cost)
+                async with settled:
+                    settled.notify_all()
 
     async def one(prompt: EvalPrompt, route: str) -> None:
         async with gate:

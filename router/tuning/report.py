@@ -168,7 +168,8 @@ def _plots(directory: Path, prior: Policy, result: TuneResult, replay: ReplayRep
         ax2.set_ylim(0, 1.05)
         ax.set_xlabel("classifier confidence (top probability)")
         ax.set_ylabel("requests")
-        ax2.legend(loc="upper left", fontsize=7)
+        if agree or score:
+            ax2.legend(loc="upper left", fontsize=7)
         fig.tight_layout()
         fig.savefig(directory / "calibration.png", dpi=90)
         plt.close(fig)
