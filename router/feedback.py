@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,28 +35,36 @@ class Answered:
 
 
 class AnsweredRequests:
-    """Request ids answered recently: at most ``max_ids``, none older than ``retention_s``."""
+    """Request ids answered recently: at most ``max_ids``, none older than ``retention_s``.
+
+    Two generations of plain dicts: ids go into the current one; when it holds ``max_ids / 2`` it
+    becomes the previous one (the one before is dropped). An insert is one dict store — this runs on
+    the request thread — and memory stays bounded without a per-entry linked list.
+    """
 
     def __init__(self, *, retention_s: float = 7 * 86_400, max_ids: int = 200_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.retention_s = retention_s
         self.max_ids = max_ids
         self._clock = clock
-        self._ids: OrderedDict[str, Answered] = OrderedDict()
+        self._half = max(1, max_ids // 2)
+        self._current: dict[str, tuple[str, str, float]] = {}
+        self._previous: dict[str, tuple[str, str, float]] = {}
 
     def remember(self, request_id: str, route: str, task_type: str) -> None:
-        self._ids[request_id] = Answered(route, task_type, self._clock())
-        if len(self._ids) > self.max_ids:
-            self._ids.popitem(last=False)  # the oldest first: insertion order is answer order
+        current = self._current
+        current[request_id] = (route, task_type, self._clock())
+        if len(current) >= self._half:
+            self._previous, self._current = current, {}
 
     def get(self, request_id: str) -> Answered | None:
-        found = self._ids.get(request_id)
-        if found is None or self._clock() - found.at > self.retention_s:
+        found = self._current.get(request_id) or self._previous.get(request_id)
+        if found is None or self._clock() - found[2] > self.retention_s:
             return None
-        return found
+        return Answered(*found)
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._current) + len(self._previous)
 
 
 @dataclass(frozen=True, slots=True)

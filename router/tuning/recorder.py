@@ -50,8 +50,8 @@ class DecisionRecorder:
             self.metrics.exploration.labels(route, routed.label.task_type).inc()
         if self.log.target is None and not self._wants_shadow(routed):
             return
-        self.log.submit((routed, Outcome(status, route, mode, usage, cost, fallbacks, duration_s, ttft_s,
-                                         time.time())))
+        # A plain tuple: the Outcome is built on the writer thread (every µs here is a request's).
+        self.log.submit((routed, status, route, mode, usage, cost, fallbacks, duration_s, ttft_s, time.time()))
 
     def _wants_shadow(self, routed: Routed) -> bool:
         return bool(self._shadow_setting or routed.loaded.policy.shadow)
@@ -63,7 +63,8 @@ class DecisionRecorder:
     def _render(self, item: Any) -> bytes | None:
         if isinstance(item, bytes):
             return item
-        routed, outcome = item
+        routed, *ended = item
+        outcome = Outcome(*ended)
         record = decision_record(routed, outcome, log_prompts=self._log_prompts)
         if routed.decision.chosen is not None and outcome.status == "ok":
             self._shadow(routed, record)
