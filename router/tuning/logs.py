@@ -75,6 +75,7 @@ def open_logs(paths: Sequence[str], *, memory_limit: str = "1GB", threads: int |
     con = con or duckdb.connect()
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute("SET preserve_insertion_order = false")  # lets big scans stream instead of buffering
+    con.execute("SET enable_progress_bar = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     union = " UNION ALL ".join(f"({_select_known(p, con)})" for p in paths)

@@ -4,7 +4,7 @@ logged traffic, against the live policy (what the log says happened) or another 
 Decisions come from the same pure ``decide()`` the gateway runs. Requests whose decision inputs
 agree are decided once (grouped in SQL, not a Python loop per row): by default the inputs are the
 logged facts with prompt sizes rounded to 2 significant digits, the limits, the label (re-applying
-the candidate's confidence floor to the classifier's top probability, rounded to 0.01) and the
+the candidate's confidence floor to the classifier's top probability) and the
 candidate's own latency priors (circuits closed, no load) — the steady state. ``exact=True`` decides
 every request on its logged inputs including the live signals it saw: replaying the live policy
 that way reproduces the logged decisions.
@@ -51,7 +51,7 @@ def _sig2(col: str) -> str:
 _GROUP_COLUMNS = {
     "task_type": "task_type",
     "top_task_type": "top_task_type",
-    "top_probability": "round(top_probability, 2)",
+    "top_probability": "(top_probability >= {floor})",  # all a floor comparison needs: one bit
     "answer_length": "answer_length", "subtasks": "subtasks",
     "images": "images", "videos": "videos", "has_tools": "has_tools", "max_output_tokens": "max_output_tokens",
     "text_chars": _sig2("text_chars"), "text_bytes": _sig2("text_bytes"),
@@ -132,16 +132,20 @@ def _label(row: dict[str, Any], policy: Policy) -> Label:
     if isinstance(probs, str):
         record["probabilities"] = orjson.loads(probs)
     elif row.get("top_task_type") is not None:
-        # Grouped mode: the top label and its probability are all a floor comparison needs.
-        record["probabilities"] = {row["top_task_type"]: float(row["top_probability"] or 0.0)}
-        record["rule"] = None
+        # Grouped mode: the key holds whether the top probability clears this policy's floor.
+        cfg = policy.classifier
+        answer_length, subtasks = str(record["answer_length"]), int(record["subtasks"])
+        if row["top_probability"]:
+            return Label(row["top_task_type"], float(record["confidence"]), answer_length, subtasks)
+        return Label(cfg.fallback_task_type, 0.0, answer_length, subtasks)
     return label_under(record, policy.classifier.confidence_floor, policy.classifier.fallback_task_type)
 
 
 def decide_keys(con: duckdb.DuckDBPyConnection, policy: Policy, table: str, *, exact: bool) -> int:
     """Decide every distinct key of the log under ``policy`` into temp table ``table``
     (kh, route, est_cost, est_latency); returns how many decisions were computed."""
-    columns = _EXACT_COLUMNS if exact else _GROUP_COLUMNS
+    floor = repr(float(policy.classifier.confidence_floor))
+    columns = _EXACT_COLUMNS if exact else {k: v.replace("{floor}", floor) for k, v in _GROUP_COLUMNS.items()}
     key_expr = "hash(request_id)" if exact else f"hash({', '.join(columns.values())})"
     select = ", ".join(f"any_value({expr}) AS {name}" for name, expr in columns.items())
     cur = con.execute(f"SELECT {key_expr} AS kh, {select} FROM decisions WHERE {ROUTED} GROUP BY kh")
