@@ -628,9 +628,115 @@ def swarm() -> Json:
     )
 
 
+# ---------------------------------------------------------------- tuning panels (the tuning loop)
+
+
+def shadow_rate_stat() -> Json:
+    return stat("Shadow decisions", "Requests per second the shadow policy decided (after the answer; never "
+                "dispatched). 0 means no shadow is configured.",
+                [target(f"sum(rate(router_shadow_decisions_total[{RATE}]))", "decisions/s")], "reqps")
+
+
+def shadow_cost_delta_stat() -> Json:
+    expr = (f"(sum(rate(router_shadow_estimated_cost_usd_total[{RATE}]))"
+            f" - sum(rate(router_shadow_live_estimated_cost_usd_total[{RATE}])))"
+            f" / sum(rate(router_shadow_live_estimated_cost_usd_total[{RATE}]))")
+    return stat("Shadow estimated cost vs live", "Estimated cost of the shadow's choices relative to the live "
+                "choices on the same requests (negative = the shadow is cheaper).",
+                [target(expr, "delta")], "percentunit",
+                steps=thresholds((None, "green"), (0.0, "orange"), (0.1, "red")))
+
+
+def exploration_share_stat() -> Json:
+    expr = (f"sum(rate(router_exploration_total[{RATE}]))"
+            f" / sum(rate(router_requests_total{{status=\"ok\"}}[{RATE}]))")
+    return stat("Exploration share", "Share of answered requests sent to another feasible route by "
+                "exploration (policy exploration.rate).", [target(expr, "explored")], "percentunit")
+
+
+def feedback_rate_stat() -> Json:
+    return stat("Feedback per minute", "Feedback received on answers (POST /v1/feedback).",
+                [target(f"sum(rate(router_feedback_total[{RATE}])) * 60", "feedback/min")], "short",
+                decimals=1)
+
+
+def live_vs_shadow_routes() -> Json:
+    targets = [
+        target(f"sum by (route) (rate(router_shadow_decisions_total[{RATE}]))", "live {{route}}", "A"),
+        target(f"sum by (shadow_route) (rate(router_shadow_decisions_total[{RATE}]))",
+               "shadow {{shadow_route}}", "B"),
+    ]
+    return timeseries("Route shares: live vs shadow", "Requests per second by the live route and by the route "
+                      "the shadow policy would have chosen for the same requests.", targets, "reqps")
+
+
+def shadow_cost_per_hour() -> Json:
+    targets = [
+        target(f"sum(rate(router_shadow_live_estimated_cost_usd_total[{RATE}])) * 3600", "live (estimated)", "A"),
+        target(f"sum(rate(router_shadow_estimated_cost_usd_total[{RATE}])) * 3600", "shadow (estimated)", "B"),
+    ]
+    return timeseries("Estimated cost per hour: live vs shadow", "Estimated spend of the live and the shadow "
+                      "choices on the same requests.", targets, "currencyUSD", fill=0, decimals=3)
+
+
+def feedback_score_by_route() -> Json:
+    expr = (f"sum by (route, task_type) (rate(router_feedback_score_sum{{{REQ}}}[{RATE}]))"
+            f" / sum by (route, task_type) (rate(router_feedback_score_count{{{REQ}}}[{RATE}]))")
+    return timeseries("Feedback score by route and task type", "Mean feedback score (thumbs up = 1, down = 0).",
+                      [target(expr, "{{task_type}} / {{route}}")], "percentunit", fill=0, min=0, max=1)
+
+
+def feedback_by_route() -> Json:
+    return timeseries("Feedback by route", "Feedback per second, by the route that answered.",
+                      [target(f"sum by (route) (rate(router_feedback_total{{{REQ}}}[{RATE}]))", "{{route}}")],
+                      "reqps", stack="normal")
+
+
+def confidence_distribution() -> Json:
+    return heatmap("Classifier confidence distribution", "Calibrated confidence of the task-type label over "
+                   "time; `model-router tune` picks the floor from label corrections.",
+                   "router_classifier_confidence", "percentunit")
+
+
+def exploration_by_route() -> Json:
+    return timeseries("Exploration traffic by route", "Requests per second sent by exploration, by route.",
+                      [target(f"sum by (route) (rate(router_exploration_total{{{REQ}}}[{RATE}]))", "{{route}}")],
+                      "reqps", stack="normal")
+
+
+def decision_log_health() -> Json:
+    targets = [
+        target(f"sum(rate(router_decision_log_records_total[{RATE}]))", "written/s", "A"),
+        target(f"sum by (reason) (rate(router_decision_log_dropped_total[{RATE}]))", "dropped {{reason}}", "B"),
+    ]
+    return timeseries("Decision log", "Records written per second and records dropped (full queue, write "
+                      "errors, rendering bugs).", targets, "short", fill=0)
+
+
+def tuning() -> Json:
+    return dashboard(
+        "model-router-tuning", "model-router / Tuning",
+        "The tuning loop: live vs shadow policy, feedback, classifier confidence, exploration, decision log.",
+        [
+            (shadow_rate_stat(), 6, 4), (shadow_cost_delta_stat(), 6, 4), (exploration_share_stat(), 6, 4),
+            (feedback_rate_stat(), 6, 4),
+            (row("Live vs shadow"), 24, 1),
+            (live_vs_shadow_routes(), 12, 8), (shadow_cost_per_hour(), 12, 8),
+            (row("Feedback"), 24, 1),
+            (feedback_score_by_route(), 12, 8), (feedback_by_route(), 12, 8),
+            (row("Classifier and exploration"), 24, 1),
+            (confidence_distribution(), 12, 8), (exploration_by_route(), 12, 8),
+            (row("Decision log"), 24, 1),
+            (decision_log_health(), 24, 7),
+        ],
+        [ROUTE_VAR, TASK_VAR],
+    )
+
+
 # ---------------------------------------------------------------- output
 
-DASHBOARDS: dict[str, Callable[[], Json]] = {"overview": overview, "routing": routing, "swarm": swarm}
+DASHBOARDS: dict[str, Callable[[], Json]] = {"overview": overview, "routing": routing, "swarm": swarm,
+                                             "tuning": tuning}
 
 
 def render(build: Callable[[], Json]) -> str:

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DASHBOARDS = ROOT / "dashboards"
 GENERATED = DASHBOARDS / "generated"
 SCHEMA_CHECK = DASHBOARDS / "schema-check"
-NAMES = ("overview", "routing", "swarm")
+NAMES = ("overview", "routing", "swarm", "tuning")
 
 sys.path.insert(0, str(DASHBOARDS))
 import generate  # noqa: E402  (dashboards/ is not a package; the generator is a script)
@@ -92,6 +92,16 @@ def record_sample_traffic(m: RouterMetrics, tick: int = 0) -> None:
     m.policy_reloads.labels(result="ok").inc()
     m.policy_reloads.labels(result="error").inc(0)
     m.policy_info.labels(name="default", version="1").set(1)
+    # The tuning loop: decision log, feedback, exploration, shadow policy.
+    m.decision_log_records.inc(10)
+    m.decision_log_dropped.labels(reason="queue_full").inc(tick % 2)
+    for route, shadow_route in (("kimi:instant", "kimi:instant"), ("gpt:default", "kimi:thinking")):
+        m.feedback.labels(route=route, task_type="coding").inc()
+        m.feedback_score.labels(route=route, task_type="coding").observe(0.2 + 0.1 * (tick % 7))
+        m.exploration.labels(route=route, task_type="coding").inc()
+        m.shadow_decisions.labels(route=route, shadow_route=shadow_route).inc(2)
+        m.shadow_estimated_cost.labels(shadow_route=shadow_route).inc(0.001)
+        m.shadow_live_estimated_cost.labels(route=route).inc(0.0015)
 
 
 def exported_series(registry: CollectorRegistry) -> dict[str, set[str]]:

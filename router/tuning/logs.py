@@ -14,8 +14,10 @@ points ``--log`` at them; the same SQL runs over both formats.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 
@@ -76,6 +78,9 @@ def open_logs(paths: Sequence[str], *, memory_limit: str = "1GB", threads: int |
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute("SET preserve_insertion_order = false")  # lets big scans stream instead of buffering
     con.execute("SET enable_progress_bar = false")
+    # Spill to the system temp dir, not `.tmp` in whatever directory the command runs from.
+    spill = Path(tempfile.gettempdir()) / "model-router-duckdb"
+    con.execute(f"SET temp_directory = '{spill}'")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     union = " UNION ALL ".join(f"({_select_known(p, con)})" for p in paths)

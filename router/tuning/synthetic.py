@@ -9,6 +9,7 @@ explores 10 % of the time; scores come from a fixed truth per (task type, route)
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -39,6 +40,7 @@ def write_synthetic(path: Path, rows: int, *, fmt: str = "parquet", con: duckdb.
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")
+    con.execute(f"SET temp_directory = '{Path(tempfile.gettempdir()) / 'model-router-duckdb'}'")
     tasks = list(ROUTES)
     task_case = "CASE " + " ".join(f"WHEN t = {k} THEN '{name}'" for k, name in enumerate(tasks)) + " END"
     route_case = "CASE " + " ".join(f"WHEN t = {k} AND r = {j} THEN '{route}'" for k, name in enumerate(tasks)
