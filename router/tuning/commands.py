@@ -34,7 +34,7 @@ def _open(args: argparse.Namespace) -> Any:
 
 def add_commands(sub: Any) -> None:
     ev = sub.add_parser("eval", help="measure answer quality per (task type, route) with a judge model")
-    ev.add_argument("--prompts", help="JSONL: messages or prompt/text, and task_type or label")
+    ev.add_argument("--prompts", nargs="+", help="JSONL files: messages or prompt/text, and task_type or label")
     ev.add_argument("--log", nargs="*", default=[], help="or: decision logs written with ROUTER_LOG_PROMPTS=true")
     ev.add_argument("--sample", type=int, help="evaluate a random sample of this many prompts")
     ev.add_argument("--routes", required=True, help="comma-separated routes to answer each prompt")
@@ -92,7 +92,7 @@ def eval_command(args: argparse.Namespace) -> int:
     from router.tuning import evaluate
 
     if args.prompts:
-        prompts = evaluate.load_prompt_file(Path(args.prompts))
+        prompts = [p for path in args.prompts for p in evaluate.load_prompt_file(Path(path))]
     elif args.log:
         con, _ = _open(args)
         prompts = evaluate.prompts_from_log(con, args.sample or 1_000_000, args.seed)
