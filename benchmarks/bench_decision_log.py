@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_decision_log.py [--requests N]
 
-Builds real ``Routed`` requests (``ChatServing.prepare`` over the classifier corpus, with varied
+Builds real ``Routed`` requests (``Pipeline.prepare`` over the classifier corpus, with varied
 limits and exploration on), then times ``DecisionRecorder.finished(...)`` — the only call the request
 thread makes (remember the id for feedback, queue the item) — while the writer thread renders and
 writes the JSON lines to a file in the same process (so GIL hand-offs are in the numbers). Requests
@@ -10,8 +10,9 @@ arrive at a steady rate (``--rate`` per second, default 2,000, above what one ga
 and the thread sleeps in between, as an event loop waits in epoll: back-to-back calls in a tight
 loop would measure the queue filling up, not a request. An empty timed section before each call is
 the floor (machine noise: other processes on shared cores, GIL hand-offs). Also reports the
-writer's CPU time per record (paid off the request thread) and drops. Wall time and the thread's own CPU time are both reported: on shared cores the wall-time tail
-is mostly other processes preempting this one, so the target (p99 <= 20 µs) is checked on CPU time.
+writer's CPU time per record (paid off the request thread) and drops. Wall time and the thread's
+own CPU time are both reported; the target (p99 <= 20 µs) is checked on CPU time, since on shared
+cores the wall-time tail is mostly other processes preempting this one.
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ from bench_decision import ENV, load_prompts
 from router.classifier import TaskClassifier
 from router.dispatch.upstream import Usage
 from router.engine.live import LiveState
+from router.exchange import Routed
 from router.observability.metrics import RouterMetrics
 from router.observability.tracing import Tracer
+from router.pipeline.core import Pipeline
 from router.policy.loader import load_policy_text
-from router.serving import ChatServing, Routed
 from router.settings import PACKAGED_POLICY
 from router.tuning.recorder import DecisionRecorder
 
@@ -50,9 +52,9 @@ def build_requests(n_prompts: int) -> list[Routed]:
     class Fixed:
         current = loaded
 
-    serving = ChatServing(policies=Fixed(), classifier=TaskClassifier.load(), live=LiveState(loaded.policy),
-                          dispatcher=None, metrics=RouterMetrics(), tracer=Tracer(None),  # type: ignore[arg-type]
-                          access_log=None)  # type: ignore[arg-type]
+    serving = Pipeline(policies=Fixed(), classifier=TaskClassifier.load(), live=LiveState(loaded.policy),
+                       dispatcher=None, metrics=RouterMetrics(), tracer=Tracer(None),  # type: ignore[arg-type]
+                       access_log=None)  # type: ignore[arg-type]
     routed = []
     for i, prompt in enumerate(load_prompts(n_prompts)):
         body = {"model": "auto", "messages": [{"role": "user", "content": prompt}],

@@ -29,7 +29,7 @@ LAYERS: tuple[Layer, ...] = (
     Layer("demo", "simulated upstreams, standalone (no gateway code)", ("router.demo",)),
     Layer("foundation", "closed sets, settings, the error tree, OpenAI request validation, auth, SSE framing",
           ("router", "router.taxonomy", "router.settings", "router.errors", "router.protocol", "router.auth",
-           "router.sse", "router.tenancy")),
+           "router.sse", "router.tenancy", "router.feedback")),
     Layer("policy", "the policy data model, loader, schema and store", ("router.policy",)),
     Layer("decision", "classifier, request facts, estimates, decide(), live state, circuits",
           ("router.classifier", "router.engine")),
@@ -39,14 +39,17 @@ LAYERS: tuple[Layer, ...] = (
     Layer("observability", "metrics and tracing", ("router.observability",)),
     Layer("dispatch", "attempts, retries, fallbacks over a chain of routes", ("router.dispatch",)),
     Layer("exchange", "the internal request/answer model (Routed, Answer, AnswerStream)", ("router.exchange",)),
-    Layer("records", "views of a routed request: the explained decision, the access-log line",
-          ("router.engine.explain", "router.observability.access_log")),
+    Layer("records", "views of a routed request: the explained decision, the access-log line, the decision "
+          "record (+ its recorder and the shadow policy deciding on it)",
+          ("router.engine.explain", "router.observability.access_log", "router.tuning.record",
+           "router.tuning.recorder", "router.tuning.shadow")),
     Layer("swarm", "plan, fan out, aggregate", ("router.swarm",)),
     Layer("pipeline", "prepare → carry out → account, callable without HTTP", ("router.pipeline",)),
     Layer("services", "the long-lived objects of one process", ("router.services",)),
     Layer("doors", "one adapter per client protocol: parse into the internal model, render back",
           ("router.doors",)),
     Layer("http", "the ASGI front door, FastAPI handlers, the app", ("router.api", "router.app")),
+    Layer("tuning", "offline: decision logs over DuckDB, eval, tune, replay, report", ("router.tuning",)),
     Layer("cli", "the command line", ("router.cli", "router.__main__", "router.layers")),
 )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,9 +182,18 @@ def _start_demo(settings: Settings) -> Any:
     from router.demo import DemoUpstreams
     from router.demo.quality import DemoQuality
 
-    quality = DemoQuality.load(Path(settings.demo_quality)) if settings.demo_quality else None
+    quality = DemoQuality.load(Path(settings.demo_quality), task_type_of=_demo_task_type()) \
+        if settings.demo_quality else None
     demo = DemoUpstreams(quality=quality)
     demo.start()
     log.info("demo upstreams: kimi %s, gpt %s, claude %s", demo.base_url("kimi"), demo.base_url("gpt"),
              demo.base_url("claude"))
     return demo
+
+
+def _demo_task_type() -> Callable[[str], str]:
+    """The demo truth's notion of a prompt's task type: the packaged classifier's top label, no floor."""
+    from router.classifier import TaskClassifier
+
+    classifier = TaskClassifier.load()  # its own instance: it is called from the demo servers' thread
+    return lambda prompt: str(classifier.classify([{"role": "user", "content": prompt}]).task_type)

@@ -136,7 +136,7 @@ def test_check_policy_accepts_a_tuned_candidate_and_the_diff_names_what_moved(tm
     assert Path(f"{out}.diff").read_text() == diff
 
 
-def test_demo_judge_reads_the_latent_quality(tmp_path: Path) -> None:
+def test_demo_judge_reads_the_latent_quality(tmp_path: Path, classifier: Any) -> None:
     import openai
 
     from router.demo import DemoUpstreams
@@ -144,7 +144,10 @@ def test_demo_judge_reads_the_latent_quality(tmp_path: Path) -> None:
 
     truth = tmp_path / "truth.yaml"
     truth.write_text("judge_noise: 0.0\nquality:\n  simple: {gpt:default: 0.3, gpt-mini:default: 0.9}\n")
-    with DemoUpstreams(quality=DemoQuality.load(truth)) as demo:
+    def task_type_of(prompt: str) -> str:
+        return str(classifier.classify([{"role": "user", "content": prompt}]).task_type)
+
+    with DemoUpstreams(quality=DemoQuality.load(truth, task_type_of=task_type_of)) as demo:
         client = openai.OpenAI(base_url=demo.base_url("gpt"), api_key="x")
         latent = {}
         for model in ("gpt-5.2", "gpt-5-mini"):

@@ -12,6 +12,7 @@ import asyncio
 import random
 import shutil
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -31,10 +32,13 @@ EVAL_ROUTES = ["kimi:instant", "kimi:thinking", "kimi:agent", "gpt:default", "gp
 
 
 @pytest.mark.timeout(240)
-def test_tune_recovers_the_truth_and_replay_shows_the_saving(classifier: object, tmp_path: Path,
+def test_tune_recovers_the_truth_and_replay_shows_the_saving(classifier: Any, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     truth = yaml.safe_load(TRUTH.read_text())["quality"]
-    with DemoUpstreams(quality=DemoQuality.load(TRUTH)) as demo:
+    def task_type_of(prompt: str) -> str:  # the truth's notion of what a prompt is (as the gateway's demo does)
+        return str(classifier.classify([{"role": "user", "content": prompt}]).task_type)
+
+    with DemoUpstreams(quality=DemoQuality.load(TRUTH, task_type_of=task_type_of)) as demo:
         for name in demo.names:  # no simulated pacing: the loop, not the clock, is under test
             demo.set_behavior(name, ttft_ms=0, tokens_per_s=0)
         # The live policy: the packaged one run cautiously (min_quality 0.85), exploring 10 %.

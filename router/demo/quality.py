@@ -10,7 +10,8 @@ With ``ROUTER_DEMO_QUALITY=FILE`` (YAML)::
 
 each demo answer carries a latent quality drawn around the mean for its task type and route (the
 task type is what the packaged classifier says about the prompt, with no confidence floor: the
-demo's stand-in for "what the request really is"). The value travels in the answer text as a
+demo's stand-in for "what the request really is"; the gateway hands in ``task_type_of``, since the
+demo imports no gateway code). The value travels in the answer text as a
 marker, ``[demo-quality 0.812]``, which the ``demo-judge`` model (on the demo OpenAI server) reads
 and scores with noise, and from which tests generate users' feedback. Draws are seeded by the
 prompt and the route, so the same request always gets the same answer.
@@ -21,8 +22,8 @@ from __future__ import annotations
 import dataclasses
 import random
 import re
-import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,11 +58,11 @@ class DemoQuality:
     noise: float = 0.1
     judge_noise: float = 0.05
     models: dict[str, str] = field(default_factory=lambda: {"gpt-5-mini": "gpt-mini"})
-    _classifier: Any = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    # What the request really is: the gateway hands in its classifier (the demo imports no gateway code).
+    task_type_of: Callable[[str], str] | None = None
 
     @classmethod
-    def load(cls, path: Path) -> DemoQuality:
+    def load(cls, path: Path, *, task_type_of: Callable[[str], str] | None = None) -> DemoQuality:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         table = data.get("quality", data)  # a bare {task: {route: mean}} file works too
         models = {"gpt-5-mini": "gpt-mini", **(data.get("models") or {})}
@@ -71,15 +72,10 @@ class DemoQuality:
                 means[str(task)] = {str(r): float(q) for r, q in routes.items()}
         return cls(means,
                    noise=float(data.get("noise", 0.1)), judge_noise=float(data.get("judge_noise", 0.05)),
-                   models=models)
+                   models=models, task_type_of=task_type_of)
 
-    def task_type(self, messages: list[dict[str, Any]], tools: list[Any] | None = None) -> str:
-        with self._lock:
-            if self._classifier is None:
-                from router.classifier import TaskClassifier
-
-                self._classifier = TaskClassifier.load()
-        return str(self._classifier.classify(messages, tools=tools).task_type)
+    def task_type(self, prompt: str) -> str | None:
+        return self.task_type_of(prompt) if self.task_type_of is not None else None
 
     def route(self, server: str, kind: str, model: str, mode: str) -> str:
         backend = self.models.get(model, server)
@@ -130,9 +126,9 @@ def mark_answer(quality: DemoQuality | None, planned: Planned, *, server: str, k
             or completion.finish_reason != "stop":
         return planned
     prompt = planned.conversation.last_user
-    task_type = quality.task_type([{"role": "user", "content": prompt}])
+    task_type = quality.task_type(prompt)
     route = "swarm" if planned.role == "aggregator" else quality.route(server, kind, model, planned.mode)
-    latent = quality.latent(task_type, route, prompt)
+    latent = quality.latent(task_type, route, prompt) if task_type is not None else None
     if latent is None:
         return planned
     marked = dataclasses.replace(completion, content=[*completion.content, *pieces(quality.marker(latent))])

@@ -25,7 +25,7 @@ from router.engine.signals import BackendSignals, RouteSignals
 
 if TYPE_CHECKING:
     from router.dispatch.upstream import Usage
-    from router.serving import Routed
+    from router.exchange import Routed
 
 RECORD_VERSION = 1
 FEEDBACK_EVENT = "feedback"

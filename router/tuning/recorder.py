@@ -23,7 +23,7 @@ from router.tuning.shadow import ShadowPolicy, shadow_path
 
 if TYPE_CHECKING:
     from router.dispatch.upstream import Usage
-    from router.serving import Routed
+    from router.exchange import Routed
 
 
 class DecisionRecorder:
