@@ -79,8 +79,10 @@ async def run_traffic(base_url: str, prompts: list[Prompt], *, requests: int, fe
                     reply = raw.parse()
                     text = reply.choices[0].message.content or ""
                     request_id, route = raw.headers["x-router-request-id"], raw.headers["x-router-route"]
-            except openai.APIError:
+            except openai.APIError as exc:
                 result.errors += 1
+                if result.errors <= 3:
+                    print(f"traffic: {type(exc).__name__}: {exc}", file=sys.stderr)
                 return
             result.answered += 1
             result.routes[route] = result.routes.get(route, 0) + 1
