@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import yaml
 
 from router import taxonomy
 from tests.conftest import Gateway, default_policy
@@ -118,6 +119,23 @@ def drive_traffic(gw: Gateway, policy: dict[str, Any]) -> dict[str, int]:
     assert failed.value.status_code in (502, 503)
     count("every route failing")
     gw.demo.reset()
+
+    # The tuning loop: a shadow policy and exploration (hot reload), then feedback on an answer.
+    shadow = gw.policy_path.parent / "shadow.yaml"
+    shadow.write_text(yaml.safe_dump(policy, sort_keys=False))
+    gw.write_policy({**policy, "version": f"{policy['version']}-tuning", "shadow": shadow.name,
+                     "exploration": {"rate": 0.5}})
+    wait(lambda: status(gw)["policy"]["version"].endswith("-tuning"), "the tuning policy reload")
+    explored = 0
+    for _ in range(12):  # P(no request explored) = 0.5^12
+        raw = client.chat.completions.with_raw_response.create(
+            model="auto", messages=messages, extra_headers={"X-Router-Task-Type": "simple"})
+        explored += raw.headers["x-router-route"] != "kimi:instant"
+        count("tuning")
+    assert explored
+    feedback = httpx.post(f"{gw.url}/v1/feedback", json={"request_id": raw.headers["x-router-request-id"],
+                                                          "thumbs": "up"}, timeout=10)
+    assert feedback.status_code == 200
     return sent
 
 

@@ -159,3 +159,49 @@ def test_demo_judge_reads_the_latent_quality(tmp_path: Path, classifier: Any) ->
         verdict = client.chat.completions.create(model="demo-judge", messages=[
             {"role": "user", "content": f"grade this: blah [demo-quality {latent['gpt-5.2']:.3f}]"}])
         assert orjson.loads(verdict.choices[0].message.content or "") == {"score": latent["gpt-5.2"]}
+
+
+def test_no_secret_reaches_the_decision_log(gateway_factory: Callable[..., Gateway], tmp_path: Path) -> None:
+    gw = gateway_factory(settings={"decision_log": str(tmp_path / "d.jsonl"), "client_keys": "sk-client-secret-1"})
+    raw = gw.client(api_key="sk-client-secret-1").chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": PROMPTS[0]}])
+    httpx.post(f"{gw.url}/v1/feedback", headers={"authorization": "Bearer sk-client-secret-1"},
+               json={"request_id": raw.headers["x-router-request-id"], "score": 1})
+    text = _log(gw).read_text()
+    assert "sk-client-secret-1" not in text and "demo-key" not in text
+    assert PROMPTS[0] not in text  # prompts only with ROUTER_LOG_PROMPTS=true
+
+
+def test_eval_stops_at_max_cost_and_resumes(gateway_factory: Callable[..., Gateway], classifier: Any,
+                                            tmp_path: Path) -> None:
+    import asyncio
+
+    from router.demo import DemoUpstreams
+    from router.demo.quality import DemoQuality
+    from router.tuning import evaluate
+
+    truth = DemoQuality({"simple": {"kimi:instant": 0.9, "gpt:default": 0.5}},
+                        task_type_of=lambda p: str(classifier.classify([{"role": "user", "content": p}]).task_type))
+    demo = DemoUpstreams(quality=truth).start()
+    gateway = gateway_factory(demo=demo)
+    gateway.extra_stops.append(demo.stop)
+
+    prompts = [evaluate.EvalPrompt(f"p{i}", "simple", [{"role": "user", "content": f"{PROMPTS[0]} ({i})"}])
+               for i in range(6)]
+    out = tmp_path / "eval.jsonl"
+    judge = demo.base_url("gpt")
+    # Each call reserves at most $0.001; $0.0025 cannot pay for all 12 answers.
+    first = asyncio.run(evaluate.run_eval(prompts, ["kimi:instant", "gpt:default"], gateway=gateway.url,
+                                          judge="demo-judge", out=out, max_cost=0.0025, per_call=0.001,
+                                          concurrency=2, judge_base_url=judge, progress=False))
+    spent = sum(r.get("cost_usd") or 0 for r in evaluate.read_rows(out))
+    assert first.stopped_for_budget > 0 and spent <= 0.0025
+    second = asyncio.run(evaluate.run_eval(prompts, ["kimi:instant", "gpt:default"], gateway=gateway.url,
+                                           judge="demo-judge", out=out, max_cost=1.0, concurrency=2,
+                                           judge_base_url=judge, progress=False))
+    done = {(r["prompt_id"], r["route"]) for r in evaluate.read_rows(out) if "cost_usd" in r}
+    assert second.skipped_done == len(first.rows) - first.failed and len(done) == 12
+    table = evaluate.bootstrap_table([{"task_type": "simple", "route": "r", "score": s}
+                                      for s in (0.2, 0.4, 0.6, 0.8)])
+    (_, _, n, mean, low, high), = table
+    assert n == 4 and mean == pytest.approx(0.5) and 0.2 <= low < 0.5 < high <= 0.8

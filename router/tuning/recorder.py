@@ -36,6 +36,8 @@ class DecisionRecorder:
         self._shadow_setting = shadow_setting
         self._env = dict(env or {})
         self._shadows: dict[Path, ShadowPolicy] = {}
+        for reason in ("queue_full", "write_error", "render_error"):  # series exist (at 0) from the start
+            metrics.decision_log_dropped.labels(reason)
         self.log = DecisionLog(
             log_target, render=self._render, max_bytes=int(max_mb * 1024 * 1024), files=files,
             on_drop=lambda reason, n: metrics.decision_log_dropped.labels(reason).inc(n),
