@@ -28,6 +28,7 @@ ERROR_KINDS = {"http_5xx", "http_4xx", "rate_limited", "timeout", "connection", 
                "mid_stream"}
 REJECTION_REASONS = {"context", "modality", "tools", "mode", "circuit_open", "capacity", "cost", "latency",
                      "disabled", "quality"}
+DECISION_LOG_DROPS = {"queue_full", "write_error", "render_error"}
 STATUSES = {"ok", "client_error", "rate_limited", "upstream_error", "timeout", "infeasible", "cancelled"}
 PROMPT = "Explain why the sky is blue. Marker: NARWHAL-CITRINE-2210."
 
@@ -37,13 +38,13 @@ def closed_sets(policy: dict[str, Any]) -> dict[str, set[str]]:
     routes = {f"{b}:{m}" for b, spec in policy["backends"].items()
               for m in (spec.get("modes") or [taxonomy.DEFAULT_MODE])} | {taxonomy.SWARM_ROUTE}
     return {
-        "route": routes | {"none"}, "from_route": routes, "to_route": routes,
+        "route": routes | {"none"}, "from_route": routes, "to_route": routes, "shadow_route": routes | {"none"},
         "backend": set(policy["backends"]),
         "task_type": set(taxonomy.TASK_TYPES),
         "mode": set(taxonomy.MODES) | {taxonomy.DEFAULT_MODE, "none"},
         "status": STATUSES,
         "kind": ERROR_KINDS,
-        "reason": REJECTION_REASONS | ERROR_KINDS,
+        "reason": REJECTION_REASONS | ERROR_KINDS | DECISION_LOG_DROPS,
         "direction": {"input", "output", "reasoning"},
         "outcome": {"met", "missed"},
         "result": {"applied", "rejected"},

@@ -5,6 +5,8 @@ renders items to lines (``render``), writes them in batches and rotates the file
 keeping ``files`` files (``decisions.jsonl``, ``decisions.jsonl.1``, …). ``-`` writes to stdout for
 a log shipper. Nothing here can fail a request: a full queue drops the item, a full disk or an
 unwritable path drops the batch; both are counted (``on_drop``) and logged at most once a minute.
+The queue holds at most ``queue_size`` items (each a finished request, body included, until it is
+written), which bounds the memory a stalled disk can take.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ _STOP = object()
 
 class DecisionLog:
     def __init__(self, target: str | None, *, render: Callable[[Any], bytes | None],
-                 max_bytes: int = 100 * 1024 * 1024, files: int = 10, queue_size: int = 10_000,
+                 max_bytes: int = 100 * 1024 * 1024, files: int = 10, queue_size: int = 4_096,
                  on_drop: Callable[[str, int], None] | None = None,
                  on_written: Callable[[int], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:

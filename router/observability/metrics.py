@@ -11,6 +11,8 @@ Closed label values used across the code base:
 - reason (fallbacks) / kind (upstream errors): http_5xx | http_4xx | rate_limited | timeout
   | connection | protocol | circuit_open | mid_stream | unsupported_param
 - direction: input | output | reasoning
+- reason (decision-log drops): queue_full | write_error | render_error
+- shadow_route: a route of the shadow policy, or none
 """
 
 from __future__ import annotations

@@ -217,6 +217,10 @@ async def run_eval(prompts: Sequence[EvalPrompt], routes: Sequence[str], *, gate
             reply = raw.parse()
             cost = float(raw.headers.get("x-router-cost-usd") or 0.0)
             return reply.choices[0].message.content or "", cost
+        except openai.BadRequestError as exc:
+            if through_gateway and ceiling < budget.per_call and (exc.code == "route_infeasible"):
+                raise _OverBudget from None  # what is left of --max-cost cannot pay for this call
+            raise
         finally:
             if through_gateway:
                 budget.settle(ceiling, cost)
