@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from router.auth import ClientAuth
+from router.dispatch.anthropic import AnthropicClient
 from router.dispatch.executor import Dispatcher
 from router.dispatch.relay import OpenAIRelay
 from router.dispatch.upstream import UpstreamClient
@@ -45,15 +46,19 @@ def demo_env(demo: Any) -> dict[str, str]:
 
 
 class UpstreamClients:
-    """One client per transport: the lean relay, and litellm (imported only when needed)."""
+    """One client per transport: the lean relay (OpenAI-compatible), the native Anthropic client on
+    the relay's connection pool, and litellm for other providers (imported only when needed)."""
 
     def __init__(self) -> None:
         self.relay = OpenAIRelay()
+        self.anthropic = AnthropicClient(self.relay)
         self._translated: UpstreamClient | None = None
 
     def for_backend(self, backend: Backend) -> UpstreamClient:
         if backend.uses_relay:
             return self.relay
+        if backend.provider == "anthropic":
+            return self.anthropic
         if self._translated is None:
             from router.dispatch.translated import LiteLLMClient
 
@@ -63,7 +68,7 @@ class UpstreamClients:
     def warm_up(self, loaded: LoadedPolicy) -> None:
         """Import litellm at startup (not on the first request) if an enabled backend needs it."""
         for backend in loaded.policy.backends.values():
-            if backend.enabled and not backend.uses_relay:
+            if backend.enabled and not backend.uses_relay and backend.provider != "anthropic":
                 self.for_backend(backend)
 
     async def aclose(self) -> None:
@@ -104,6 +109,8 @@ class Services:
                         "starting the built-in demo upstreams")
             demo, owns_demo = _start_demo(), True
             env.update(demo_env(demo))
+            # Read again: the live state must know the demo's routes (else none is ever recorded).
+            loaded = load_policy_file(Path(settings.policy_file), env=env)
         metrics = RouterMetrics()
         live = LiveState(loaded.policy)
         def applied(lp: LoadedPolicy) -> None:

@@ -53,6 +53,10 @@ class OpenAIRelay:
                 auto_decompress=True, trust_env=False)
         return self._session
 
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled session, shared with the other native clients (dispatch/anthropic.py)."""
+        return self._client()
+
     @staticmethod
     def _request_args(call: UpstreamCall, *, stream: bool) -> dict[str, Any]:
         headers = {"content-type": "application/json"}
