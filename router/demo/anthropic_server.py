@@ -119,7 +119,16 @@ def plan_anthropic(state: DemoServerState, body: dict[str, Any]) -> Planned:
         call_id=state.next_id("toolu_"),
         max_tokens=body["max_tokens"],
         stop=stop_list(body.get("stop_sequences")),
+        json_schema=_output_schema(body),
     )
+
+
+def _output_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """Structured outputs (`output_format: {"type": "json_schema", "schema": ...}`)."""
+    fmt = body.get("output_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
+        return dict(fmt["schema"])
+    return None
 
 
 def _stop(planned: Planned) -> tuple[str, str | None]:

@@ -111,9 +111,23 @@ def plan_openai(state: DemoServerState, body: dict[str, Any]) -> Planned:
         call_id=state.next_id("call_"),
         max_tokens=max_tokens,
         stop=stop_list(body.get("stop")),
-        json_mode=isinstance(body.get("response_format"), dict)
-        and body["response_format"].get("type") in ("json_object", "json_schema"),
+        json_mode=_format_type(body) == "json_object",
+        json_schema=_format_schema(body),
     )
+
+
+def _format_type(body: dict[str, Any]) -> str | None:
+    fmt = body.get("response_format")
+    return str(fmt.get("type")) if isinstance(fmt, dict) else None
+
+
+def _format_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The schema of a `json_schema` response format (OpenAI, vLLM and Moonshot share the shape)."""
+    if _format_type(body) != "json_schema":
+        return None
+    spec = body["response_format"].get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    return schema if isinstance(schema, dict) else {"type": "object"}
 
 
 def _usage(planned: Planned) -> dict[str, Any]:
