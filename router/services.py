@@ -42,6 +42,8 @@ def demo_env(demo: Any) -> dict[str, str]:
         "KIMI_API_BASE": demo.base_url("kimi"), "KIMI_METRICS_URL": demo.metrics_url("kimi") or "",
         "KIMI_API_KEY": "", "OPENAI_API_BASE": demo.base_url("gpt"), "OPENAI_API_KEY": "demo-key",
         "ANTHROPIC_API_BASE": demo.base_url("claude"), "ANTHROPIC_API_KEY": "demo-key",
+        **({"MOONSHOT_API_BASE": demo.base_url("kimi-api"), "MOONSHOT_API_KEY": "demo-key"}
+           if "kimi-api" in demo.names else {}),
     }
 
 
@@ -176,9 +178,10 @@ class Services:
 
 def _start_demo() -> Any:
     from router.demo import DemoUpstreams
+    from router.demo.runner import ALL_SPECS
 
-    demo = DemoUpstreams()
+    demo = DemoUpstreams(list(ALL_SPECS))
     demo.start()
-    log.info("demo upstreams: kimi %s, gpt %s, claude %s", demo.base_url("kimi"), demo.base_url("gpt"),
-             demo.base_url("claude"))
+    log.info("demo upstreams: kimi %s, gpt %s, claude %s, kimi-api %s", demo.base_url("kimi"),
+             demo.base_url("gpt"), demo.base_url("claude"), demo.base_url("kimi-api"))
     return demo

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from router.demo import engine_metrics
+from router.demo import engine_metrics, vendor_rules
 from router.demo.answers import fragments
 from router.demo.conversation import from_openai
 from router.demo.http_common import (
@@ -69,7 +69,7 @@ def validate(kind: str, body: Any) -> tuple[str, str | None] | None:
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in _ROLES:
             return f"messages[{i}] must be an object with a 'role' in {sorted(_ROLES)}.", f"messages[{i}]"
-    if kind == "openai" and not isinstance(body.get("model"), str):
+    if kind in ("openai", "moonshot") and not isinstance(body.get("model"), str):
         return "'model' is required.", "model"
     tools = body.get("tools")
     if tools is not None:
@@ -86,12 +86,17 @@ def validate(kind: str, body: Any) -> tuple[str, str | None] | None:
         value = body.get(field)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             return f"'{field}' must be an integer >= 1.", field
-    return None
+    # What the real vendor refuses (router/demo/vendor_rules.py).
+    refusal = vendor_rules.openai_refusal(body) if kind == "openai" else (
+        vendor_rules.moonshot_refusal(body) if kind == "moonshot" else None)
+    return (refusal[0], refusal[1]) if refusal is not None else None
 
 
 def who_answers(kind: str, model: str, mode: str) -> str:
     if kind in _ENGINE_NAMES:
         return f"Kimi K2.5 ({mode} mode via {_ENGINE_NAMES[kind]})"
+    if kind == "moonshot":
+        return f"Kimi K2.5 ({mode} mode via demo Moonshot API)"
     return f"{model} (via demo OpenAI)"
 
 
