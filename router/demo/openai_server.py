@@ -59,8 +59,8 @@ def mode_of(kind: str, body: dict[str, Any]) -> str:
     return "agent" if body.get("tools") else "thinking"
 
 
-def validate(kind: str, body: Any) -> tuple[str, str | None] | None:
-    """(message, param) for an invalid request, None when it is acceptable."""
+def validate(kind: str, body: Any) -> tuple[str, str | None] | tuple[str, str | None, str | None] | None:
+    """(message, param[, code]) for an invalid request, None when it is acceptable."""
     if not isinstance(body, dict):
         return "Request body must be a JSON object.", None
     messages = body.get("messages")
@@ -89,7 +89,7 @@ def validate(kind: str, body: Any) -> tuple[str, str | None] | None:
     # What the real vendor refuses (router/demo/vendor_rules.py).
     refusal = vendor_rules.openai_refusal(body) if kind == "openai" else (
         vendor_rules.moonshot_refusal(body) if kind == "moonshot" else None)
-    return (refusal[0], refusal[1]) if refusal is not None else None
+    return refusal
 
 
 def who_answers(kind: str, model: str, mode: str) -> str:
@@ -165,7 +165,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     invalid = (error, None) if error else validate(state.spec.kind, body)
     if invalid is not None:
         state.stats.rejected += 1
-        return openai_error(400, invalid[0], param=invalid[1])
+        return openai_error(400, invalid[0], param=invalid[1], code=invalid[2] if len(invalid) > 2 else None)
     refused = next((p for p in state.behavior.refused_params if p in body), None)
     if refused is not None:  # OpenAI's words for a parameter the model does not take
         state.stats.rejected += 1
