@@ -242,7 +242,7 @@ def test_every_common_parameter_reaches_each_backend_in_an_accepted_form(client:
             k: EVERY_PARAM[k] for k in ("temperature", "top_p", "seed", "stop", "logprobs")}
     for name in ("chat_template_kwargs", "thinking"):
         if route.startswith(("gpt", "claude")):
-            assert name not in body or route.startswith("claude") and name == "thinking"
+            assert name not in body or (route.startswith("claude") and name == "thinking")
 
 
 @pytest.mark.parametrize("route", ROUTES)

@@ -67,8 +67,8 @@ class CaptureUpstream:
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
         events = [
-            ("message_start", {"type": "message_start", "message": {**message, "content": [], "stop_reason": None,
-                                                                     "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+            ("message_start", {"type": "message_start", "message": {
+                **message, "content": [], "stop_reason": None, "usage": {"input_tokens": 5, "output_tokens": 1}}}),
             ("content_block_start", {"type": "content_block_start", "index": 0,
                                      "content_block": {"type": "text", "text": ""}}),
             ("content_block_delta", {"type": "content_block_delta", "index": 0,
