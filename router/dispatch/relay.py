@@ -15,6 +15,7 @@ from router.dispatch.upstream import (
     UpstreamError,
     answer_problem,
     classify_4xx,
+    complete_choice,
     error_details_from_body,
     error_message_from_body,
     normalize_reasoning,
@@ -90,6 +91,7 @@ class OpenAIRelay:
         answer: dict[str, Any] = data
         for choice in answer["choices"]:
             normalize_reasoning(choice["message"])
+            complete_choice(choice)
         return answer
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[dict[str, Any]]:
