@@ -2,7 +2,8 @@
 
 Paths: the relay (Kimi on vLLM, GPT), the native Anthropic client (Claude), litellm (a
 ``provider: litellm`` backend in front of the Anthropic demo) and swarm; each as JSON and as a
-stream, plain, with tools and with structured output. The schema is a pinned copy of the spec's
+stream, plain, with tools and with structured output, with and without ``include_usage``. The
+schema is a pinned copy of the spec's
 ``CreateChatCompletionResponse`` / ``CreateChatCompletionStreamResponse`` definitions
 (tests/support/openai_chat_schema.json, API version 2.3.0). For streams the spec also says when a
 chunk may have no choices: only the last one, when ``stream_options.include_usage`` asked for usage.
@@ -119,8 +120,6 @@ def test_stream_chunks_match_the_chunk_schema_with_include_usage(gw: Gateway, ro
     assert _stream_errors(_chunks(gw, body), include_usage=True) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: the router object rides on a trailing choices: [] chunk even "
-                                        "without include_usage (fixed by the stream restructure, router/sse.py)")
 @pytest.mark.parametrize("route", ROUTES)
 def test_stream_without_include_usage_has_no_empty_choices_chunk(gw: Gateway, route: str) -> None:
     assert _stream_errors(_chunks(gw, _request(route, "plain")), include_usage=False) == []

@@ -97,6 +97,10 @@ def _as_openai(data: dict[str, Any], part: str) -> dict[str, Any]:
     return data
 
 
+def _carries(delta: Any) -> bool:
+    return isinstance(delta, dict) and any(delta.get(k) for k in ("content", "reasoning_content", "tool_calls"))
+
+
 class LiteLLMClient:
     def _kwargs(self, call: UpstreamCall) -> dict[str, Any]:
         backend = call.backend
@@ -122,6 +126,7 @@ class LiteLLMClient:
             response = await litellm.acompletion(stream=True, **self._kwargs(call))
             usage: dict[str, Any] | None = None
             template: dict[str, Any] = {}
+            finished = False
             async for chunk in response:
                 data = _as_openai(chunk.model_dump(exclude_none=True), "delta")
                 if (problem := answer_problem(data, "delta")) is not None:
@@ -132,6 +137,12 @@ class LiteLLMClient:
                     usage = data.pop("usage")
                 if not data.get("choices"):
                     continue
+                # litellm may send empty chunks after the finish chunk (Anthropic's message_stop), or
+                # repeat it: the finish chunk is the last one that has choices, as OpenAI sends it.
+                finish = any(c.get("finish_reason") for c in data["choices"])
+                if finished and not any(_carries(c.get("delta")) for c in data["choices"]):
+                    continue
+                finished = finished or finish
                 template = data
                 started = True
                 yield data
