@@ -4,8 +4,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-HOST   ?= 127.0.0.1
-PORT   ?= 8080
+# `make run PORT=9000`, or ROUTER_HOST / ROUTER_PORT from the environment (as `model-router serve` reads them).
+HOST   ?= $(or $(ROUTER_HOST),127.0.0.1)
+PORT   ?= $(or $(ROUTER_PORT),8080)
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -47,6 +48,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/bench_decision.py
 	$(BIN)/python benchmarks/bench_swarm.py
 	$(BIN)/python benchmarks/bench_observability.py
+	$(BIN)/python benchmarks/bench_claude.py
 
 # Bounded load with injected faults and a slow-connection flood (loopback, ~30 s; not in CI).
 soak: install-dev

@@ -13,7 +13,8 @@ from router.settings import PACKAGED_POLICY, Settings
 
 # A placeholder environment for offline dry runs: every packaged backend counts as configured.
 _DRY_RUN_ENV = {"KIMI_API_BASE": "http://kimi.invalid/v1", "KIMI_METRICS_URL": "",
-                "OPENAI_API_KEY": "dry-run", "ANTHROPIC_API_KEY": "dry-run"}
+                "OPENAI_API_KEY": "dry-run", "ANTHROPIC_API_KEY": "dry-run",
+                "MOONSHOT_API_KEY": "dry-run"}
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -12,6 +12,8 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from router import taxonomy
+from router.dispatch.modes import adjusted_params
 from router.dispatch.upstream import Usage
 from router.engine.decide import Candidate, Decision, Label
 from router.engine.request_facts import RequestFacts
@@ -67,6 +69,9 @@ class Routed:
         }
         if self.decision.best_effort:
             obj["best_effort"] = True
+        if route != taxonomy.SWARM_ROUTE and (adjusted := adjusted_params(
+                self.body, self.loaded.policy.backends[answered.backend], answered.mode)):
+            obj["adjusted_params"] = adjusted  # client params the route could not take as given
         if swarm is not None:
             obj["swarm"] = swarm
         return obj

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from router.auth import ClientAuth
+from router.dispatch.anthropic import AnthropicClient
 from router.dispatch.executor import Dispatcher
 from router.dispatch.relay import OpenAIRelay
 from router.dispatch.upstream import UpstreamClient
@@ -44,19 +45,25 @@ def demo_env(demo: Any) -> dict[str, str]:
         "KIMI_API_BASE": demo.base_url("kimi"), "KIMI_METRICS_URL": demo.metrics_url("kimi") or "",
         "KIMI_API_KEY": "", "OPENAI_API_BASE": demo.base_url("gpt"), "OPENAI_API_KEY": "demo-key",
         "ANTHROPIC_API_BASE": demo.base_url("claude"), "ANTHROPIC_API_KEY": "demo-key",
+        **({"MOONSHOT_API_BASE": demo.base_url("kimi-api"), "MOONSHOT_API_KEY": "demo-key"}
+           if "kimi-api" in demo.names else {}),
     }
 
 
 class UpstreamClients:
-    """One client per transport: the lean relay, and litellm (imported only when needed)."""
+    """One client per transport: the lean relay (OpenAI-compatible), the native Anthropic client on
+    the relay's connection pool, and litellm for other providers (imported only when needed)."""
 
     def __init__(self) -> None:
         self.relay = OpenAIRelay()
+        self.anthropic = AnthropicClient(self.relay)
         self._translated: UpstreamClient | None = None
 
     def for_backend(self, backend: Backend) -> UpstreamClient:
         if backend.uses_relay:
             return self.relay
+        if backend.provider == "anthropic":
+            return self.anthropic
         if self._translated is None:
             from router.dispatch.translated import LiteLLMClient
 
@@ -66,7 +73,7 @@ class UpstreamClients:
     def warm_up(self, loaded: LoadedPolicy) -> None:
         """Import litellm at startup (not on the first request) if an enabled backend needs it."""
         for backend in loaded.policy.backends.values():
-            if backend.enabled and not backend.uses_relay:
+            if backend.enabled and not backend.uses_relay and backend.provider != "anthropic":
                 self.for_backend(backend)
 
     async def aclose(self) -> None:
@@ -108,6 +115,8 @@ class Services:
                         "starting the built-in demo upstreams")
             demo, owns_demo = _start_demo(settings), True
             env.update(demo_env(demo))
+            # Read again: the live state must know the demo's routes (else none is ever recorded).
+            loaded = load_policy_file(Path(settings.policy_file), env=env)
         metrics = RouterMetrics()
         live = LiveState(loaded.policy)
         def applied(lp: LoadedPolicy) -> None:
@@ -181,13 +190,14 @@ class Services:
 def _start_demo(settings: Settings) -> Any:
     from router.demo import DemoUpstreams
     from router.demo.quality import DemoQuality
+    from router.demo.runner import ALL_SPECS
 
     quality = DemoQuality.load(Path(settings.demo_quality), task_type_of=_demo_task_type()) \
         if settings.demo_quality else None
-    demo = DemoUpstreams(quality=quality)
+    demo = DemoUpstreams(list(ALL_SPECS), quality=quality)
     demo.start()
-    log.info("demo upstreams: kimi %s, gpt %s, claude %s", demo.base_url("kimi"), demo.base_url("gpt"),
-             demo.base_url("claude"))
+    log.info("demo upstreams: kimi %s, gpt %s, claude %s, kimi-api %s", demo.base_url("kimi"),
+             demo.base_url("gpt"), demo.base_url("claude"), demo.base_url("kimi-api"))
     return demo
 
 

@@ -152,3 +152,14 @@ def gateway_factory(classifier: Any, tmp_path: Path) -> Iterator[Callable[..., G
     yield factory
     for gw in started:
         gw.stop()
+
+
+@pytest.fixture(scope="session")
+def full_gateway(classifier: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway over every demo upstream `make run` starts, Moonshot's API (kimi-api) included."""
+    from router.demo.runner import ALL_SPECS
+
+    with DemoUpstreams(list(ALL_SPECS)) as demo:
+        gw = start_gateway(demo, default_policy(), tmp_path_factory.mktemp("full-gateway"), classifier=classifier)
+        yield gw
+        gw.stop()

@@ -19,7 +19,7 @@ from tests.conftest import REPO
 
 # A clean environment: no provider keys from the developer's shell leak into these runs.
 ENV = {k: v for k, v in os.environ.items()
-       if not k.startswith(("KIMI_", "OPENAI_", "ANTHROPIC_", "ROUTER_", "OTEL_"))}
+       if not k.startswith(("KIMI_", "OPENAI_", "ANTHROPIC_", "MOONSHOT_", "ROUTER_", "OTEL_"))}
 ENV["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
 
@@ -56,7 +56,12 @@ def test_serve_without_backends_starts_the_demo_upstreams() -> None:
         streamed = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
             model="auto", stream=True, messages=[{"role": "user", "content": "Hi there!"}]) if c.choices)
         assert streamed
-        assert httpx.get(f"http://127.0.0.1:{port}/v1/router/status").json()["demo"] is True
+        status = httpx.get(f"http://127.0.0.1:{port}/v1/router/status").json()
+        assert status["demo"] is True
+        # Live per-route latency and throughput are recorded for the demo's routes (issue 11, item 11).
+        observed = {route: stat for backend in status["backends"].values()
+                    for route, stat in backend["routes"].items() if stat["samples"] > 0}
+        assert observed, status["backends"]
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)

@@ -19,10 +19,10 @@ ENV = {"KIMI_API_BASE": "http://kimi.test/v1", "OPENAI_API_KEY": "k", "ANTHROPIC
 WIDE = Limits(max_cost_usd=1.0, latency_budget_ms=600_000)
 
 
-def policy(**overrides: Any) -> Policy:
+def policy(*, env: dict[str, str] | None = None, **overrides: Any) -> Policy:
     import yaml
 
-    return load_policy_text(yaml.safe_dump(default_policy(**overrides)), env=ENV).policy
+    return load_policy_text(yaml.safe_dump(default_policy(**overrides)), env=env or ENV).policy
 
 
 def facts(text: str = "What is the capital of France?", **body: Any) -> RequestFacts:
@@ -67,7 +67,7 @@ def test_self_hosted_price_is_gpu_hour_over_throughput_not_free() -> None:
 
 def test_every_failed_check_is_a_reason_with_a_sentence() -> None:
     pol = policy(backends={"claude": {"modalities": ["text"], "supports_tools": False},
-                           "gpt-mini": {"context_window": 1000}})
+                           "gpt-mini": {"context_window": 1000}}, env={**ENV, "MOONSHOT_API_KEY": "k"})
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
     f = extract_facts({"messages": [{"role": "user", "content": [
         {"type": "text", "text": "x" * 8000}, {"type": "video_url", "video_url": {"url": "http://v"}}]}],
@@ -77,7 +77,7 @@ def test_every_failed_check_is_a_reason_with_a_sentence() -> None:
     assert claude.reasons[:2] == ["modality", "tools"]
     assert "video" in claude.why[0]
     assert "context" in by_route(d)["gpt-mini:default"].reasons
-    assert d.chosen is not None and d.chosen.backend == "kimi"  # the only video-capable backend
+    assert d.chosen is not None and d.chosen.backend == "kimi-api"  # the only video-capable backend
     for cand in d.candidates:
         assert len(cand.reasons) == len(cand.why)
 

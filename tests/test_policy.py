@@ -65,7 +65,7 @@ BROKEN: dict[str, tuple[dict[str, Any], list[str]]] = {
     "unknown backend and mode": (
         {"tasks": {"coding": {"candidates": ["kimi2:thinking", "kimi:swarm", "gpt"]}}},
         ["tasks.coding.candidates[0]: route 'kimi2:thinking' names backend 'kimi2', which is not defined "
-         "(defined: claude, gpt, gpt-mini, kimi)",
+         "(defined: claude, gpt, gpt-mini, kimi, kimi-api)",
          "tasks.coding.candidates[1]: backend 'kimi' has no mode 'swarm' (its modes: instant, thinking, agent)",
          "tasks.coding.candidates[2]: 'gpt' is not a route; write backend:mode"]),
     "missing prior and source": (
@@ -117,7 +117,7 @@ def test_interpolation_and_backends_without_url_or_key_are_disabled() -> None:
     text = yaml.safe_dump(default_policy(defaults={"max_cost_usd": "${MY_CEILING:-0.25}"}))
     loaded = load_policy_text(text, env={"KIMI_API_BASE": "http://k/v1", "MY_CEILING": "0.5"})
     assert loaded.policy.defaults.max_cost_usd == 0.5
-    assert set(loaded.disabled) == {"gpt", "gpt-mini", "claude"}
+    assert set(loaded.disabled) == {"gpt", "gpt-mini", "claude", "kimi-api"}
     assert all(r.startswith("kimi:") for r in loaded.policy.routes)
     unset = yaml.safe_dump(default_policy(name="${POLICY_NAME}"))
     with pytest.raises(PolicyError) as info:

@@ -172,8 +172,10 @@ def _value_for(name: str, spec: dict[str, Any], question: str) -> Any:
         return True
     if kind == "array":
         return keywords(question, 2)
-    if kind == "object":
-        return {}
+    if kind == "object":  # nested: every property filled (a forced tool is often a JSON answer)
+        from router.demo.structured import instance
+
+        return instance(spec, question)
     low = name.lower()
     if low in ("location", "city", "place", "country"):
         capitalised = re.findall(r"\b[A-Z][a-z]{2,}\b", question)

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from router.demo import vendor_rules
 from router.demo.answers import fragments
 from router.demo.conversation import from_anthropic
 from router.demo.http_common import (
@@ -102,7 +103,7 @@ def validate(body: Any) -> str | None:
     for i, tool in enumerate(tools or ()):
         if "input_schema" in tool and (problem := schema_problem(tool["input_schema"], f"tools.{i}.input_schema")):
             return problem
-    return None
+    return vendor_rules.anthropic_refusal(body)  # what the real API refuses
 
 
 def plan_anthropic(state: DemoServerState, body: dict[str, Any]) -> Planned:
@@ -120,8 +121,17 @@ def plan_anthropic(state: DemoServerState, body: dict[str, Any]) -> Planned:
         call_id=state.next_id("toolu_"),
         max_tokens=body["max_tokens"],
         stop=stop_list(body.get("stop_sequences")),
+        json_schema=_output_schema(body),
     )
     return mark_answer(state.quality, planned, server=state.spec.name, kind="anthropic", model=str(body["model"]))
+
+
+def _output_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """Structured outputs (`output_format: {"type": "json_schema", "schema": ...}`)."""
+    fmt = body.get("output_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
+        return dict(fmt["schema"])
+    return None
 
 
 def _stop(planned: Planned) -> tuple[str, str | None]:
@@ -145,6 +155,9 @@ async def messages(request: web.Request) -> web.StreamResponse:
         state.stats.rejected += 1
         return anthropic_error(401, "invalid x-api-key")
     problem = error or validate(body)
+    if problem is None and "output_format" in body and "structured-outputs" not in request.headers.get(
+            "anthropic-beta", ""):
+        problem = "output_format: Extra inputs are not permitted (structured outputs need the anthropic-beta header)"
     if problem is not None:
         state.stats.rejected += 1
         return anthropic_error(400, problem)

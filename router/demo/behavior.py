@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-ServerKind = Literal["vllm", "sglang", "openai", "anthropic"]
+ServerKind = Literal["vllm", "sglang", "openai", "anthropic", "moonshot"]
 SERVER_KINDS: tuple[str, ...] = get_args(ServerKind)
 ReasoningField = Literal["reasoning_content", "reasoning"]
 

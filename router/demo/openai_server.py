@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from router.demo import engine_metrics
+from router.demo import engine_metrics, vendor_rules
 from router.demo.answers import Reply, fragments
 from router.demo.completion import finish
 from router.demo.conversation import from_openai
@@ -61,8 +61,8 @@ def mode_of(kind: str, body: dict[str, Any]) -> str:
     return "agent" if body.get("tools") else "thinking"
 
 
-def validate(kind: str, body: Any) -> tuple[str, str | None] | None:
-    """(message, param) for an invalid request, None when it is acceptable."""
+def validate(kind: str, body: Any) -> tuple[str, str | None] | tuple[str, str | None, str | None] | None:
+    """(message, param[, code]) for an invalid request, None when it is acceptable."""
     if not isinstance(body, dict):
         return "Request body must be a JSON object.", None
     messages = body.get("messages")
@@ -71,7 +71,7 @@ def validate(kind: str, body: Any) -> tuple[str, str | None] | None:
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in _ROLES:
             return f"messages[{i}] must be an object with a 'role' in {sorted(_ROLES)}.", f"messages[{i}]"
-    if kind == "openai" and not isinstance(body.get("model"), str):
+    if kind in ("openai", "moonshot") and not isinstance(body.get("model"), str):
         return "'model' is required.", "model"
     tools = body.get("tools")
     if tools is not None:
@@ -88,12 +88,17 @@ def validate(kind: str, body: Any) -> tuple[str, str | None] | None:
         value = body.get(field)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             return f"'{field}' must be an integer >= 1.", field
-    return None
+    # What the real vendor refuses (router/demo/vendor_rules.py).
+    refusal = vendor_rules.openai_refusal(body) if kind == "openai" else (
+        vendor_rules.moonshot_refusal(body) if kind == "moonshot" else None)
+    return refusal
 
 
 def who_answers(kind: str, model: str, mode: str) -> str:
     if kind in _ENGINE_NAMES:
         return f"Kimi K2.5 ({mode} mode via {_ENGINE_NAMES[kind]})"
+    if kind == "moonshot":
+        return f"Kimi K2.5 ({mode} mode via demo Moonshot API)"
     return f"{model} (via demo OpenAI)"
 
 
@@ -117,10 +122,24 @@ def plan_openai(state: DemoServerState, body: dict[str, Any]) -> Planned:
         call_id=state.next_id("call_"),
         max_tokens=max_tokens,
         stop=stop_list(body.get("stop")),
-        json_mode=isinstance(body.get("response_format"), dict)
-        and body["response_format"].get("type") in ("json_object", "json_schema"),
+        json_mode=_format_type(body) == "json_object",
+        json_schema=_format_schema(body),
     )
     return mark_answer(state.quality, planned, server=state.spec.name, kind=kind, model=model)
+
+
+def _format_type(body: dict[str, Any]) -> str | None:
+    fmt = body.get("response_format")
+    return str(fmt.get("type")) if isinstance(fmt, dict) else None
+
+
+def _format_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The schema of a `json_schema` response format (OpenAI, vLLM and Moonshot share the shape)."""
+    if _format_type(body) != "json_schema":
+        return None
+    spec = body["response_format"].get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    return schema if isinstance(schema, dict) else {"type": "object"}
 
 
 def _usage(planned: Planned) -> dict[str, Any]:
@@ -153,7 +172,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     invalid = (error, None) if error else validate(state.spec.kind, body)
     if invalid is not None:
         state.stats.rejected += 1
-        return openai_error(400, invalid[0], param=invalid[1])
+        return openai_error(400, invalid[0], param=invalid[1], code=invalid[2] if len(invalid) > 2 else None)
     refused = next((p for p in state.behavior.refused_params if p in body), None)
     if refused is not None:  # OpenAI's words for a parameter the model does not take
         state.stats.rejected += 1

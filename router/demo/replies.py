@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from router.demo import swarm_replies
+from router.demo import structured, swarm_replies
 from router.demo.answers import Reply, chat_reply, quote, reasoning_text
 from router.demo.completion import Completion, finish
 from router.demo.conversation import Conversation
@@ -38,14 +38,19 @@ def plan_reply(
     max_tokens: int | None,
     stop: list[str],
     json_mode: bool = False,
+    json_schema: dict[str, Any] | None = None,
 ) -> Planned:
     """`tools` are normalised to `{"name", "parameters"}` by the caller; `json_mode` (OpenAI
-    `response_format` json_object / json_schema) wraps a plain answer as `{"answer": ...}`."""
+    `response_format` json_object) wraps a plain answer as `{"answer": ...}`; `json_schema`
+    (`json_schema` formats, Anthropic's `output_format`) answers with a value valid against it."""
     role = conv.swarm_role or "chat"
     if role == "chat":
         reply = chat_reply(conv, who=who, mode=mode, reasoning=reasoning, tools=tools,
                            tool_choice=tool_choice, call_id=call_id)
-        if json_mode and reply.tool_call is None:
+        if json_schema is not None and reply.tool_call is None:
+            value = structured.instance(json_schema, conv.last_user or conv.transcript)
+            reply = Reply(reply.reasoning, orjson.dumps(value).decode())
+        elif json_mode and reply.tool_call is None:
             reply = Reply(reply.reasoning, orjson.dumps({"answer": reply.content}).decode())
     else:
         thought = reasoning_text(conv.last_user, mode, conv) if reasoning else None
@@ -55,6 +60,8 @@ def plan_reply(
                 thought = f"I need to split “{quote(conv.last_user, 60)}” into independent subtasks."
         elif role == "worker":
             content = swarm_replies.worker_answer(conv, who)
+        elif json_schema is not None:  # the aggregator writes the client's structured answer
+            content = orjson.dumps(structured.instance(json_schema, conv.last_user or conv.transcript)).decode()
         else:
             content = swarm_replies.aggregate(conv, who)
         reply = Reply(thought, content)

@@ -29,6 +29,9 @@ DEFAULT_SPECS = (
     DemoServerSpec("gpt", "openai"),
     DemoServerSpec("claude", "anthropic"),
 )
+# Kimi K2.5 on Moonshot's own API (the packaged policy's kimi-api backend): `make run`'s demo has it.
+MOONSHOT_SPEC = DemoServerSpec("kimi-api", "moonshot")
+ALL_SPECS = (*DEFAULT_SPECS, MOONSHOT_SPEC)
 
 
 def create_app(state: DemoServerState) -> web.Application:

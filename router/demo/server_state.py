@@ -22,6 +22,7 @@ DEFAULT_MODELS: dict[str, str] = {
     "sglang": "moonshotai/Kimi-K2.5",
     "openai": "gpt-5.2",
     "anthropic": "claude-sonnet-4-5",
+    "moonshot": "kimi-k2.5",
 }
 # vLLM's own TTFT buckets, so dashboards built against the demo look like production.
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,

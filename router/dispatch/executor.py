@@ -210,7 +210,7 @@ class Dispatcher:
         floor = self._live.hang_floor_s(cand.route, loaded.policy.retry, backend.first_token_timeout_s,
                                         stream=stream)
         call = UpstreamCall(cand.backend, backend, loaded.keys.get(cand.backend),
-                            upstream_body(body, backend, cand.mode, max_output_tokens=cap),
+                            upstream_body(body, backend, cand.mode, max_output_tokens=cap, deadline=deadline),
                             timeout_s=attempt_timeout_s(loaded, backend, cand, None if stream else floor),
                             first_token_s=floor)
         return call, ticket

@@ -15,6 +15,7 @@ from router.dispatch.upstream import (
     UpstreamError,
     answer_problem,
     classify_4xx,
+    complete_choice,
     error_details_from_body,
     error_message_from_body,
     normalize_reasoning,
@@ -53,6 +54,10 @@ class OpenAIRelay:
                 auto_decompress=True, trust_env=False)
         return self._session
 
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled session, shared with the other native clients (dispatch/anthropic.py)."""
+        return self._client()
+
     @staticmethod
     def _request_args(call: UpstreamCall, *, stream: bool) -> dict[str, Any]:
         headers = {"content-type": "application/json"}
@@ -86,6 +91,7 @@ class OpenAIRelay:
         answer: dict[str, Any] = data
         for choice in answer["choices"]:
             normalize_reasoning(choice["message"])
+            complete_choice(choice)
         return answer
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[dict[str, Any]]:

@@ -79,15 +79,26 @@ def _param_and_code(exc: Exception) -> tuple[str | None, str | None]:
 
 def _as_openai(data: dict[str, Any], part: str) -> dict[str, Any]:
     """A litellm response (``part="message"``) or chunk (``"delta"``) as OpenAI's shape: thinking as
-    ``reasoning_content``, litellm's own extras dropped."""
+    ``reasoning_content``, litellm's own extras dropped, and the nullable fields OpenAI's schema
+    requires (``logprobs``, ``finish_reason``; ``content`` and ``refusal`` of a message) present even
+    when ``exclude_none`` removed them."""
     data.pop("provider_specific_fields", None)
     for choice in data.get("choices") or ():
+        choice.setdefault("logprobs", None)
+        choice.setdefault("finish_reason", None)
         inner = choice.get(part)
         if isinstance(inner, dict):
             normalize_reasoning(inner)
             inner.pop("thinking_blocks", None)
             inner.pop("provider_specific_fields", None)
+            if part == "message":
+                inner.setdefault("content", None)
+                inner.setdefault("refusal", None)
     return data
+
+
+def _carries(delta: Any) -> bool:
+    return isinstance(delta, dict) and any(delta.get(k) for k in ("content", "reasoning_content", "tool_calls"))
 
 
 class LiteLLMClient:
@@ -113,13 +124,32 @@ class LiteLLMClient:
         started = False
         try:
             response = await litellm.acompletion(stream=True, **self._kwargs(call))
+            usage: dict[str, Any] | None = None
+            template: dict[str, Any] = {}
+            finished = False
             async for chunk in response:
                 data = _as_openai(chunk.model_dump(exclude_none=True), "delta")
                 if (problem := answer_problem(data, "delta")) is not None:
                     raise UpstreamError("mid_stream" if started else "protocol",
                                         f"{call.backend_name} sent a malformed chunk: {problem}")
+                # litellm repeats usage (on the finish chunk and an extra one): keep the last, send it once.
+                if data.get("usage"):
+                    usage = data.pop("usage")
+                if not data.get("choices"):
+                    continue
+                # litellm may send empty chunks after the finish chunk (Anthropic's message_stop), or
+                # repeat it: the finish chunk is the last one that has choices, as OpenAI sends it.
+                finish = any(c.get("finish_reason") for c in data["choices"])
+                if finished and not any(_carries(c.get("delta")) for c in data["choices"]):
+                    continue
+                finished = finished or finish
+                template = data
                 started = True
                 yield data
+            if usage is not None and template:
+                yield {"id": template.get("id"), "object": "chat.completion.chunk",
+                       "created": template.get("created"), "model": template.get("model"),
+                       "choices": [], "usage": usage}
         except UpstreamError:
             raise
         except Exception as exc:

@@ -222,6 +222,16 @@ def error_details_from_body(raw: bytes) -> tuple[str | None, str | None]:
             str(code)[:100] if isinstance(code, str | int) and not isinstance(code, bool) else None)
 
 
+def complete_choice(choice: dict[str, Any]) -> None:
+    """The nullable fields OpenAI's response schema requires, for upstreams that omit them (vLLM and
+    SGLang leave out ``refusal``; some servers ``logprobs``)."""
+    choice.setdefault("logprobs", None)
+    message = choice.get("message")
+    if isinstance(message, dict):
+        message.setdefault("content", None)
+        message.setdefault("refusal", None)
+
+
 def error_message_from_body(raw: bytes, limit: int = 300) -> str:
     """The upstream's own error message, short, without echoing anything else it sent."""
     import orjson

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from router import errors, offload, taxonomy
 from router.dispatch.executor import Dispatcher
+from router.dispatch.modes import remember_mode
 from router.engine.decide import Label, Limits, decide
 from router.engine.live import LiveState
 from router.engine.request_facts import RequestFacts, extract_facts
@@ -101,6 +102,7 @@ class Pipeline:
         controls = parse_controls(headers, request.router)
         loaded = self.policies.current  # this request keeps this policy, whatever reloads happen
         forced_mode, direct_route = resolve_model(loaded, request.model, controls)
+        remember_mode(body, forced_mode or controls.mode)  # vendor routes translate it (dispatch/modes.py)
         facts = extract_facts(body)
         label, probabilities, rule = self._label(loaded, body, facts, controls)
         defaults = loaded.policy.defaults

@@ -213,6 +213,24 @@ def semantic_problems(policy: Policy) -> list[str]:
     for name, backend in policy.backends.items():
         if backend.flavour == "moonshot" and backend.provider != "openai_compatible":
             problems.append(f"backends.{name}.flavour: 'moonshot' needs provider 'openai_compatible'")
+        problems.extend(_dialect_problems(name, backend))
+    return problems
+
+
+def _dialect_problems(name: str, backend: Any) -> list[str]:
+    """What the upstream's API (router/dispatch/dialects.py) rules out for this backend."""
+    from router.dispatch.dialects import serves_video
+
+    problems = []
+    if "video" in backend.modalities and not serves_video(backend):
+        problems.append(f"backends.{name}.modalities: this upstream does not serve video input (Kimi K2.5 takes "
+                        f"video through Moonshot's API only, flavour 'moonshot'); remove 'video'")
+    if backend.flavour == "moonshot":
+        if not backend.requires_key:
+            problems.append(f"backends.{name}.requires_key: Moonshot's API needs a key; set it to true")
+        if backend.pricing.input_per_mtok is None or backend.pricing.output_per_mtok is None:
+            problems.append(f"backends.{name}.pricing: Moonshot bills per token; give input_per_mtok, "
+                            f"cached_input_per_mtok and output_per_mtok (kimi-k2.5: 0.60 / 0.10 / 3.00)")
     return problems
 
 

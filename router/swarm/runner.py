@@ -335,12 +335,12 @@ class _Run:
         metrics.swarm_duration.observe(swarm["wall_ms"] / 1000)
         metrics.swarm_efficiency.observe(swarm["parallel_efficiency"])
         metrics.swarm_failed_agents.inc(swarm["agents_failed"])
-        message: dict[str, Any] = {"role": "assistant", "content": content}
+        message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
         if reasoning:
             message["reasoning_content"] = reasoning
         response = {"id": f"chatcmpl-{self.routed.request_id}", "object": "chat.completion",
                     "created": int(time.time()), "model": model,
-                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                    "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
                     "usage": self.usage.as_openai()}
         log = AttemptLog(failed=self.failed_attempts, errors=self.errors[:20], upstream_s=timeline.busy_s)
         return SwarmResult(response=response, usage=self.usage, cost_usd=self.ledger.spent, swarm=swarm, log=log)

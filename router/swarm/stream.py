@@ -39,7 +39,8 @@ class SwarmStream:
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {"id": self._id, "object": "chat.completion.chunk", "created": self._created,
-                "model": self._model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                "model": self._model, "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                                   "finish_reason": finish}]}
 
     async def _chunks(self) -> AsyncGenerator[dict[str, Any], None]:
         lines: asyncio.Queue[str | None] = asyncio.Queue()

@@ -55,6 +55,12 @@ The gateway's environment. Provider keys only ever come from secretKeyRef of an 
       name: {{ . }}
       key: {{ $.Values.providers.secretKeys.anthropic }}
       optional: true
+- name: MOONSHOT_API_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.providers.secretKeys.moonshot }}
+      optional: true
 {{- end }}
 {{- with .Values.providers.openai.apiBase }}
 - name: OPENAI_API_BASE
