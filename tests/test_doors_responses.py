@@ -1,0 +1,413 @@
+"""The Responses door's converters, checked against the official ``openai`` SDK's own types.
+
+Every rendered ``Response`` and stream event is validated with pydantic against the SDK's published
+models (``Response``, ``ResponseStreamEvent``), strictly: the class must be the one named by ``type``
+and no unexpected field may ride along. The rendered byte stream is also read by the SDK's own
+``responses.stream`` / ``responses.create`` over an in-memory transport (the network boundary).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2
+import openai
+import orjson
+import pytest
+from openai.types.responses import Response, ResponseStreamEvent
+from pydantic import BaseModel, TypeAdapter
+
+from router.doors import openai_responses as responses
+from router.doors.responses_rendering import ResponsesStreamRenderer, from_chat_response
+from router.engine.request_facts import extract_facts
+from router.errors import InvalidRequest
+
+EVENT = TypeAdapter(ResponseStreamEvent)
+RESPONSE = TypeAdapter(Response)
+ALLOWED_EXTRAS = {"router"}  # the routing decision, on the Response object (issue 13)
+
+
+def assert_strict(model: BaseModel, raw: dict[str, Any]) -> None:
+    """No fallback parse: ``type`` names the class that parsed it, and no unknown fields anywhere."""
+    if isinstance(raw.get("type"), str) and "type" in type(model).model_fields:
+        assert model.type == raw["type"]  # type: ignore[attr-defined]
+    extra = set(model.model_extra or {}) - ALLOWED_EXTRAS
+    assert not extra, f"{type(model).__name__} carries unknown fields {extra}"
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        raw_value = raw.get(field.alias or name)
+        children = value if isinstance(value, list) else [value]
+        raw_children = raw_value if isinstance(raw_value, list) else [raw_value]
+        for child, raw_child in zip(children, raw_children, strict=False):
+            if isinstance(child, BaseModel) and isinstance(raw_child, dict):
+                assert_strict(child, raw_child)
+
+
+def parse_sse(data: bytes) -> list[dict[str, Any]]:
+    assert data.endswith(b"\n\n")
+    events = []
+    for frame in data.split(b"\n\n")[:-1]:
+        name_line, data_line = frame.split(b"\n")
+        assert name_line.startswith(b"event: ") and data_line.startswith(b"data: ")
+        payload = orjson.loads(data_line[6:])
+        assert payload["type"] == name_line[7:].decode()
+        events.append(payload)
+    return events
+
+
+TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+
+
+def validate_stream(data: bytes) -> list[dict[str, Any]]:
+    """Every event parses as its SDK type; sequence numbers count up from 0; items open and close in order."""
+    events = parse_sse(data)
+    for n, event in enumerate(events):
+        assert event["sequence_number"] == n
+        assert_strict(EVENT.validate_python(event), event)
+    assert [e["type"] for e in events[:2]] == ["response.created", "response.in_progress"]
+    assert events[-1]["type"] in TERMINAL
+    assert all(e["type"] not in TERMINAL for e in events[:-1])
+    open_index: int | None = None
+    next_index = 0
+    for event in events[2:-1]:
+        if event["type"] == "response.output_item.added":
+            assert open_index is None and event["output_index"] == next_index
+            open_index, next_index = next_index, next_index + 1
+        elif event["type"] == "response.output_item.done":
+            assert event["output_index"] == open_index
+            open_index = None
+        elif "output_index" in event:
+            assert event["output_index"] == open_index
+    if events[-1]["type"] != "response.failed":
+        assert open_index is None
+        assert len(events[-1]["response"]["output"]) == next_index
+    return events
+
+
+def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "kimi",
+            "choices": choices, **extra}
+
+
+USAGE = {"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": 42,
+         "completion_tokens_details": {"reasoning_tokens": 5}, "prompt_tokens_details": {"cached_tokens": 10}}
+ROUTER = {"task_type": "coding", "route": "kimi:thinking", "mode": "thinking"}
+TOOL = {"type": "function", "name": "get_weather", "description": "Weather", "strict": True,
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+                       "additionalProperties": False}}
+REQUEST = {"model": "auto", "input": "Weather in Oslo?", "tools": [TOOL], "instructions": "Be terse.",
+           "metadata": {"team": "a"}, "reasoning": {"effort": "high"}, "temperature": 0.5, "max_output_tokens": 500}
+
+
+def render(chunks: list[dict[str, Any]], request: dict[str, Any] = REQUEST) -> tuple[bytes, ResponsesStreamRenderer]:
+    renderer = ResponsesStreamRenderer(request=request, model="auto", id="resp_1", created_at=1700000000)
+    data = renderer.start() + b"".join(renderer.feed(c) for c in chunks) + renderer.finish()
+    return data, renderer
+
+
+def test_the_strict_check_rejects_unknown_shapes() -> None:
+    with pytest.raises(ValueError):
+        EVENT.validate_python({"type": "response.shouted", "sequence_number": 0})
+    with pytest.raises(ValueError):  # a required field missing
+        EVENT.validate_python({"type": "response.output_text.delta", "sequence_number": 0, "delta": "x"})
+    typo = {"type": "response.function_call_arguments.delta", "sequence_number": 0, "item_id": "fc", "output_index": 0,
+            "delta": "{", "call_id": "c"}
+    with pytest.raises(AssertionError, match="unknown fields"):
+        assert_strict(EVENT.validate_python(typo), typo)
+
+
+# --- request ---------------------------------------------------------------------------------
+
+
+def test_string_input_with_everything_else() -> None:
+    body = {**REQUEST, "tool_choice": {"type": "function", "name": "get_weather"}, "top_p": 0.9,
+            "parallel_tool_calls": False, "stream": True, "store": False, "safety_identifier": "u1",
+            "router": {"latency_budget_ms": 900},
+            "text": {"format": {"type": "json_schema", "name": "w", "schema": {"type": "object"}, "strict": True}}}
+    chat = responses.to_chat_request(body)
+    assert chat == {
+        "model": "auto",
+        "messages": [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Weather in Oslo?"}],
+        "tools": [{"type": "function", "function": {
+            "name": "get_weather", "description": "Weather", "parameters": TOOL["parameters"], "strict": True}}],
+        "parallel_tool_calls": False,
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "max_tokens": 500, "temperature": 0.5, "top_p": 0.9,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object"},
+                                                                   "strict": True}},
+        "user": "u1", "stream": True, "stream_options": {"include_usage": True},
+        "router": {"latency_budget_ms": 900},
+    }
+    assert responses.mode_hint(body) == "thinking"
+    assert not responses.should_store(body) and responses.should_store(REQUEST)
+
+
+def test_item_input_round_trip_with_reasoning_calls_and_outputs() -> None:
+    """What the openai-agents SDK sends on its second turn when it keeps the history itself."""
+    items = [
+        {"role": "developer", "content": "Use tools."},
+        {"type": "message", "role": "user", "content": [
+            {"type": "input_text", "text": "Weather here?"},
+            {"type": "input_image", "image_url": "data:image/png;base64,AAAA", "detail": "low"}]},
+        {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "Need the tool."}]},
+        {"type": "message", "role": "assistant", "id": "msg_1", "status": "completed",
+         "content": [{"type": "output_text", "text": "Checking.", "annotations": []}]},
+        {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather",
+         "arguments": '{"city":"Oslo"}', "status": "completed"},
+        {"type": "function_call", "id": "fc_2", "call_id": "call_2", "name": "get_weather",
+         "arguments": '{"city":"Bergen"}'},
+        {"type": "function_call_output", "call_id": "call_1", "output": "rain"},
+        {"type": "function_call_output", "call_id": "call_2", "output": [{"type": "input_text", "text": "sun"}]},
+        {"role": "user", "content": "Thanks"},
+    ]
+    chat = responses.to_chat_request({"model": "auto", "input": items})
+    assert chat["messages"] == [
+        {"role": "system", "content": "Use tools."},
+        {"role": "user", "content": [{"type": "text", "text": "Weather here?"},
+                                     {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA",
+                                                                         "detail": "low"}}]},
+        {"role": "assistant", "content": "Checking.", "reasoning_content": "Need the tool.", "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}},
+            {"id": "call_2", "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"city":"Bergen"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "rain"},
+        {"role": "tool", "tool_call_id": "call_2", "content": "sun"},
+        {"role": "user", "content": "Thanks"},
+    ]
+    assert extract_facts(chat).images == 1
+
+
+def test_previous_response_conversation_is_prepended_and_instructions_are_not_carried() -> None:
+    first = {"model": "auto", "input": "Weather in Oslo?", "instructions": "Old instructions.", "tools": [TOOL]}
+    answer = from_chat_response(chat_answer({"content": None, "tool_calls": [
+        {"id": "call_9", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]},
+        "tool_calls"), request=first, model="auto")
+    stored = responses.conversation_items(None, first, answer)
+    assert [i["type"] for i in stored] == ["message", "function_call"]
+    second = {"model": "auto", "previous_response_id": answer["id"], "instructions": "New.",
+              "input": [{"type": "function_call_output", "call_id": "call_9", "output": "rain"}]}
+    chat = responses.to_chat_request(second, stored)
+    assert chat["messages"] == [
+        {"role": "system", "content": "New."},
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_9", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]},
+        {"role": "tool", "tool_call_id": "call_9", "content": "rain"},
+    ]
+    third = responses.conversation_items(stored, second, {"output": [{"type": "message", "role": "assistant",
+                                                               "content": [{"type": "output_text", "text": "Rain."}]}]})
+    assert len(third) == 4
+
+
+@pytest.mark.parametrize(("effort", "hint"), [
+    (None, None), ("none", "instant"), ("minimal", "instant"), ("low", "thinking"), ("high", "thinking")])
+def test_reasoning_effort_is_a_mode_hint(effort: str | None, hint: str | None) -> None:
+    body: dict[str, Any] = {"model": "auto", "input": "x"}
+    if effort is not None:
+        body["reasoning"] = {"effort": effort}
+    assert responses.mode_hint(body) == hint
+    chat = responses.to_chat_request(body)
+    assert "reasoning" not in chat and "reasoning_effort" not in chat
+
+
+def test_json_object_and_text_formats() -> None:
+    base = {"model": "m", "input": "x"}
+    assert responses.to_chat_request({**base, "text": {"format": {"type": "json_object"}}})["response_format"] == \
+        {"type": "json_object"}
+    assert "response_format" not in responses.to_chat_request({**base, "text": {"format": {"type": "text"}}})
+
+
+@pytest.mark.parametrize(("patch", "param"), [
+    ({"model": None}, "model"),
+    ({"input": None}, "input"),
+    ({"input": []}, "input"),
+    ({"input": 5}, "input"),
+    ({"input": [{"type": "message", "role": "robot", "content": "x"}]}, "input[0].role"),
+    ({"input": [{"type": "message", "role": "user"}]}, "input[0].content"),
+    ({"input": [{"role": "user", "content": [{"type": "input_audio"}]}]}, "input[0].content[0].type"),
+    ({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]},
+     "input[0].content[0].image_url"),
+    ({"input": [{"type": "function_call", "name": "f"}]}, "input[0]"),
+    ({"input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id"),
+    ({"input": [{"type": "web_search_call", "id": "w"}]}, "input[0].type"),
+    ({"instructions": ["x"]}, "instructions"),
+    ({"tools": [{"type": "web_search"}]}, "tools[0]"),
+    ({"tool_choice": {"type": "allowed_tools"}}, "tool_choice"),
+    ({"max_output_tokens": 0}, "max_output_tokens"),
+    ({"temperature": 3}, "temperature"),
+    ({"text": {"format": {"type": "json_schema"}}}, "text.format"),
+    ({"text": {"format": {"type": "yaml"}}}, "text.format.type"),
+    ({"reasoning": {"effort": "extreme"}}, "reasoning.effort"),
+    ({"metadata": {"n": 1}}, "metadata"),
+    ({"background": True}, "background"),
+])
+def test_bad_requests_are_400_in_openai_shape(patch: dict[str, Any], param: str) -> None:
+    body = {"model": "auto", "input": "hi", **patch}
+    with pytest.raises(InvalidRequest) as info:
+        responses.to_chat_request(body)
+    exc = info.value
+    assert exc.status == 400 and exc.param == param
+    status, raw, _ = responses.render_error(exc)
+    error = orjson.loads(raw)["error"]
+    assert status == 400 and error["type"] == "invalid_request_error" and error["param"] == param
+    assert error["message"]
+
+
+def test_not_found_and_error_bodies() -> None:
+    missing = responses.ResponseNotFound("Response with id 'resp_x' not found.", param="response_id")
+    status, raw, _ = responses.render_error(missing)
+    assert status == 404 and orjson.loads(raw)["error"]["param"] == "response_id"
+    assert orjson.loads(responses.error_body(502, "upstream broke"))["error"]["type"] == "server_error"
+    assert orjson.loads(responses.error_body(429, "slow"))["error"]["type"] == "rate_limit_error"
+
+
+# --- response --------------------------------------------------------------------------------
+
+
+def chat_answer(message: dict[str, Any], finish: str = "stop") -> dict[str, Any]:
+    return {"id": "chatcmpl-abc", "object": "chat.completion", "created": 1, "model": "kimi-k2.5",
+            "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}],
+            "usage": USAGE, "router": ROUTER}
+
+
+def test_response_with_reasoning_text_and_call_validates() -> None:
+    out = from_chat_response(chat_answer({
+        "content": "Checking.", "reasoning_content": "Need the tool.",
+        "tool_calls": [{"id": "call_1", "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]}, "tool_calls"),
+        request=REQUEST, model="auto", id="resp_1", created_at=1700000000)
+    response = RESPONSE.validate_python(out)
+    assert_strict(response, out)
+    assert [i.type for i in response.output] == ["reasoning", "message", "function_call"]
+    assert response.output_text == "Checking."
+    assert response.output[2].call_id == "call_1"  # type: ignore[union-attr]
+    assert response.status == "completed" and response.id == "resp_1" and response.instructions == "Be terse."
+    assert response.usage is not None and (response.usage.input_tokens, response.usage.output_tokens,
+                                           response.usage.output_tokens_details.reasoning_tokens,
+                                           response.usage.input_tokens_details.cached_tokens) == (30, 12, 5, 10)
+    assert response.tools[0].name == "get_weather"  # type: ignore[union-attr]
+    assert response.reasoning is not None and response.reasoning.effort == "high"
+    assert out["router"] == ROUTER
+
+
+def test_length_finish_is_incomplete() -> None:
+    out = from_chat_response(chat_answer({"content": "cut"}, "length"), request={"model": "m", "input": "x"},
+                             model="m")
+    assert_strict(RESPONSE.validate_python(out), out)
+    assert out["status"] == "incomplete" and out["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert out["output"][0]["status"] == "incomplete"
+
+
+def sdk_client(body: bytes, content_type: str) -> openai.OpenAI:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=body, headers={"content-type": content_type})
+    return openai.OpenAI(api_key="test", base_url="http://gateway.invalid/v1",
+                         http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
+
+
+def test_sdk_create_parses_the_json_response() -> None:
+    out = from_chat_response(chat_answer({"content": "Hello."}), request={"model": "auto", "input": "hi"},
+                             model="auto")
+    client = sdk_client(orjson.dumps(out), "application/json")
+    response = client.responses.create(model="auto", input="hi")
+    assert response.output_text == "Hello." and response.id == out["id"]
+
+
+# --- stream ----------------------------------------------------------------------------------
+
+THINK_TEXT_TOOLS = [
+    chunk({"role": "assistant", "content": ""}),
+    chunk({"reasoning_content": "Need "}), chunk({"reasoning_content": "the tool."}),
+    chunk({"content": "Check"}), chunk({"content": "ing."}),
+    chunk({"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
+                           "function": {"name": "get_weather", "arguments": ""}}]}),
+    chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city":'}}]}),
+    chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"Oslo"}'}}]}),
+    chunk({"tool_calls": [{"index": 1, "id": "call_b", "type": "function",
+                           "function": {"name": "get_weather", "arguments": '{"city":"Bergen"}'}}]}),
+    chunk({}, finish="tool_calls"),
+    chunk(None, usage=USAGE, router=ROUTER),
+]
+
+
+def test_stream_sequence_validates() -> None:
+    data, renderer = render(THINK_TEXT_TOOLS)
+    events = validate_stream(data)
+    assert [e["type"] for e in events] == [
+        "response.created", "response.in_progress",
+        "response.output_item.added", "response.reasoning_summary_part.added",
+        "response.reasoning_summary_text.delta", "response.reasoning_summary_text.delta",
+        "response.reasoning_summary_text.done", "response.reasoning_summary_part.done", "response.output_item.done",
+        "response.output_item.added", "response.content_part.added",
+        "response.output_text.delta", "response.output_text.delta",
+        "response.output_text.done", "response.content_part.done", "response.output_item.done",
+        "response.output_item.added", "response.function_call_arguments.delta",
+        "response.function_call_arguments.delta", "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.output_item.added", "response.function_call_arguments.delta",
+        "response.function_call_arguments.done", "response.output_item.done",
+        "response.completed",
+    ]
+    final = events[-1]["response"]
+    assert final["status"] == "completed" and final["router"] == ROUTER and final["usage"]["total_tokens"] == 42
+    assert [i["type"] for i in final["output"]] == ["reasoning", "message", "function_call", "function_call"]
+    assert final["output"][2]["arguments"] == '{"city":"Oslo"}' and final["output"][2]["call_id"] == "call_a"
+    assert renderer.response == final
+    assert events[0]["response"]["status"] == "in_progress" and events[0]["response"]["output"] == []
+
+
+def test_sdk_stream_accumulates_the_same_response_as_the_json_answer() -> None:
+    data, _ = render(THINK_TEXT_TOOLS)
+    client = sdk_client(data, "text/event-stream")
+    with client.responses.stream(model="auto", input="Weather in Oslo?", tools=[TOOL]) as stream:  # type: ignore[list-item]
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert kinds[-1] == "response.completed" and "response.output_text.delta" in kinds
+    assert final.output_text == "Checking."
+    json_answer = from_chat_response(chat_answer({
+        "content": "Checking.", "reasoning_content": "Need the tool.",
+        "tool_calls": [{"id": "call_a", "type": "function", "function": {"name": "get_weather",
+                                                                         "arguments": '{"city":"Oslo"}'}},
+                       {"id": "call_b", "type": "function", "function": {"name": "get_weather",
+                                                                         "arguments": '{"city":"Bergen"}'}}]},
+        "tool_calls"), request=REQUEST, model="auto", id="resp_1", created_at=1700000000)
+
+    def shape(response: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return [(i["type"], i.get("call_id"), i.get("arguments"), i.get("status"), orjson.dumps(i.get("content")),
+                 orjson.dumps(i.get("summary"))) for i in response["output"]]
+
+    streamed = final.model_dump(mode="json", exclude_none=True)
+    assert shape(streamed) == shape(RESPONSE.validate_python(json_answer).model_dump(mode="json", exclude_none=True))
+    assert streamed["usage"] == RESPONSE.validate_python(json_answer).model_dump(mode="json")["usage"] | {
+        "input_tokens_details": {"cached_tokens": 10, "cache_write_tokens": 0}}
+
+
+def test_sdk_create_stream_iterates_events() -> None:
+    data, _ = render([chunk({"content": "Hi"}, finish="stop"), chunk(None, usage=USAGE)], {"model": "m", "input": "x"})
+    events = list(sdk_client(data, "text/event-stream").responses.create(model="m", input="x", stream=True))
+    assert events[-1].type == "response.completed"
+    assert [e.delta for e in events if e.type == "response.output_text.delta"] == ["Hi"]
+
+
+def test_length_stream_ends_incomplete() -> None:
+    data, renderer = render([chunk({"content": "cut"}, finish="length")], {"model": "m", "input": "x"})
+    events = validate_stream(data)
+    assert events[-1]["type"] == "response.incomplete"
+    assert renderer.response is not None and renderer.response["incomplete_details"] == {"reason": "max_output_tokens"}
+
+
+def test_mid_stream_failure() -> None:
+    renderer = ResponsesStreamRenderer(request={"model": "m", "input": "x"}, model="m")
+    data = (renderer.start() + renderer.feed(chunk({"content": "part"})) + renderer.error_event("upstream broke")
+            + renderer.fail("upstream broke"))
+    events = validate_stream(data)
+    assert [e["type"] for e in events[-2:]] == ["error", "response.failed"]
+    assert events[-1]["response"]["error"] == {"code": "server_error", "message": "upstream broke"}
+    assert renderer.finish() == b""
+
+
+def test_empty_stream_completes_with_no_output() -> None:
+    renderer = ResponsesStreamRenderer(request={"model": "m", "input": "x"}, model="m")
+    events = validate_stream(renderer.finish())
+    assert [e["type"] for e in events] == ["response.created", "response.in_progress", "response.completed"]
