@@ -49,3 +49,8 @@ class Settings(BaseSettings):
                                "overrides the policy's shadow:")
     demo_quality: str = Field(default="", description="demo upstreams: YAML {task_type: {route: mean}} of latent "
                               "answer quality (the demo truth)")
+    # Issue 13: stored Responses (previous_response_id, GET/DELETE /v1/responses/{id}).
+    redis_url: str | None = Field(default=None, description="redis://host:port/db; unset = in-process state")
+    responses_ttl_s: float = Field(default=86_400.0, gt=0, description="how long a stored response is kept")
+    responses_store_max_entries: int = Field(default=10_000, ge=1, description="in-process store: entries")
+    responses_store_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1, description="in-process store: bytes")
