@@ -410,6 +410,16 @@ def test_sdk_stream_accumulates_the_same_message_as_the_json_answer() -> None:
     assert streamed == expected
 
 
+def test_sdk_create_parses_the_json_message() -> None:
+    out = from_chat_response(answer({"content": "Hello.", "reasoning_content": "Greet."}), model="auto")
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=orjson.dumps(out), headers={"content-type": "application/json"})
+    client = anthropic.Anthropic(api_key="test", base_url="http://gateway.invalid",
+                                 http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
+    message = client.messages.create(model="auto", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    assert [b.type for b in message.content] == ["thinking", "text"] and message.content[1].text == "Hello."  # type: ignore[union-attr]
+
+
 def test_text_only_stream_and_sdk_text_stream() -> None:
     data = render([chunk({"content": "Hel"}), chunk({"content": "lo"}, finish="stop"), chunk(None, usage=USAGE)])
     frames = validate_stream(data)

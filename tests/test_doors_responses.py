@@ -241,6 +241,7 @@ def test_json_object_and_text_formats() -> None:
     ({"reasoning": {"effort": "extreme"}}, "reasoning.effort"),
     ({"metadata": {"n": 1}}, "metadata"),
     ({"background": True}, "background"),
+    ({"conversation": "conv_1"}, "conversation"),
 ])
 def test_bad_requests_are_400_in_openai_shape(patch: dict[str, Any], param: str) -> None:
     body = {"model": "auto", "input": "hi", **patch}

@@ -242,6 +242,9 @@ def _check_envelope(body: Any) -> dict[str, Any]:
     if metadata is not None and not (isinstance(metadata, dict) and all(
             isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())):
         raise _fail("metadata must be an object of string values.", "metadata")
+    if body.get("conversation") is not None:
+        raise _fail("conversation objects are not supported by this gateway; chain turns with "
+                    "previous_response_id.", "conversation")
     if body.get("background"):
         raise _fail("background responses are not supported by this gateway; omit 'background'.", "background")
     return body
