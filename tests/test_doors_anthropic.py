@@ -24,6 +24,7 @@ from router.doors.anthropic_rendering import (
     MessagesStreamRenderer,
     from_chat_response,
     is_router_signature,
+    models_page,
     thinking_signature,
 )
 from router.engine.request_facts import extract_facts
@@ -458,3 +459,16 @@ def test_feed_before_start_starts_the_message() -> None:
     renderer = MessagesStreamRenderer(model="m")
     frames = validate_stream(renderer.feed(chunk({"content": "x"})) + renderer.finish())
     assert frames[0][0] == "message_start"
+
+
+def test_models_page_reads_with_the_sdk() -> None:
+    page = models_page(["auto", "auto:thinking", "kimi:instant"])
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=orjson.dumps(page), headers={"content-type": "application/json"})
+    client = anthropic.Anthropic(api_key="test", base_url="http://gateway.invalid",
+                                 http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
+    models = client.models.list()
+    assert [m.id for m in models.data] == ["auto", "auto:thinking", "kimi:instant"]
+    for raw, model in zip(page["data"], models.data, strict=True):
+        assert_strict(model, raw)
+    assert models.has_more is False and models.last_id == "kimi:instant"

@@ -249,3 +249,17 @@ class MessagesStreamRenderer:
         if isinstance(arguments, str) and arguments:
             out += self._delta({"type": "input_json_delta", "partial_json": arguments}, block)
         return out
+
+
+# --- models ----------------------------------------------------------------------------------
+
+# No real release date exists for a route or an alias; a fixed epoch keeps the list stable.
+_MODELS_CREATED_AT = "1970-01-01T00:00:00Z"
+
+
+def models_page(model_ids: list[str]) -> dict[str, Any]:
+    """``GET /v1/models`` in Anthropic's shape (https://docs.claude.com/en/api/models-list), one page."""
+    data = [{"type": "model", "id": model_id, "display_name": model_id, "created_at": _MODELS_CREATED_AT,
+             "lifecycle": "active"} for model_id in model_ids]
+    return {"data": data, "has_more": False, "first_id": model_ids[0] if model_ids else None,
+            "last_id": model_ids[-1] if model_ids else None}
