@@ -286,6 +286,8 @@ def test_count_tokens_matches_the_routing_estimate() -> None:
     with_image = am.count_tokens({**body, "messages": [{"role": "user", "content": [
         {"type": "image", "source": {"type": "url", "url": "https://e.com/x.png"}}]}]})
     assert with_image["input_tokens"] > 1000  # an image costs ~1.5k tokens
+    thinking = am.count_tokens({**body, "thinking": {"type": "enabled", "budget_tokens": 2048}})
+    assert thinking == counted  # count_tokens carries no max_tokens: the budget is not compared with one
 
 
 # --- message ---------------------------------------------------------------------------------

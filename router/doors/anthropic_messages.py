@@ -352,5 +352,8 @@ def to_chat_request(body: dict[str, Any]) -> dict[str, Any]:
 
 def count_tokens(body: dict[str, Any]) -> dict[str, int]:
     """``POST /v1/messages/count_tokens``: the router's own estimate, the one routing prices with."""
-    chat = to_chat_request({"max_tokens": 1, **body})  # count_tokens takes no max_tokens
+    if not isinstance(body, dict):
+        raise _fail("The request body must be a JSON object.")
+    # count_tokens takes no max_tokens; a large one keeps the thinking-budget check meaningful.
+    chat = to_chat_request({**body, "max_tokens": 1 << 30})
     return {"input_tokens": extract_facts(chat).input_tokens}
