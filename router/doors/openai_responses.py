@@ -102,7 +102,7 @@ class _Conversation:
 
     def _assistant(self) -> dict[str, Any]:
         last = self.messages[-1] if self.messages else None
-        if last is None or last["role"] != "assistant" or last.get("_closed"):
+        if last is None or last["role"] != "assistant":
             last = {"role": "assistant", "content": None}
             self.messages.append(last)
         if self._reasoning:
@@ -126,7 +126,6 @@ class _Conversation:
                 text = content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
                 turn["content"] = (turn["content"] or "") + text
             else:
-                self._close()
                 self.messages.append({"role": "system" if role == "developer" else role, "content": content})
         elif kind == "function_call":
             call_id, name, arguments = item.get("call_id"), item.get("name"), item.get("arguments", "")
@@ -144,7 +143,6 @@ class _Conversation:
                 output = "".join(p["text"] for p in parts if p["type"] == "text")
             if not isinstance(output, str):
                 raise _fail(f"{where}.output must be a string or a list of content parts.", f"{where}.output")
-            self._close()
             self.messages.append({"role": "tool", "tool_call_id": call_id, "content": output})
         elif kind == "reasoning":
             # Kept for the next assistant turn: Kimi wants its reasoning back across tool calls.
@@ -155,13 +153,7 @@ class _Conversation:
             raise _fail(f"{where}: input item type {kind!r} cannot be routed (message, function_call, "
                         "function_call_output, reasoning).", f"{where}.type")
 
-    def _close(self) -> None:
-        if self.messages and self.messages[-1]["role"] == "assistant":
-            self.messages[-1]["_closed"] = True
-
     def result(self) -> list[dict[str, Any]]:
-        for message in self.messages:
-            message.pop("_closed", None)
         return self.messages
 
 
