@@ -15,9 +15,6 @@ import anthropic
 import httpx2
 import orjson
 import pytest
-from anthropic.types import Message, RawMessageStreamEvent
-from anthropic.types.shared import ErrorResponse
-from pydantic import BaseModel, TypeAdapter
 
 from router.doors import anthropic_messages as am
 from router.doors.anthropic_rendering import (
@@ -29,70 +26,18 @@ from router.doors.anthropic_rendering import (
 )
 from router.engine.request_facts import extract_facts
 from router.errors import InvalidRequest
+from tests.support.door_conformance import (
+    ANTHROPIC_ERROR,
+    ANTHROPIC_EVENT,
+    ANTHROPIC_MESSAGE,
+    anthropic_stream,
+    assert_strict,
+)
 
-EVENT = TypeAdapter(RawMessageStreamEvent)
-MESSAGE = TypeAdapter(Message)
-ERROR = TypeAdapter(ErrorResponse)
-# Fields we add on purpose beyond Anthropic's shapes (the issue: "the router object where the
-# protocol allows"); anything else extra is a typo or a wrong shape.
-ALLOWED_EXTRAS = {"router"}
-
-
-def assert_strict(model: BaseModel, raw: dict[str, Any]) -> None:
-    """No fallback parse: ``type`` names the class that parsed it, and no unknown fields anywhere."""
-    if isinstance(raw.get("type"), str) and "type" in type(model).model_fields:
-        assert model.type == raw["type"]
-    extra = set(model.model_extra or {}) - ALLOWED_EXTRAS
-    assert not extra, f"{type(model).__name__} carries unknown fields {extra}"
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        children = value if isinstance(value, list) else [value]
-        raw_children = raw.get(name) if isinstance(raw.get(name), list) else [raw.get(name)]
-        for child, raw_child in zip(children, raw_children, strict=False):
-            if isinstance(child, BaseModel) and isinstance(raw_child, dict):
-                assert_strict(child, raw_child)
-
-
-def parse_sse(data: bytes) -> list[tuple[str, dict[str, Any]]]:
-    """(event name, payload) per frame; checks the framing Anthropic uses."""
-    assert data.endswith(b"\n\n")
-    frames = []
-    for frame in data.split(b"\n\n")[:-1]:
-        name_line, data_line = frame.split(b"\n")
-        assert name_line.startswith(b"event: ") and data_line.startswith(b"data: ")
-        name, payload = name_line[7:].decode(), orjson.loads(data_line[6:])
-        assert payload["type"] == name  # the SSE name repeats the payload's type
-        frames.append((name, payload))
-    return frames
-
-
-def validate_stream(data: bytes) -> list[tuple[str, dict[str, Any]]]:
-    """Every event parses as the SDK type its name says; the order is the published one."""
-    frames = parse_sse(data)
-    open_index: int | None = None
-    next_index = 0
-    names = [name for name, _ in frames]
-    assert names[0] == "message_start"
-    for name, payload in frames:
-        if name == "ping":
-            continue
-        if name == "error":
-            assert_strict(ERROR.validate_python(payload), payload)
-            assert (name, payload) == frames[-1], "nothing follows an error event"
-            continue
-        assert_strict(EVENT.validate_python(payload), payload)
-        if name == "content_block_start":
-            assert open_index is None and payload["index"] == next_index
-            open_index, next_index = payload["index"], next_index + 1
-        elif name in ("content_block_delta", "content_block_stop"):
-            assert payload["index"] == open_index
-            if name == "content_block_stop":
-                open_index = None
-        elif name in ("message_delta", "message_stop"):
-            assert open_index is None
-    if "error" not in names:
-        assert names[-2:] == ["message_delta", "message_stop"]
-    return frames
+EVENT = ANTHROPIC_EVENT
+MESSAGE = ANTHROPIC_MESSAGE
+ERROR = ANTHROPIC_ERROR
+validate_stream = anthropic_stream
 
 
 def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, **extra: Any) -> dict[str, Any]:

@@ -14,74 +14,15 @@ import httpx2
 import openai
 import orjson
 import pytest
-from openai.types.responses import Response, ResponseStreamEvent
-from pydantic import BaseModel, TypeAdapter
 
 from router.doors import openai_responses as responses
 from router.doors.responses_rendering import ResponsesStreamRenderer, from_chat_response
 from router.engine.request_facts import extract_facts
 from router.errors import InvalidRequest
+from tests.support.door_conformance import RESPONSE, RESPONSES_EVENT, assert_strict, responses_stream
 
-EVENT = TypeAdapter(ResponseStreamEvent)
-RESPONSE = TypeAdapter(Response)
-ALLOWED_EXTRAS = {"router"}  # the routing decision, on the Response object (issue 13)
-
-
-def assert_strict(model: BaseModel, raw: dict[str, Any]) -> None:
-    """No fallback parse: ``type`` names the class that parsed it, and no unknown fields anywhere."""
-    if isinstance(raw.get("type"), str) and "type" in type(model).model_fields:
-        assert model.type == raw["type"]  # type: ignore[attr-defined]
-    extra = set(model.model_extra or {}) - ALLOWED_EXTRAS
-    assert not extra, f"{type(model).__name__} carries unknown fields {extra}"
-    for name, field in type(model).model_fields.items():
-        value = getattr(model, name)
-        raw_value = raw.get(field.alias or name)
-        children = value if isinstance(value, list) else [value]
-        raw_children = raw_value if isinstance(raw_value, list) else [raw_value]
-        for child, raw_child in zip(children, raw_children, strict=False):
-            if isinstance(child, BaseModel) and isinstance(raw_child, dict):
-                assert_strict(child, raw_child)
-
-
-def parse_sse(data: bytes) -> list[dict[str, Any]]:
-    assert data.endswith(b"\n\n")
-    events = []
-    for frame in data.split(b"\n\n")[:-1]:
-        name_line, data_line = frame.split(b"\n")
-        assert name_line.startswith(b"event: ") and data_line.startswith(b"data: ")
-        payload = orjson.loads(data_line[6:])
-        assert payload["type"] == name_line[7:].decode()
-        events.append(payload)
-    return events
-
-
-TERMINAL = ("response.completed", "response.incomplete", "response.failed")
-
-
-def validate_stream(data: bytes) -> list[dict[str, Any]]:
-    """Every event parses as its SDK type; sequence numbers count up from 0; items open and close in order."""
-    events = parse_sse(data)
-    for n, event in enumerate(events):
-        assert event["sequence_number"] == n
-        assert_strict(EVENT.validate_python(event), event)
-    assert [e["type"] for e in events[:2]] == ["response.created", "response.in_progress"]
-    assert events[-1]["type"] in TERMINAL
-    assert all(e["type"] not in TERMINAL for e in events[:-1])
-    open_index: int | None = None
-    next_index = 0
-    for event in events[2:-1]:
-        if event["type"] == "response.output_item.added":
-            assert open_index is None and event["output_index"] == next_index
-            open_index, next_index = next_index, next_index + 1
-        elif event["type"] == "response.output_item.done":
-            assert event["output_index"] == open_index
-            open_index = None
-        elif "output_index" in event:
-            assert event["output_index"] == open_index
-    if events[-1]["type"] != "response.failed":
-        assert open_index is None
-        assert len(events[-1]["response"]["output"]) == next_index
-    return events
+EVENT = RESPONSES_EVENT
+validate_stream = responses_stream
 
 
 def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, **extra: Any) -> dict[str, Any]:
