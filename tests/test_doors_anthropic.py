@@ -143,16 +143,29 @@ def test_tool_choice(choice: dict[str, Any], expected: Any) -> None:
     assert am.to_chat_request(body)["tool_choice"] == expected
 
 
-@pytest.mark.parametrize(("thinking", "hint"), [
-    (None, None), ({"type": "enabled", "budget_tokens": 2048}, "thinking"), ({"type": "disabled"}, "instant"),
-    ({"type": "adaptive"}, None),
+@pytest.mark.parametrize(("thinking", "tools", "hint"), [
+    (None, False, None), ({"type": "enabled", "budget_tokens": 2048}, False, "thinking"),
+    ({"type": "enabled", "budget_tokens": 2048}, True, "agent"), ({"type": "between_tools"}, True, "agent"),
+    ({"type": "disabled"}, False, "instant"), ({"type": "disabled"}, True, "instant"),
+    ({"type": "adaptive", "display": "summarized"}, False, None),
 ])
-def test_thinking_becomes_a_mode_hint_not_a_body_field(thinking: Any, hint: str | None) -> None:
+def test_thinking_becomes_a_mode_hint_not_a_body_field(thinking: Any, tools: bool, hint: str | None) -> None:
     body: dict[str, Any] = {"model": "auto", "max_tokens": 4096, "messages": [{"role": "user", "content": "hi"}]}
     if thinking is not None:
         body["thinking"] = thinking
+    if tools:
+        body["tools"] = [{"name": "f", "input_schema": {"type": "object"}}]
     assert am.mode_hint(body) == hint
     assert "thinking" not in am.to_chat_request(body)
+
+
+def test_output_config_format_becomes_response_format() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    chat = am.to_chat_request({**BASE, "output_config": {"effort": "high",
+                                                         "format": {"type": "json_schema", "schema": schema}}})
+    assert chat["response_format"] == {"type": "json_schema",
+                                       "json_schema": {"name": "output", "schema": schema, "strict": True}}
+    assert "output_config" not in chat and "effort" not in chat
 
 
 BASE = {"model": "auto", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
@@ -182,6 +195,9 @@ BASE = {"model": "auto", "max_tokens": 100, "messages": [{"role": "user", "conte
     ({"thinking": {"type": "enabled", "budget_tokens": 100}}, "thinking.budget_tokens"),
     ({"thinking": {"type": "enabled", "budget_tokens": 4096}}, "thinking.budget_tokens"),  # ≥ max_tokens
     ({"thinking": {"type": "loud"}}, "thinking.type"),
+    ({"output_config": {"effort": "huge"}}, "output_config.effort"),
+    ({"output_config": {"format": {"type": "json_object"}}}, "output_config.format"),
+    ({"output_config": 3}, "output_config"),
 ])
 def test_bad_requests_are_400_in_anthropic_shape(patch: dict[str, Any], param: str) -> None:
     body = {**BASE, **patch}
@@ -419,3 +435,77 @@ def test_models_page_reads_with_the_sdk() -> None:
     for raw, model in zip(page["data"], models.data, strict=True):
         assert_strict(model, raw)
     assert models.has_more is False and models.last_id == "kimi:instant"
+
+
+# --- requests as the real SDK sends them ---------------------------------------------------------
+
+
+class Recorder:
+    """The SDK's transport: records each request body, answers with ``answer`` (the network boundary)."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+        self.bodies: list[dict[str, Any]] = []
+        self.client = anthropic.Anthropic(api_key="test", base_url="http://gateway.invalid",
+                                          http_client=httpx2.Client(transport=httpx2.MockTransport(self)))
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        self.bodies.append(orjson.loads(request.content))
+        return httpx2.Response(200, content=orjson.dumps(self.answer), headers={"content-type": "application/json"})
+
+
+WEATHER_TOOL = {"name": "get_weather", "description": "Weather for a city",
+                "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+
+
+def test_sdk_tool_use_round_trip_with_thinking_and_an_image_converts() -> None:
+    """The SDK's own serialisation of a first turn, and of the Message it got back sent as history."""
+    first = from_chat_response(answer({
+        "content": "Checking.", "reasoning_content": "Use the tool.",
+        "tool_calls": [{"id": "call_1", "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]}, "tool_calls"),
+        model="auto")
+    sdk = Recorder(first)
+    user_turn = {"role": "user", "content": [
+        {"type": "text", "text": "Weather where this photo was taken?"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}]}
+    message = sdk.client.messages.create(
+        model="auto", max_tokens=4096, system="Be terse.", messages=[user_turn],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL], tool_choice={"type": "auto"},  # type: ignore[list-item]
+        thinking={"type": "enabled", "budget_tokens": 2048}, stop_sequences=["END"],
+        metadata={"user_id": "u-7"}, extra_body={"temperature": 1.0})  # no longer a create() argument
+    sdk.client.messages.create(
+        model="auto", max_tokens=4096, system="Be terse.", tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        thinking={"type": "enabled", "budget_tokens": 2048},
+        messages=[user_turn, {"role": "assistant", "content": message.content},  # type: ignore[list-item]
+                  {"role": "user", "content": [{"type": "tool_result", "tool_use_id": message.content[2].id,  # type: ignore[union-attr]
+                                                "content": "12 °C, rain"}]}])
+    turn1, turn2 = (am.to_chat_request(body) for body in sdk.bodies)
+    assert am.mode_hint(sdk.bodies[0]) == "agent"  # thinking, with tools
+    assert turn1["messages"][0] == {"role": "system", "content": "Be terse."}
+    assert turn1["messages"][1]["content"][1]["image_url"]["url"].startswith("data:image/png;base64,")
+    assert turn1["tools"][0]["function"]["name"] == "get_weather" and turn1["tool_choice"] == "auto"
+    assert (turn1["stop"], turn1["user"], turn1["temperature"]) == (["END"], "u-7", 1.0)
+    assert turn2["messages"][2:] == [
+        {"role": "assistant", "content": "Checking.", "reasoning_content": "Use the tool.",
+         "tool_calls": [{"id": "call_1", "type": "function",
+                         "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "12 °C, rain"},
+    ]
+    # The thinking block went back with our signature: an adapter can tell it is not Claude's.
+    assert is_router_signature(sdk.bodies[1]["messages"][1]["content"][0]["signature"])
+
+
+async def test_async_sdk_stream_reads_the_rendered_events() -> None:
+    data = render(THINK_TEXT_TOOLS)
+
+    async def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=data, headers={"content-type": "text/event-stream"})
+    client = anthropic.AsyncAnthropic(api_key="test", base_url="http://gateway.invalid",
+                                      http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
+    async with client.messages.stream(model="auto", max_tokens=100, messages=[]) as stream:
+        text = "".join([t async for t in stream.text_stream])
+        final = await stream.get_final_message()
+    assert text == "Calling tools." and final.stop_reason == "tool_use"
+    assert [b.type for b in final.content] == ["thinking", "text", "tool_use", "tool_use"]
+    await client.close()

@@ -256,7 +256,7 @@ def _number(body: dict[str, Any], key: str, low: float, high: float) -> float | 
 
 
 def _thinking(body: dict[str, Any], max_tokens: int) -> str | None:
-    """The mode the ``thinking`` field asks for: thinking, instant, or None (no preference)."""
+    """What ``thinking`` asks for: "on", "off", or None (absent, or adaptive: the model decides)."""
     thinking = body.get("thinking")
     if thinking is None:
         return None
@@ -267,12 +267,34 @@ def _thinking(body: dict[str, Any], max_tokens: int) -> str | None:
         if not isinstance(budget, int) or isinstance(budget, bool) or not 1024 <= budget < max_tokens:
             raise _fail(f"thinking.budget_tokens must be an integer ≥ 1024 and below max_tokens ({max_tokens}); "
                         f"got {budget!r}.", "thinking.budget_tokens")
-        return "thinking"
+        return "on"
+    if kind == "between_tools":
+        return "on"
     if kind == "disabled":
-        return "instant"
+        return "off"
     if kind == "adaptive":
-        return None  # the model decides: leave the mode to the router
-    raise _fail("thinking.type must be 'enabled', 'disabled' or 'adaptive'.", "thinking.type")
+        return None
+    raise _fail("thinking.type must be 'enabled', 'disabled', 'adaptive' or 'between_tools'.", "thinking.type")
+
+
+def _output_config(body: dict[str, Any], chat: dict[str, Any]) -> None:
+    config = body.get("output_config")
+    if config is None:
+        return
+    if not isinstance(config, dict):
+        raise _fail("output_config must be an object.", "output_config")
+    effort = config.get("effort")
+    if effort is not None and effort not in ("low", "medium", "high", "xhigh", "max"):
+        raise _fail("output_config.effort must be low, medium, high, xhigh or max.", "output_config.effort")
+    fmt = config.get("format")
+    if fmt is not None:
+        if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+            raise _fail("output_config.format must be {'type': 'json_schema', 'schema': {...}}.",
+                        "output_config.format")
+        # Structured outputs (https://platform.claude.com/docs/en/build-with-claude/structured-outputs)
+        # as Chat Completions' response_format; the name is required there and free here.
+        chat["response_format"] = {"type": "json_schema",
+                                   "json_schema": {"name": "output", "schema": fmt["schema"], "strict": True}}
 
 
 def _check_envelope(body: Any) -> tuple[dict[str, Any], int]:
@@ -292,10 +314,15 @@ def _check_envelope(body: Any) -> tuple[dict[str, Any], int]:
 def mode_hint(body: dict[str, Any]) -> str | None:
     """The mode ``thinking`` asks for, for the pipeline to use when the client named none itself.
 
-    ``enabled`` → ``thinking``, ``disabled`` → ``instant``, absent or ``adaptive`` → None.
+    Thinking on (``enabled``, ``between_tools``) → ``agent`` when the request carries tools (the
+    router's thinking-with-tools mode), else ``thinking``; ``disabled`` → ``instant``; absent or
+    ``adaptive`` → None (the router decides).
     """
     body, max_tokens = _check_envelope(body)
-    return _thinking(body, max_tokens)
+    wanted = _thinking(body, max_tokens)
+    if wanted == "on":
+        return "agent" if body.get("tools") else "thinking"
+    return "instant" if wanted == "off" else None
 
 
 def to_chat_request(body: dict[str, Any]) -> dict[str, Any]:
@@ -338,6 +365,7 @@ def to_chat_request(body: dict[str, Any]) -> dict[str, Any]:
         value = _number(body, key, 0.0, high)
         if value is not None:
             chat[key] = value
+    _output_config(body, chat)
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
         chat["user"] = metadata["user_id"]
