@@ -80,7 +80,7 @@ def test_string_input_with_everything_else() -> None:
         "user": "u1", "stream": True, "stream_options": {"include_usage": True},
         "router": {"latency_budget_ms": 900},
     }
-    assert responses.mode_hint(body) == "thinking"
+    assert responses.mode_hint(body) == "agent"  # reasoning with tools
     assert not responses.should_store(body) and responses.should_store(REQUEST)
 
 
@@ -142,7 +142,8 @@ def test_previous_response_conversation_is_prepended_and_instructions_are_not_ca
 
 
 @pytest.mark.parametrize(("effort", "hint"), [
-    (None, None), ("none", "instant"), ("minimal", "instant"), ("low", "thinking"), ("high", "thinking")])
+    (None, None), ("none", "instant"), ("minimal", "instant"), ("low", "thinking"), ("high", "thinking"),
+    ("max", "thinking")])
 def test_reasoning_effort_is_a_mode_hint(effort: str | None, hint: str | None) -> None:
     body: dict[str, Any] = {"model": "auto", "input": "x"}
     if effort is not None:
@@ -353,3 +354,68 @@ def test_empty_stream_completes_with_no_output() -> None:
     renderer = ResponsesStreamRenderer(request={"model": "m", "input": "x"}, model="m")
     events = validate_stream(renderer.finish())
     assert [e["type"] for e in events] == ["response.created", "response.in_progress", "response.completed"]
+
+
+# --- requests as the real SDK sends them -------------------------------------------------------
+
+
+class Recorder:
+    """The SDK's transport: records each request body, answers with the next of ``answers``."""
+
+    def __init__(self, answers: list[dict[str, Any]]) -> None:
+        self.answers = answers
+        self.bodies: list[dict[str, Any]] = []
+        self.client = openai.OpenAI(api_key="test", base_url="http://gateway.invalid/v1",
+                                    http_client=httpx2.Client(transport=httpx2.MockTransport(self)))
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        self.bodies.append(orjson.loads(request.content))
+        answer = self.answers[len(self.bodies) - 1]
+        return httpx2.Response(200, content=orjson.dumps(answer), headers={"content-type": "application/json"})
+
+
+def test_sdk_tool_round_trip_both_ways_converts() -> None:
+    """Turn 2 once with previous_response_id (the gateway's store), once with the output sent back
+    as input (what the openai-agents SDK does): both give the backend the same conversation."""
+    first_request = {"model": "auto", "input": "Weather in Oslo?", "tools": [TOOL], "instructions": "Be terse.",
+                     "reasoning": {"effort": "low"}}
+    first = from_chat_response(chat_answer({"content": None, "reasoning_content": "Use the tool.", "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]},
+        "tool_calls"), request=first_request, model="auto")
+    final = from_chat_response(chat_answer({"content": "Rain."}), request=first_request, model="auto")
+    sdk = Recorder([first, final, final])
+    response = sdk.client.responses.create(model="auto", input="Weather in Oslo?", tools=[TOOL],  # type: ignore[list-item]
+                                           instructions="Be terse.", reasoning={"effort": "low"})
+    call = next(item for item in response.output if item.type == "function_call")
+    output = {"type": "function_call_output", "call_id": call.call_id, "output": "rain"}
+    sdk.client.responses.create(model="auto", previous_response_id=response.id, input=[output],  # type: ignore[list-item]
+                                tools=[TOOL], instructions="Be terse.")  # type: ignore[list-item]
+    sdk.client.responses.create(model="auto", tools=[TOOL], instructions="Be terse.",  # type: ignore[list-item]
+                                input=[{"role": "user", "content": "Weather in Oslo?"}, *response.output,  # type: ignore[list-item]
+                                       output])
+    assert responses.mode_hint(sdk.bodies[0]) == "agent"
+    stored = responses.conversation_items(None, sdk.bodies[0], first)
+    by_store = responses.to_chat_request(sdk.bodies[1], stored)
+    by_history = responses.to_chat_request(sdk.bodies[2])
+    expected = [
+        {"role": "system", "content": "Be terse."},
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": None, "reasoning_content": "Use the tool.", "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "rain"},
+    ]
+    assert by_store["messages"] == expected and by_history["messages"] == expected
+
+
+async def test_async_sdk_stream_reads_the_rendered_events() -> None:
+    data, _ = render(THINK_TEXT_TOOLS)
+
+    async def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=data, headers={"content-type": "text/event-stream"})
+    client = openai.AsyncOpenAI(api_key="test", base_url="http://gateway.invalid/v1",
+                                http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
+    async with client.responses.stream(model="auto", input="x") as stream:
+        kinds = [event.type async for event in stream]
+        final = await stream.get_final_response()
+    assert kinds[-1] == "response.completed" and final.output_text == "Checking."
+    await client.close()

@@ -245,7 +245,8 @@ def _check_envelope(body: Any) -> dict[str, Any]:
 def mode_hint(body: dict[str, Any]) -> str | None:
     """The mode ``reasoning.effort`` asks for, for the pipeline to use when the client named none.
 
-    ``none``/``minimal`` → ``instant``; ``low`` and up → ``thinking``; absent → None.
+    ``none``/``minimal`` → ``instant``; ``low`` and up → ``thinking`` (``agent`` when the request
+    carries tools: the router's thinking-with-tools mode); absent → None.
     """
     reasoning = _check_envelope(body).get("reasoning")
     if reasoning is None:
@@ -255,9 +256,9 @@ def mode_hint(body: dict[str, Any]) -> str | None:
         return None
     if effort in ("none", "minimal"):
         return "instant"
-    if effort in ("low", "medium", "high", "xhigh"):
-        return "thinking"
-    raise _fail("reasoning.effort must be none, minimal, low, medium, high or xhigh.", "reasoning.effort")
+    if effort in ("low", "medium", "high", "xhigh", "max"):
+        return "agent" if body.get("tools") else "thinking"
+    raise _fail("reasoning.effort must be none, minimal, low, medium, high, xhigh or max.", "reasoning.effort")
 
 
 def to_chat_request(body: dict[str, Any], previous: list[dict[str, Any]] | None = None) -> dict[str, Any]:
