@@ -393,6 +393,17 @@ def test_text_only_stream_and_sdk_text_stream() -> None:
         assert s.get_final_message().stop_reason == "end_turn"
 
 
+def test_usage_and_router_given_at_finish() -> None:
+    """The pipeline's AnswerStream collects usage and the router object apart from the chunks."""
+    renderer = MessagesStreamRenderer(model="m")
+    data = renderer.start() + renderer.feed(chunk({"content": "x"}, finish="stop")) \
+        + renderer.finish(usage=USAGE, router=ROUTER)
+    delta = validate_stream(data)[-2][1]
+    assert delta["usage"]["output_tokens"] == 12 and delta["router"] == ROUTER
+    out = from_chat_response(answer({"content": "x"}) | {"router": None}, model="m", router={"route": "r"})
+    assert out["router"] == {"route": "r"}
+
+
 def test_empty_stream_still_closes_properly() -> None:
     renderer = MessagesStreamRenderer(model="m")
     frames = validate_stream(renderer.finish())

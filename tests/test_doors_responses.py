@@ -350,6 +350,17 @@ def test_mid_stream_failure() -> None:
     assert renderer.finish() == b""
 
 
+def test_usage_and_router_given_at_finish() -> None:
+    renderer = ResponsesStreamRenderer(request={"model": "m", "input": "x"}, model="m")
+    data = renderer.start() + renderer.feed(chunk({"content": "x"}, finish="stop")) \
+        + renderer.finish(usage=USAGE, router=ROUTER)
+    final = validate_stream(data)[-1]["response"]
+    assert final["usage"]["output_tokens"] == 12 and final["router"] == ROUTER
+    out = from_chat_response(chat_answer({"content": "x"}), request={"model": "m", "input": "x"}, model="m",
+                             router={"route": "r"})
+    assert out["router"] == {"route": "r"}
+
+
 def test_empty_stream_completes_with_no_output() -> None:
     renderer = ResponsesStreamRenderer(request={"model": "m", "input": "x"}, model="m")
     events = validate_stream(renderer.finish())

@@ -87,9 +87,10 @@ def _text(content: Any) -> str:
     return ""
 
 
-def from_chat_response(chat_response: dict[str, Any], *, model: str,
-                       stop_sequences: list[str] | None = None) -> dict[str, Any]:
-    """A Chat Completions answer as an Anthropic ``Message`` (with the ``router`` object, if any)."""
+def from_chat_response(chat_response: dict[str, Any], *, model: str, stop_sequences: list[str] | None = None,
+                       router: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A Chat Completions answer as an Anthropic ``Message``, with the ``router`` object (the
+    argument, else the answer's own ``router`` field) as an extra top-level field."""
     choices = chat_response.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
     message = choice.get("message") or {}
@@ -111,8 +112,9 @@ def from_chat_response(chat_response: dict[str, Any], *, model: str,
         "stop_reason": "stop_sequence" if matched else _stop_reason(choice.get("finish_reason")),
         "stop_sequence": matched, "usage": _usage(chat_response.get("usage")),
     }
-    if "router" in chat_response:
-        out["router"] = chat_response["router"]
+    router = router if router is not None else chat_response.get("router")
+    if router is not None:
+        out["router"] = router
     return out
 
 
@@ -183,10 +185,18 @@ class MessagesStreamRenderer:
                 self._stop_sequence = matched
         return b"".join(out)
 
-    def finish(self) -> bytes:
-        """Close the open block, then ``message_delta`` and ``message_stop``."""
+    def finish(self, *, usage: dict[str, Any] | None = None, router: dict[str, Any] | None = None) -> bytes:
+        """Close the open block, then ``message_delta`` and ``message_stop``.
+
+        ``usage`` (OpenAI's usage object) and ``router`` are for a pipeline that collects them
+        apart from the chunks; either may also have come on a chunk.
+        """
         if self._done:
             return b""
+        if usage is not None:
+            self._usage = _usage(usage)
+        if router is not None:
+            self._router = router
         out = [] if self._started else [self.start()]
         out.append(self._close())
         self._done = True

@@ -103,8 +103,10 @@ def _text(content: Any) -> str:
 
 
 def from_chat_response(chat_response: dict[str, Any], *, request: dict[str, Any], model: str,
-                       id: str | None = None, created_at: float | None = None) -> dict[str, Any]:
-    """A Chat Completions answer as a ``Response`` (``request``: the Responses request, echoed)."""
+                       id: str | None = None, created_at: float | None = None,
+                       router: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A Chat Completions answer as a ``Response`` (``request``: the Responses request, echoed), with
+    the ``router`` object (the argument, else the answer's own ``router`` field)."""
     choices = chat_response.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
     message = choice.get("message") or {}
@@ -125,7 +127,7 @@ def from_chat_response(chat_response: dict[str, Any], *, request: dict[str, Any]
         created_at=created_at if created_at is not None else time.time(),
         status="incomplete" if incomplete else "completed", output=output,
         usage=_usage(chat_response.get("usage")), incomplete_reason=incomplete,
-        router=chat_response.get("router"))
+        router=router if router is not None else chat_response.get("router"))
 
 
 class ResponsesStreamRenderer:
@@ -199,10 +201,18 @@ class ResponsesStreamRenderer:
                 self._finish = choice["finish_reason"]
         return b"".join(out)
 
-    def finish(self) -> bytes:
-        """Close the open item, then ``response.completed`` (or ``response.incomplete``)."""
+    def finish(self, *, usage: dict[str, Any] | None = None, router: dict[str, Any] | None = None) -> bytes:
+        """Close the open item, then ``response.completed`` (or ``response.incomplete``).
+
+        ``usage`` (OpenAI's chat usage object) and ``router`` are for a pipeline that collects them
+        apart from the chunks; either may also have come on a chunk.
+        """
         if self.response is not None:
             return b""
+        if usage is not None:
+            self._usage = _usage(usage)
+        if router is not None:
+            self._router = router
         out = [] if self._started else [self.start()]
         out.append(self._close())
         incomplete = _INCOMPLETE.get(self._finish or "")
