@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
+from router import sse
 from router.doors.anthropic_messages import error_object
-from router.doors.named_events import named_event
 
 # --- message --------------------------------------------------------------------------------
 
@@ -151,12 +151,12 @@ class MessagesStreamRenderer:
         message: dict[str, Any] = {"id": self.message_id, "type": "message", "role": "assistant", "model": self.model,
                    "content": [], "stop_reason": None, "stop_sequence": None,
                    "usage": {"input_tokens": self.input_tokens, "output_tokens": 0}}
-        return (named_event("message_start", {"type": "message_start", "message": message})
+        return (sse.event("message_start", {"type": "message_start", "message": message})
                 + self.ping())
 
     @staticmethod
     def ping() -> bytes:
-        return named_event("ping", {"type": "ping"})
+        return sse.event("ping", {"type": "ping"})
 
     def feed(self, chunk: dict[str, Any]) -> bytes:
         out = [] if self._started else [self.start()]
@@ -208,15 +208,15 @@ class MessagesStreamRenderer:
         }
         if self._router is not None:
             delta_event["router"] = self._router
-        out.append(named_event("message_delta", delta_event))
-        out.append(named_event("message_stop", {"type": "message_stop"}))
+        out.append(sse.event("message_delta", delta_event))
+        out.append(sse.event("message_stop", {"type": "message_stop"}))
         return b"".join(out)
 
     def error(self, status: int, message: str) -> bytes:
         """The ``error`` event for a failure after the stream started; nothing follows it."""
         self._done = True
         out = b"" if self._started else self.start()
-        return out + named_event("error", error_object(status, message))
+        return out + sse.event("error", error_object(status, message))
 
     # --- blocks ---
     def _to(self, kind: str, block: dict[str, Any], *, new: bool = False) -> bytes:
@@ -226,11 +226,11 @@ class MessagesStreamRenderer:
         closed = self._close()
         self._index += 1
         self._open = kind
-        return closed + named_event("content_block_start",
+        return closed + sse.event("content_block_start",
                                     {"type": "content_block_start", "index": self._index, "content_block": block})
 
     def _delta(self, delta: dict[str, Any], index: int | None = None) -> bytes:
-        return named_event("content_block_delta", {"type": "content_block_delta",
+        return sse.event("content_block_delta", {"type": "content_block_delta",
                                                    "index": self._index if index is None else index,
                                                    "delta": delta})
 
@@ -244,7 +244,7 @@ class MessagesStreamRenderer:
             out = self._delta({"type": "signature_delta", "signature": signature})
             self._thinking.clear()
         self._open = None
-        return out + named_event("content_block_stop", {"type": "content_block_stop", "index": self._index})
+        return out + sse.event("content_block_stop", {"type": "content_block_stop", "index": self._index})
 
     def _tool_call(self, call: dict[str, Any]) -> bytes:
         chat_index = call.get("index", 0)

@@ -20,7 +20,7 @@ import time
 import uuid
 from typing import Any
 
-from router.doors.named_events import named_event
+from router import sse
 
 
 def _id(prefix: str) -> str:
@@ -161,7 +161,7 @@ class ResponsesStreamRenderer:
     def _event(self, kind: str, **fields: Any) -> bytes:
         payload = {"type": kind, "sequence_number": self._seq, **fields}
         self._seq += 1
-        return named_event(kind, payload)
+        return sse.event(kind, payload)
 
     def _snapshot(self, status: str, **extra: Any) -> dict[str, Any]:
         return response_object(request=self.request, model=self.model, id=self.id, created_at=self.created_at,
