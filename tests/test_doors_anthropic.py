@@ -70,6 +70,7 @@ def test_the_strict_check_rejects_unknown_shapes() -> None:
 # --- request ---------------------------------------------------------------------------------
 
 PNG = base64.b64encode(b"\x89PNG fake").decode()
+BASE = {"model": "auto", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
 
 
 def test_full_request_converts_to_chat() -> None:
@@ -123,6 +124,11 @@ def test_full_request_converts_to_chat() -> None:
     assert facts.images == 2 and facts.has_tools and facts.max_output_tokens == 4096 and facts.stream
 
 
+def test_tool_choice_auto_or_none_without_tools_is_dropped() -> None:
+    for kind in ("auto", "none"):
+        assert "tool_choice" not in am.to_chat_request({**BASE, "tool_choice": {"type": kind}})
+
+
 def test_tool_result_images_follow_the_tool_message() -> None:
     chat = am.to_chat_request({"model": "auto", "max_tokens": 10, "messages": [{"role": "user", "content": [
         {"type": "tool_result", "tool_use_id": "t1", "content": [
@@ -168,9 +174,6 @@ def test_output_config_format_becomes_response_format() -> None:
     assert "output_config" not in chat and "effort" not in chat
 
 
-BASE = {"model": "auto", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
-
-
 @pytest.mark.parametrize(("patch", "param"), [
     ({"model": ""}, "model"),
     ({"max_tokens": None}, "max_tokens"),
@@ -188,7 +191,8 @@ BASE = {"model": "auto", "max_tokens": 100, "messages": [{"role": "user", "conte
     ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0]"),
     ({"tools": [{"name": "f", "input_schema": "x"}]}, "tools[0].input_schema"),
     ({"tool_choice": {"type": "sometimes"}}, "tool_choice"),
-    ({"tool_choice": {"type": "tool"}}, "tool_choice.name"),
+    ({"tool_choice": {"type": "any"}}, "tool_choice"),  # no tools
+    ({"tool_choice": {"type": "tool"}, "tools": [{"name": "f", "input_schema": {}}]}, "tool_choice.name"),
     ({"stop_sequences": "END"}, "stop_sequences"),
     ({"temperature": 1.5}, "temperature"),
     ({"top_p": "high"}, "top_p"),

@@ -153,6 +153,11 @@ def test_reasoning_effort_is_a_mode_hint(effort: str | None, hint: str | None) -
     assert "reasoning" not in chat and "reasoning_effort" not in chat
 
 
+def test_tool_choice_auto_or_none_without_tools_is_dropped() -> None:
+    for choice in ("auto", "none"):
+        assert "tool_choice" not in responses.to_chat_request({"model": "m", "input": "x", "tool_choice": choice})
+
+
 def test_json_object_and_text_formats() -> None:
     base = {"model": "m", "input": "x"}
     assert responses.to_chat_request({**base, "text": {"format": {"type": "json_object"}}})["response_format"] == \
@@ -176,6 +181,7 @@ def test_json_object_and_text_formats() -> None:
     ({"instructions": ["x"]}, "instructions"),
     ({"tools": [{"type": "web_search"}]}, "tools[0]"),
     ({"tool_choice": {"type": "allowed_tools"}}, "tool_choice"),
+    ({"tool_choice": "required"}, "tool_choice"),  # no tools
     ({"max_output_tokens": 0}, "max_output_tokens"),
     ({"temperature": 3}, "temperature"),
     ({"text": {"format": {"type": "json_schema"}}}, "text.format"),

@@ -227,13 +227,18 @@ def _tool_choice(choice: Any, chat: dict[str, Any]) -> None:
     if not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none"):
         raise _fail("tool_choice must be {'type': 'auto' | 'any' | 'tool' | 'none'}.", "tool_choice")
     kind = choice["type"]
+    if "tools" not in chat:
+        # Chat Completions refuses a tool_choice without tools; auto and none mean nothing then.
+        if kind in ("any", "tool"):
+            raise _fail(f"tool_choice of type {kind!r} needs tools.", "tool_choice")
+        return
     if kind == "tool":
         if not isinstance(choice.get("name"), str):
             raise _fail("tool_choice of type 'tool' needs a 'name'.", "tool_choice.name")
         chat["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
     else:
         chat["tool_choice"] = {"auto": "auto", "any": "required", "none": "none"}[kind]
-    if choice.get("disable_parallel_tool_use") and "tools" in chat:
+    if choice.get("disable_parallel_tool_use"):
         chat["parallel_tool_calls"] = False
 
 

@@ -289,7 +289,11 @@ def to_chat_request(body: dict[str, Any], previous: list[dict[str, Any]] | None 
         if body.get("parallel_tool_calls") is False:
             chat["parallel_tool_calls"] = False
     if body.get("tool_choice") is not None:
-        chat["tool_choice"] = _tool_choice(body["tool_choice"])
+        choice = _tool_choice(body["tool_choice"])
+        if "tools" in chat:
+            chat["tool_choice"] = choice
+        elif choice not in ("auto", "none"):  # Chat Completions refuses a tool_choice without tools
+            raise _fail("tool_choice 'required' or a named function needs tools.", "tool_choice")
     limit = body.get("max_output_tokens")
     if limit is not None:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
