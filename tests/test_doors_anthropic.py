@@ -20,7 +20,6 @@ from router.doors import anthropic_messages as am
 from router.doors.anthropic_rendering import (
     MessagesStreamRenderer,
     from_chat_response,
-    is_router_signature,
     models_page,
     thinking_signature,
 )
@@ -215,6 +214,25 @@ def test_bad_requests_are_400_in_anthropic_shape(patch: dict[str, Any], param: s
     assert_strict(ERROR.validate_python(parsed), parsed)
 
 
+def test_claude_passthrough_keeps_the_request_and_drops_only_what_is_the_routers() -> None:
+    claude_thinking = {"type": "thinking", "thinking": "Claude's own.", "signature": "EqQBCkYIBxgCKkB"}
+    kimi_thinking = {"type": "thinking", "thinking": "Kimi's.", "signature": thinking_signature("Kimi's.")}
+    body = {"model": "auto", "max_tokens": 4096, "router": {"max_cost_usd": 0.1}, "top_k": 5,
+            "thinking": {"type": "enabled", "budget_tokens": 2048},
+            "system": [{"type": "text", "text": "s", "cache_control": {"type": "ephemeral"}}],
+            "messages": [{"role": "user", "content": "q"},
+                         {"role": "assistant", "content": [claude_thinking, {"type": "text", "text": "a"}]},
+                         {"role": "user", "content": "q2"},
+                         {"role": "assistant", "content": [kimi_thinking, {"type": "text", "text": "b"}]},
+                         {"role": "user", "content": "q3"}]}
+    out = am.claude_passthrough_body(body, model="claude-sonnet-4-5")
+    assert out["model"] == "claude-sonnet-4-5" and "router" not in out
+    assert out["top_k"] == 5 and out["thinking"] == body["thinking"] and out["system"] == body["system"]
+    assert out["messages"][1]["content"] == [claude_thinking, {"type": "text", "text": "a"}]
+    assert out["messages"][3]["content"] == [{"type": "text", "text": "b"}]
+    assert body["messages"][3]["content"][0] is kimi_thinking  # the client's body is not modified
+
+
 def test_not_an_object() -> None:
     with pytest.raises(am.MessagesRequestInvalid, match="JSON object"):
         am.to_chat_request([])  # type: ignore[arg-type]
@@ -275,7 +293,7 @@ def test_message_with_thinking_text_and_tool_use_validates() -> None:
     assert_strict(message, out)
     assert [b.type for b in message.content] == ["thinking", "text", "tool_use"]
     assert message.content[0].signature == thinking_signature("The user wants weather.")  # type: ignore[union-attr]
-    assert is_router_signature(message.content[0].signature)  # type: ignore[union-attr]
+    assert am.is_router_signature(message.content[0].signature)  # type: ignore[union-attr]
     assert message.content[2].input == {"city": "Oslo"}  # type: ignore[union-attr]
     assert message.stop_reason == "tool_use" and message.id == "msg_abc" and message.model == "auto"
     # Anthropic counts cache reads apart from input_tokens.
@@ -508,7 +526,7 @@ def test_sdk_tool_use_round_trip_with_thinking_and_an_image_converts() -> None:
         {"role": "tool", "tool_call_id": "call_1", "content": "12 °C, rain"},
     ]
     # The thinking block went back with our signature: an adapter can tell it is not Claude's.
-    assert is_router_signature(sdk.bodies[1]["messages"][1]["content"][0]["signature"])
+    assert am.is_router_signature(sdk.bodies[1]["messages"][1]["content"][0]["signature"])
 
 
 async def test_async_sdk_stream_reads_the_rendered_events() -> None:

@@ -383,6 +383,42 @@ def to_chat_request(body: dict[str, Any]) -> dict[str, Any]:
     return chat
 
 
+# --- passthrough to Claude ------------------------------------------------------------------
+
+# Thinking the router relayed from another model carries a signature with this prefix
+# (``anthropic_rendering.thinking_signature``); Claude cannot verify it.
+ROUTER_SIGNATURE_PREFIX = "model-router."
+_ROUTER_ONLY_FIELDS = ("router",)
+
+
+def is_router_signature(signature: Any) -> bool:
+    return isinstance(signature, str) and signature.startswith(ROUTER_SIGNATURE_PREFIX)
+
+
+def _is_foreign_thinking(block: Any) -> bool:
+    return isinstance(block, dict) and block.get("type") == "thinking" and is_router_signature(block.get("signature"))
+
+
+def claude_passthrough_body(body: dict[str, Any], *, model: str) -> dict[str, Any]:
+    """The client's Messages request, as is, for a route to Claude (no round trip through chat).
+
+    Only what is the router's comes out: the ``router`` object, and thinking blocks that another
+    model produced (Claude rejects a signature it did not make). ``model`` becomes the backend's.
+    Validate with ``to_chat_request`` first: routing reads the chat shape anyway.
+    """
+    out = {k: v for k, v in body.items() if k not in _ROUTER_ONLY_FIELDS}
+    out["model"] = model
+    messages = []
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if message.get("role") == "assistant" and isinstance(content, list) \
+                and any(_is_foreign_thinking(b) for b in content):
+            message = {**message, "content": [b for b in content if not _is_foreign_thinking(b)]}
+        messages.append(message)
+    out["messages"] = messages
+    return out
+
+
 def count_tokens(body: dict[str, Any]) -> dict[str, int]:
     """``POST /v1/messages/count_tokens``: the router's own estimate, the one routing prices with."""
     if not isinstance(body, dict):

@@ -19,26 +19,20 @@ from typing import Any
 import orjson
 
 from router import sse
-from router.doors.anthropic_messages import error_object
+from router.doors.anthropic_messages import ROUTER_SIGNATURE_PREFIX, error_object
 
 # --- message --------------------------------------------------------------------------------
 
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                  "function_call": "tool_use", "content_filter": "refusal"}
-_SIGNATURE_PREFIX = "model-router."
-
-
 def thinking_signature(thinking: str) -> str:
     """A ``signature`` for thinking the router relayed from a non-Claude model.
 
-    Anthropic's signatures are Claude's own and cannot be forged; ours is marked so an adapter can
-    recognise (and drop) such blocks before a passthrough to Claude, which would reject them.
+    Anthropic's signatures are Claude's own and cannot be forged; ours is marked
+    (``is_router_signature``) so ``claude_passthrough_body`` drops such blocks before a request
+    goes to Claude, which would reject them.
     """
-    return _SIGNATURE_PREFIX + hashlib.sha256(thinking.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-def is_router_signature(signature: Any) -> bool:
-    return isinstance(signature, str) and signature.startswith(_SIGNATURE_PREFIX)
+    return ROUTER_SIGNATURE_PREFIX + hashlib.sha256(thinking.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _stop_reason(finish_reason: Any) -> str:
