@@ -426,6 +426,18 @@ def test_usage_and_router_given_at_finish() -> None:
     assert out["router"] == {"route": "r"}
 
 
+def test_thinking_display_omitted() -> None:
+    body = {**BASE, "max_tokens": 4096, "thinking": {"type": "enabled", "budget_tokens": 2048, "display": "omitted"}}
+    assert am.omit_thinking(body) and not am.omit_thinking(BASE)
+    out = from_chat_response(answer({"content": "x", "reasoning_content": "secret"}), model="m", omit_thinking=True)
+    assert out["content"][0] == {"type": "thinking", "thinking": "", "signature": thinking_signature("secret")}
+    assert_strict(MESSAGE.validate_python(out), out)
+    renderer = MessagesStreamRenderer(model="m", omit_thinking=True)
+    frames = validate_stream(renderer.feed(chunk({"reasoning_content": "secret"})) + renderer.finish())
+    deltas = [p["delta"]["type"] for n, p in frames if n == "content_block_delta"]
+    assert deltas == ["signature_delta"] and b"secret" not in b"".join(orjson.dumps(p) for _, p in frames)
+
+
 def test_empty_stream_still_closes_properly() -> None:
     renderer = MessagesStreamRenderer(model="m")
     frames = validate_stream(renderer.finish())

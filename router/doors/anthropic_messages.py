@@ -330,6 +330,12 @@ def mode_hint(body: dict[str, Any]) -> str | None:
     return "instant" if wanted == "off" else None
 
 
+def omit_thinking(body: dict[str, Any]) -> bool:
+    """``thinking.display == "omitted"``: the client wants thinking blocks without their text."""
+    thinking = body.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("display") == "omitted"
+
+
 def to_chat_request(body: dict[str, Any]) -> dict[str, Any]:
     """An Anthropic Messages request as a Chat Completions body (raises ``MessagesRequestInvalid``).
 

@@ -82,16 +82,21 @@ def _text(content: Any) -> str:
 
 
 def from_chat_response(chat_response: dict[str, Any], *, model: str, stop_sequences: list[str] | None = None,
-                       router: dict[str, Any] | None = None) -> dict[str, Any]:
+                       router: dict[str, Any] | None = None, omit_thinking: bool = False) -> dict[str, Any]:
     """A Chat Completions answer as an Anthropic ``Message``, with the ``router`` object (the
-    argument, else the answer's own ``router`` field) as an extra top-level field."""
+    argument, else the answer's own ``router`` field) as an extra top-level field.
+
+    ``omit_thinking`` (the request's ``thinking.display: "omitted"``): thinking blocks keep their
+    signature and lose their text, as Anthropic does.
+    """
     choices = chat_response.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
     message = choice.get("message") or {}
     content: list[dict[str, Any]] = []
     reasoning = message.get("reasoning_content")
     if isinstance(reasoning, str) and reasoning:
-        content.append({"type": "thinking", "thinking": reasoning, "signature": thinking_signature(reasoning)})
+        content.append({"type": "thinking", "thinking": "" if omit_thinking else reasoning,
+                        "signature": thinking_signature(reasoning)})
     text = _text(message.get("content"))
     if text:
         content.append({"type": "text", "text": text})
@@ -124,11 +129,12 @@ class MessagesStreamRenderer:
     """
 
     def __init__(self, *, model: str, message_id: str | None = None, input_tokens: int = 0,
-                 stop_sequences: list[str] | None = None) -> None:
+                 stop_sequences: list[str] | None = None, omit_thinking: bool = False) -> None:
         self.model = model
         self.message_id = message_id or "msg_" + uuid.uuid4().hex
         self.input_tokens = input_tokens  # an estimate until the final usage arrives
         self.stop_sequences = stop_sequences
+        self.omit_thinking = omit_thinking  # thinking.display "omitted": no thinking_delta, the signature only
         self._index = -1  # index of the open block; -1 before the first
         self._open: str | None = None  # "thinking" | "text" | "tool_use"
         self._thinking: list[str] = []
@@ -166,7 +172,8 @@ class MessagesStreamRenderer:
             if isinstance(reasoning, str) and reasoning:
                 out.append(self._to("thinking", {"type": "thinking", "thinking": "", "signature": ""}))
                 self._thinking.append(reasoning)
-                out.append(self._delta({"type": "thinking_delta", "thinking": reasoning}))
+                if not self.omit_thinking:
+                    out.append(self._delta({"type": "thinking_delta", "thinking": reasoning}))
             text = delta.get("content")
             if isinstance(text, str) and text:
                 out.append(self._to("text", {"type": "text", "text": ""}))
