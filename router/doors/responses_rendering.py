@@ -16,19 +16,21 @@ summary: it is the part of ``reasoning`` that clients display.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from typing import Any
 
 from router import sse
 
 
-def _id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
-
-
 def response_id() -> str:
-    return _id("resp")
+    # 128 random bits: a response id is the key to a stored conversation, so it must not be guessable.
+    return "resp_" + os.urandom(16).hex()
+
+
+def _item_id(prefix: str, response: str, index: int) -> str:
+    """Output item ids derive from their response's (unique with it; a random id per item costs more)."""
+    return f"{prefix}_{response.removeprefix('resp_')}_{index}"
 
 
 def _usage(usage: Any) -> dict[str, Any] | None:
@@ -111,19 +113,22 @@ def from_chat_response(chat_response: dict[str, Any], *, request: dict[str, Any]
     choice = choices[0] if isinstance(choices[0], dict) else {}
     message = choice.get("message") or {}
     incomplete = _INCOMPLETE.get(choice.get("finish_reason") or "")
+    rid = id or response_id()
     output: list[dict[str, Any]] = []
     reasoning = message.get("reasoning_content")
     if isinstance(reasoning, str) and reasoning:
-        output.append(_reasoning_item(_id("rs"), reasoning))
+        output.append(_reasoning_item(_item_id("rs", rid, len(output)), reasoning))
     text = _text(message.get("content"))
     if text:
-        output.append(_message_item(_id("msg"), text, "incomplete" if incomplete else "completed"))
+        output.append(_message_item(_item_id("msg", rid, len(output)), text,
+                                    "incomplete" if incomplete else "completed"))
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
-        output.append(_call_item(_id("fc"), call.get("id") or _id("call"), function.get("name", ""),
+        item_id = _item_id("fc", rid, len(output))
+        output.append(_call_item(item_id, call.get("id") or "call_" + item_id[3:], function.get("name", ""),
                                  function.get("arguments") or "", "completed"))
     return response_object(
-        request=request, model=model, id=id or response_id(),
+        request=request, model=model, id=rid,
         created_at=created_at if created_at is not None else time.time(),
         status="incomplete" if incomplete else "completed", output=output,
         usage=_usage(chat_response.get("usage")), incomplete_reason=incomplete,
@@ -243,19 +248,19 @@ class ResponsesStreamRenderer:
         self._open, self._text = kind, []
         index = len(self._output)
         if kind == "reasoning":
-            self._item_id = _id("rs")
+            self._item_id = _item_id("rs", self.id, index)
             item: dict[str, Any] = {"id": self._item_id, "type": "reasoning", "summary": []}
             return (out + self._event("response.output_item.added", output_index=index, item=item)
                     + self._event("response.reasoning_summary_part.added", item_id=self._item_id,
                                   output_index=index, summary_index=0, part={"type": "summary_text", "text": ""}))
         if kind == "message":
-            self._item_id = _id("msg")
+            self._item_id = _item_id("msg", self.id, index)
             item = {"id": self._item_id, "type": "message", "role": "assistant", "status": "in_progress",
                     "content": []}
             return (out + self._event("response.output_item.added", output_index=index, item=item)
                     + self._event("response.content_part.added", item_id=self._item_id, output_index=index,
                                   content_index=0, part=_text_part("")))
-        self._item_id = _id("fc")
+        self._item_id = _item_id("fc", self.id, index)
         call_id, name = self._call
         return out + self._event("response.output_item.added", output_index=index,
                                  item=_call_item(self._item_id, call_id, name, "", "in_progress"))
@@ -292,7 +297,8 @@ class ResponsesStreamRenderer:
         if chat_index not in self._calls:  # the first delta of a tool call names it
             self._calls.add(chat_index)
             out += self._close()  # before naming the new call: the open item may be the previous call
-            self._call = (call.get("id") or _id("call"), function.get("name") or "")
+            self._call = (call.get("id") or f"call_{self.id.removeprefix('resp_')}_{len(self._output)}",
+                          function.get("name") or "")
             out += self._to("function_call", new=True)
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments and self._open == "function_call":
