@@ -203,3 +203,27 @@ async def test_redis_down_is_a_503_on_lookup_and_a_skipped_store() -> None:
             await store.delete("resp_1")
     finally:
         await store.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def any_store(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Any]:
+    if request.param == "memory":
+        yield MemoryResponseStore()
+        return
+    store = RedisResponseStore.from_url(redis_url)
+    yield store
+    await store.client.flushdb()
+    await store.close()
+
+
+async def test_another_owner_finds_nothing(any_store: Any) -> None:
+    """A response is the tenant's that made it: anyone else gets the 404 of an unknown id."""
+    store = any_store
+    await remember(store, request={"model": "m", "input": "secret"}, response=response("resp_t", "x"),
+                   previous=None, owner="team-a")
+    assert await store.get("resp_t") is None and await store.get("resp_t", owner="team-b") is None
+    assert not await store.delete("resp_t", owner="team-b")
+    got = await store.get("resp_t", owner="team-a")
+    assert got is not None and got.owner == "team-a"
+    assert await store.delete("resp_t", owner="team-a")
+    assert await store.get("resp_t", owner="team-a") is None

@@ -7,7 +7,9 @@ Two implementations of one async interface, chosen by ``build_response_store``:
   so every replica sees every response.
 
 Entries are kept as JSON bytes: their size is exact for the bound, and a caller that mutates what
-``get`` returned cannot change what is stored.
+``get`` returned cannot change what is stored. Each entry records its ``owner`` (the tenant, or
+None when there is one); ``get`` and ``delete`` by anyone else find nothing — the same 404 as an
+unknown id, so ids of other tenants' responses cannot even be confirmed.
 """
 
 from __future__ import annotations
@@ -36,33 +38,35 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 class StoredResponse:
     response: dict[str, Any]  # the Response object, as returned to the client
     conversation: list[dict[str, Any]]  # input and output items so far, for previous_response_id
+    owner: str | None = None  # the tenant that created it
 
     def dumps(self) -> bytes:
-        return orjson.dumps({"response": self.response, "conversation": self.conversation})
+        return orjson.dumps({"response": self.response, "conversation": self.conversation, "owner": self.owner})
 
     @classmethod
     def loads(cls, raw: bytes) -> StoredResponse:
         data = orjson.loads(raw)
-        return cls(response=data["response"], conversation=data["conversation"])
+        return cls(response=data["response"], conversation=data["conversation"], owner=data.get("owner"))
 
 
 class ResponseStore(Protocol):
     async def put(self, response_id: str, stored: StoredResponse) -> bool: ...
 
-    async def get(self, response_id: str) -> StoredResponse | None: ...
+    async def get(self, response_id: str, *, owner: str | None = None) -> StoredResponse | None: ...
 
-    async def delete(self, response_id: str) -> bool: ...
+    async def delete(self, response_id: str, *, owner: str | None = None) -> bool: ...
 
     async def close(self) -> None: ...
 
 
 async def remember(store: ResponseStore, *, request: dict[str, Any], response: dict[str, Any],
-                   previous: list[dict[str, Any]] | None) -> bool:
+                   previous: list[dict[str, Any]] | None, owner: str | None = None) -> bool:
     """Store a finished response unless the request said ``store: false``; True if it was stored."""
     if not should_store(request):
         return False
     conversation = conversation_items(previous, request, response)
-    return await store.put(response["id"], StoredResponse(response=response, conversation=conversation))
+    return await store.put(response["id"], StoredResponse(response=response, conversation=conversation,
+                                                          owner=owner))
 
 
 class MemoryResponseStore:
@@ -93,21 +97,24 @@ class MemoryResponseStore:
             self._drop(next(iter(self._entries)))  # least recently used first
         return True
 
-    async def get(self, response_id: str) -> StoredResponse | None:
+    async def get(self, response_id: str, *, owner: str | None = None) -> StoredResponse | None:
         entry = self._entries.get(response_id)
         if entry is None:
             return None
         if entry[0] <= self._clock():
             self._drop(response_id)
             return None
+        stored = StoredResponse.loads(entry[1])
+        if stored.owner != owner:
+            return None
         self._entries.move_to_end(response_id)
-        return StoredResponse.loads(entry[1])
+        return stored
 
-    async def delete(self, response_id: str) -> bool:
-        entry = self._entries.get(response_id)
-        alive = entry is not None and entry[0] > self._clock()
+    async def delete(self, response_id: str, *, owner: str | None = None) -> bool:
+        if await self.get(response_id, owner=owner) is None:
+            return False
         self._drop(response_id)
-        return alive
+        return True
 
     async def close(self) -> None:
         self._entries.clear()
@@ -151,14 +158,17 @@ class RedisResponseStore:
             return False
         return True
 
-    async def get(self, response_id: str) -> StoredResponse | None:
+    async def get(self, response_id: str, *, owner: str | None = None) -> StoredResponse | None:
         try:
             raw = await self.client.get(self.prefix + response_id)
         except RedisError as exc:
             raise Unavailable(f"The response store is unreachable ({type(exc).__name__}); retry later.") from None
-        return None if raw is None else StoredResponse.loads(raw)
+        stored = None if raw is None else StoredResponse.loads(raw)
+        return stored if stored is not None and stored.owner == owner else None
 
-    async def delete(self, response_id: str) -> bool:
+    async def delete(self, response_id: str, *, owner: str | None = None) -> bool:
+        if await self.get(response_id, owner=owner) is None:
+            return False
         try:
             return bool(await self.client.delete(self.prefix + response_id))
         except RedisError as exc:
