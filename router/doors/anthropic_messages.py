@@ -192,7 +192,8 @@ def _assistant_message(content: Any, where: str) -> dict[str, Any]:
         else:
             raise _fail(f"{at}: content block type {kind!r} is not supported in an assistant turn "
                         "(text, thinking, redacted_thinking, tool_use).", f"{at}.type")
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
+    # No text: None beside tool calls (OpenAI's own shape), else "" (an assistant turn needs one or the other).
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else (None if calls else "")}
     if thinking:
         message["reasoning_content"] = "".join(thinking)
     if calls:
