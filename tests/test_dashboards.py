@@ -57,10 +57,10 @@ def record_sample_traffic(m: RouterMetrics, tick: int = 0) -> None:
     for i, (route, (backend, mode, task_types)) in enumerate(ROUTES.items()):
         for task_type in task_types:
             status = STATUSES[(tick + i) % len(STATUSES)]
-            m.requests.labels(route=route, task_type=task_type, mode=mode, status="ok").inc()
-            m.requests.labels(route=route, task_type=task_type, mode=mode, status=status).inc()
+            m.requests.labels(route=route, task_type=task_type, mode=mode, status="ok", api="chat").inc()
+            m.requests.labels(route=route, task_type=task_type, mode=mode, status=status, api="chat").inc()
             m.classifier_confidence.labels(task_type=task_type).observe(0.35 + 0.1 * (tick % 6))
-        m.request_duration.labels(route=route).observe(0.2 * (i + 1) + 0.01 * tick)
+        m.request_duration.labels(route=route, api="chat").observe(0.2 * (i + 1) + 0.01 * tick)
         m.ttft.labels(route=route).observe(0.05 * (i + 1))
         for direction, tokens in (("input", 900), ("output", 300), ("reasoning", 150)):
             m.tokens.labels(route=route, direction=direction).inc(tokens + tick)
@@ -70,7 +70,7 @@ def record_sample_traffic(m: RouterMetrics, tick: int = 0) -> None:
         m.budget_outcomes.labels(route=route, outcome="missed").inc(tick % 2)
         m.upstream_duration.labels(backend=backend).observe(0.15 * (i + 1))
     # The gateway counts a request no route could serve under route "none", mode "none".
-    m.requests.labels(route="none", task_type="reasoning", mode="none", status="infeasible").inc()
+    m.requests.labels(route="none", task_type="reasoning", mode="none", status="infeasible", api="chat").inc()
     m.overhead.observe(0.0004)
     m.decision_duration.observe(0.0002)
     m.fallbacks.labels(from_route="kimi:thinking", to_route="gpt:default", reason="http_5xx").inc()

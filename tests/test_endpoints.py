@@ -28,7 +28,7 @@ def test_health_ready_and_metrics(gateway: Gateway, client: openai.OpenAI) -> No
     ready = httpx.get(f"{gateway.url}/readyz")
     assert ready.status_code == 200 and "kimi" in ready.json()["backends_up"]
     metrics = httpx.get(f"{gateway.url}/metrics").text
-    assert 'router_requests_total{mode="instant",route="kimi:instant",status="ok",task_type=' in metrics
+    assert 'router_requests_total{api="chat",mode="instant",route="kimi:instant",status="ok",task_type=' in metrics
 
 
 def test_router_status(gateway: Gateway, client: openai.OpenAI) -> None:

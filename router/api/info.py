@@ -1,8 +1,13 @@
-"""Models list, router status, health, readiness and Prometheus metrics."""
+"""Models list, router status, health, readiness and Prometheus metrics.
+
+The models list is OpenAI's shape, or Anthropic's when the request carries ``anthropic-version``
+(what Anthropic's SDK sends), so ``client.models.list()`` works from either SDK.
+"""
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import orjson
 from fastapi import APIRouter, Request
@@ -35,11 +40,24 @@ def _model_object(name: str) -> dict[str, object]:
     return {"id": name, "object": "model", "created": _CREATED, "owned_by": "model-router"}
 
 
+_CREATED_AT = datetime.fromtimestamp(_CREATED, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _anthropic_model(name: str) -> dict[str, object]:
+    """Anthropic's ``ModelInfo``: type, id, display_name, created_at (RFC 3339)."""
+    return {"type": "model", "id": name, "display_name": name, "created_at": _CREATED_AT}
+
+
 @router.get("/v1/models")
 async def list_models(request: Request) -> Response:
     services = _svc(request)
     services.auth.check_request(request.headers)
-    data = [_model_object(n) for n in _model_names(services)]
+    names = _model_names(services)
+    if "anthropic-version" in request.headers:  # Anthropic's page shape; everything fits on one page
+        page = {"data": [_anthropic_model(n) for n in names], "has_more": False,
+                "first_id": names[0] if names else None, "last_id": names[-1] if names else None}
+        return Response(orjson.dumps(page), media_type=JSON)
+    data = [_model_object(n) for n in names]
     return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
 
 
@@ -49,7 +67,8 @@ async def retrieve_model(request: Request, model_id: str) -> Response:
     services.auth.check_request(request.headers)
     if model_id not in _model_names(services):
         raise errors.ModelNotFound(f"The model '{model_id}' does not exist.", param="model")
-    return Response(orjson.dumps(_model_object(model_id)), media_type=JSON)
+    shape = _anthropic_model if "anthropic-version" in request.headers else _model_object
+    return Response(orjson.dumps(shape(model_id)), media_type=JSON)
 
 
 @router.get("/v1/router/status")

@@ -41,11 +41,11 @@ class RouterMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "router_requests_total", "Chat requests answered, by outcome.",
-            ["route", "task_type", "mode", "status"], registry=r)
+            "router_requests_total", "Requests answered, by outcome and front door (api: chat, messages, responses).",
+            ["route", "task_type", "mode", "status", "api"], registry=r)
         self.request_duration = Histogram(
             "router_request_duration_seconds", "End-to-end request duration as the client saw it.",
-            ["route"], buckets=_REQUEST_BUCKETS, registry=r)
+            ["route", "api"], buckets=_REQUEST_BUCKETS, registry=r)
         self.ttft = Histogram(
             "router_time_to_first_token_seconds", "Time from request arrival to the first streamed token.",
             ["route"], buckets=_TTFT_BUCKETS, registry=r)

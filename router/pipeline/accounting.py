@@ -33,8 +33,8 @@ class Accounting:
                  upstream_s: float, fallbacks: int, ttft_s: float | None = None) -> None:
         total = time.perf_counter() - routed.arrived
         m = self.metrics
-        m.requests.labels(route, routed.label.task_type, mode, status).inc()
-        m.request_duration.labels(route).observe(total)
+        m.requests.labels(route, routed.label.task_type, mode, status, routed.api).inc()
+        m.request_duration.labels(route, routed.api).observe(total)
         m.overhead.observe(max(0.0, total - upstream_s))
         if ttft_s is not None:
             m.ttft.labels(route).observe(ttft_s)
@@ -75,7 +75,7 @@ class Accounting:
 
     def infeasible(self, routed: Routed) -> None:
         """No route could serve the request within its limits."""
-        self.metrics.requests.labels("none", routed.label.task_type, "none", "infeasible").inc()
+        self.metrics.requests.labels("none", routed.label.task_type, "none", "infeasible", routed.api).inc()
         self.access_log.write(routed, route="none", mode="none", status="infeasible", usage=Usage(), cost=0.0,
                               fallbacks=0, duration_s=time.perf_counter() - routed.arrived, ttft_s=None)
         if self.recorder is not None:
