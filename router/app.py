@@ -22,8 +22,10 @@ from router.api import dry_run, feedback, info
 from router.api.front_door import FrontDoor, Receive, Scope, Send
 from router.api.http import JSON, error_response
 from router.api.openapi import add_door_operations
+from router.doors import anthropic_messages
 from router.doors.base import Door
 from router.doors.chat_completions import ChatCompletionsDoor
+from router.doors.messages_door import MessagesDoor
 from router.server import Drain, refuse_repeated_header
 from router.services import Services
 from router.settings import Settings
@@ -33,7 +35,16 @@ log = logging.getLogger("router")
 
 def doors() -> dict[tuple[str, str], Door]:
     """(method, path) -> the protocol's door."""
-    return {("POST", "/v1/chat/completions"): ChatCompletionsDoor()}
+    messages = MessagesDoor()
+    return {("POST", "/v1/chat/completions"): ChatCompletionsDoor(),
+            ("POST", "/v1/messages"): messages, ("POST", "/v1/messages/count_tokens"): messages}
+
+
+def _error_body(request: Request, exc: errors.RouterError) -> bytes:
+    """OpenAI's error shape, or Anthropic's for a client that speaks it (``anthropic-version``)."""
+    if "anthropic-version" in request.headers:
+        return anthropic_messages.error_body(exc.status, exc.message)
+    return exc.body_bytes()
 
 
 class RouterApp(FastAPI):
@@ -80,7 +91,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @app.exception_handler(errors.RouterError)
     async def _router_error(request: Request, exc: errors.RouterError) -> Response:
-        return error_response(exc)
+        return Response(_error_body(request, exc), status_code=exc.status, media_type=JSON, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -94,7 +105,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         err = cls(f"{request.method} {request.url.path}: {exc.detail}")
         err.instance_code = "not_found" if exc.status_code == 404 else None
         # exc.headers carries 405's Allow (RFC 9110 requires it).
-        return Response(err.body_bytes(), status_code=exc.status_code, media_type=JSON, headers=exc.headers)
+        return Response(_error_body(request, err), status_code=exc.status_code, media_type=JSON, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

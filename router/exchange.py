@@ -8,9 +8,9 @@ their own protocol. Nothing here knows about HTTP, a protocol's wire shape or th
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from router import taxonomy
 from router.dispatch.modes import adjusted_params
@@ -22,7 +22,7 @@ from router.observability.tracing import NO_TRACE, RequestTrace
 from router.policy.loader import LoadedPolicy
 from router.protocol import RouterControls
 
-CHAT_API = "chat"  # the ``api`` of a request that came through ``/v1/chat/completions``
+CHAT_API = taxonomy.APIS[0]  # the ``api`` of a request that came through ``/v1/chat/completions``
 
 
 @dataclass(slots=True)
@@ -105,26 +105,45 @@ class Answer:
     usage: Usage
 
 
-class AnswerStream:
-    """A streamed answer: OpenAI ``chat.completion.chunk`` dicts, then how the stream ended.
+class StreamRenderer(Protocol):
+    """One protocol's wire bytes for a stream, pushed: a call per chunk, one call at the end.
 
-    ``chunks`` carries only chunks with choices (usage is collected, not passed on), all with the
-    same ``id``, ``model`` and ``created``. When it is exhausted, ``router`` and ``usage`` are set
-    (the stream succeeded) or ``error`` is (the upstream failed after the stream had started).
-    Closing ``chunks`` early (the client left) cancels the upstream work.
+    Pushed rather than pulled (a generator over a generator) because it runs once per streamed
+    chunk: one generator and a method call per chunk is the least the hot path can do.
     """
 
-    __slots__ = ("chunks", "error", "headers", "routed", "router", "usage")
+    def chunk(self, chunk: dict[str, Any]) -> bytes:
+        """The bytes for one chunk (``b""``: nothing to send yet)."""
+        ...
 
-    def __init__(self, routed: Routed, headers: dict[str, str]) -> None:
+    def end(self, stream: AnswerStream) -> bytes:
+        """The closing bytes once the stream ended (``stream.router``/``usage`` or ``stream.error`` set)."""
+        ...
+
+
+# Starts a stream's frames: (the stream, how to render it) -> the wire bytes.
+StreamSource = Callable[["AnswerStream", StreamRenderer], AsyncGenerator[bytes, None]]
+
+
+class AnswerStream:
+    """A streamed answer: OpenAI ``chat.completion.chunk`` dicts, rendered by a door as they come.
+
+    ``frames(renderer)`` gives the wire bytes: the renderer sees only chunks with choices (usage
+    is collected, not passed on), all with the same ``id``, ``model`` and ``created``; before its
+    ``end`` is called, ``router`` and ``usage`` are set (the stream succeeded) or ``error`` is (the
+    upstream failed after the stream had started). Closing the frames early (the client left)
+    cancels the upstream work; ``end`` is then not called.
+    """
+
+    __slots__ = ("_source", "error", "headers", "routed", "router", "usage")
+
+    def __init__(self, routed: Routed, headers: dict[str, str], source: StreamSource) -> None:
         self.routed = routed
         self.headers = headers
-        self.chunks: AsyncGenerator[dict[str, Any], None] = _empty()
+        self._source = source
         self.router: dict[str, Any] | None = None
         self.usage = Usage()
         self.error: RouterError | None = None
 
-
-async def _empty() -> AsyncGenerator[dict[str, Any], None]:
-    return
-    yield  # pragma: no cover - makes this an async generator
+    def frames(self, renderer: StreamRenderer) -> AsyncGenerator[bytes, None]:
+        return self._source(self, renderer)

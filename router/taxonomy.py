@@ -23,3 +23,6 @@ TASK_TYPES, MODES = _load()
 # Vendor backends have a single way of working; it is named like a mode so routes read `gpt:default`.
 DEFAULT_MODE: Final = "default"
 SWARM_ROUTE: Final = "swarm"
+# The front doors a request can come through (the ``api`` label): chat completions, Anthropic's
+# Messages, OpenAI's Responses.
+APIS: Final = ("chat", "messages", "responses")

@@ -112,7 +112,7 @@ def test_every_route_failing_is_502_upstream_error(gateway_factory: Any) -> None
     assert "kimi" in error["message"]
     assert resp.headers["x-router-request-id"].startswith("rtr-"), "errors can be traced to their log line"
     metrics = httpx.get(f"{gw.url}/metrics").text
-    assert 'router_requests_total{mode="instant",route="kimi:instant",status="upstream_error"' in metrics
+    assert 'router_requests_total{api="chat",mode="instant",route="kimi:instant",status="upstream_error"' in metrics
     # Streaming requests fail the same way when nothing was sent yet.
     resp = httpx.post(f"{gw.base_url}/chat/completions", timeout=20,
                       json={"model": "auto", "messages": HELLO, "stream": True})

@@ -43,6 +43,7 @@ def closed_sets(policy: dict[str, Any]) -> dict[str, set[str]]:
         "task_type": set(taxonomy.TASK_TYPES),
         "mode": set(taxonomy.MODES) | {taxonomy.DEFAULT_MODE, "none"},
         "status": STATUSES,
+        "api": set(taxonomy.APIS),
         "kind": ERROR_KINDS,
         "reason": REJECTION_REASONS | ERROR_KINDS | DECISION_LOG_DROPS,
         "direction": {"input", "output", "reasoning"},

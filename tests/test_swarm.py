@@ -64,7 +64,7 @@ def test_thirty_items_run_as_thirty_agents_in_one_wave(gateway_factory: Callable
                  "router_swarm_duration_seconds_count 1.0", "router_swarm_parallel_efficiency_count 1.0",
                  "router_swarm_failed_agents_total 0.0"):
         assert line in metrics, line
-    assert 'router_requests_total{mode="swarm",route="swarm",status="ok",task_type=' in metrics
+    assert 'router_requests_total{api="chat",mode="swarm",route="swarm",status="ok",task_type=' in metrics
 
 
 @pytest.mark.parametrize("where", ["swarm.concurrency", "backend.max_concurrency", "engine.max_num_seqs"])

@@ -13,11 +13,24 @@ CHAT_BODY: dict[str, Any] = {"required": True, "content": {"application/json": {
                        "max_cost_usd": {"type": "number"}, "latency_budget_ms": {"type": "number"},
                        "mode": {"type": "string"}, "task_type": {"type": "string"}}}}}}}}
 
+MESSAGES_BODY: dict[str, Any] = {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["model", "messages", "max_tokens"],
+    "properties": {"model": {"type": "string", "example": "auto"}, "max_tokens": {"type": "integer"},
+                   "system": {}, "messages": {"type": "array", "items": {"type": "object"}},
+                   "stream": {"type": "boolean"}, "router": CHAT_BODY["content"]["application/json"]["schema"][
+                       "properties"]["router"]}}}}}
+
 # (method, path) -> OpenAPI operation, for every door path (see ``router.app.DOORS``).
 DOOR_OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/chat/completions"): {
         "summary": "Chat completions (OpenAI), routed", "requestBody": CHAT_BODY,
         "responses": {"200": {"description": "chat.completion, or SSE chunks when stream is true"}}},
+    ("POST", "/v1/messages"): {
+        "summary": "Messages (Anthropic), routed", "requestBody": MESSAGES_BODY,
+        "responses": {"200": {"description": "message, or Anthropic's SSE events when stream is true"}}},
+    ("POST", "/v1/messages/count_tokens"): {
+        "summary": "Count a Messages request's input tokens (the router's estimate)", "requestBody": MESSAGES_BODY,
+        "responses": {"200": {"description": "{input_tokens}"}}},
 }
 
 

@@ -10,7 +10,6 @@ with ``stream_options.include_usage``, as OpenAI does. Every chunk has the same 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -35,7 +34,7 @@ class ChatCompletionsDoor:
         result = await services.pipeline.serve(body, incoming.headers, arrived=incoming.arrived, api=self.api,
                                                tenant=incoming.tenant, size=size)
         if isinstance(result, AnswerStream):
-            return StreamReply(stream_frames(result), result.headers)
+            return StreamReply(result.frames(ChatStreamRenderer()), result.headers)
         return JsonReply(render_answer(result), result.headers)
 
 
@@ -45,37 +44,38 @@ def render_answer(answer: Answer) -> bytes:
     return orjson.dumps(response)
 
 
-async def stream_frames(stream: AnswerStream) -> AsyncGenerator[bytes, None]:
-    finish: dict[str, Any] | None = None  # held back until the stream ends: the router object goes on it
-    first: dict[str, Any] | None = None
-    try:
-        async for chunk in stream.chunks:
-            if first is None:
-                first = chunk
-            if finish is not None:  # something after the finish chunk (not expected): keep the order
-                yield sse.frame(finish)
-                finish = None
-            choices = chunk["choices"]
-            if choices[0].get("finish_reason") is not None:
-                finish = chunk
-                continue
-            yield sse.frame(chunk)
-    finally:
-        await stream.chunks.aclose()
-    if stream.error is not None:  # the stream broke after it started: one error frame, then the end
-        if finish is not None:
-            yield sse.frame(finish)
-        yield sse.frame(stream.error.body())
-        yield sse.DONE
-        return
-    identity = _identity(first or {}, stream)
-    if finish is None:  # the upstream ended without saying why; say it ended
-        finish = {**identity, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-    finish["router"] = stream.router
-    yield sse.frame(finish)
-    if stream.routed.include_usage:
-        yield sse.frame({**identity, "choices": [], "usage": stream.usage.as_openai(), "router": stream.router})
-    yield sse.DONE
+class ChatStreamRenderer:
+    """OpenAI's SSE: chunks as they come, except the ``finish_reason`` chunk, held until the router object is known."""
+
+    __slots__ = ("_finish", "_first")
+
+    def __init__(self) -> None:
+        self._first: dict[str, Any] | None = None
+        self._finish: dict[str, Any] | None = None
+
+    def chunk(self, chunk: dict[str, Any]) -> bytes:
+        if self._first is None:
+            self._first = chunk
+        if self._finish is not None:  # something after the finish chunk (not expected): keep the order
+            held, self._finish = sse.frame(self._finish), None
+            return held + self.chunk(chunk)
+        if chunk["choices"][0].get("finish_reason") is not None:
+            self._finish = chunk
+            return b""
+        return sse.frame(chunk)
+
+    def end(self, stream: AnswerStream) -> bytes:
+        finish = self._finish
+        if stream.error is not None:  # the stream broke after it started: one error frame, then the end
+            return (sse.frame(finish) if finish is not None else b"") + sse.frame(stream.error.body()) + sse.DONE
+        identity = _identity(self._first or {}, stream)
+        if finish is None:  # the upstream ended without saying why; say it ended
+            finish = {**identity, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        finish["router"] = stream.router
+        out = sse.frame(finish)
+        if stream.routed.include_usage:
+            out += sse.frame({**identity, "choices": [], "usage": stream.usage.as_openai(), "router": stream.router})
+        return out + sse.DONE
 
 
 def _identity(first: dict[str, Any], stream: AnswerStream) -> dict[str, Any]:

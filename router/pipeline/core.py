@@ -29,7 +29,7 @@ from router.observability.metrics import RouterMetrics
 from router.observability.tracing import NO_TRACE, RequestTrace, Tracer
 from router.pipeline.accounting import Accounting
 from router.pipeline.model_names import resolve_model
-from router.pipeline.streams import swarm_chunks, upstream_chunks
+from router.pipeline.streams import swarm_frames, upstream_frames
 from router.policy.loader import LoadedPolicy
 from router.protocol import RouterControls, parse_controls, validate_chat_request
 from router.swarm import Swarm
@@ -200,9 +200,8 @@ class Pipeline:
         if routed.chosen.route == taxonomy.SWARM_ROUTE:
             swarm_stream = self._swarm().stream(routed)
             head = routed.router_object(route=taxonomy.SWARM_ROUTE, mode="swarm", fallbacks=0, cost_usd=None)
-            out = AnswerStream(routed, routed.headers(head))
-            out.chunks = swarm_chunks(routed, swarm_stream, out, accounting=self.accounting)
-            return out
+            return AnswerStream(routed, routed.headers(head), lambda out, renderer: swarm_frames(
+                routed, swarm_stream, out, renderer, accounting=self.accounting))
         try:
             opened = await self.dispatcher.open_stream(routed.loaded, routed.decision.chain, routed.body,
                                                        routed.facts, routed.decision.spend_limit_usd,
@@ -215,7 +214,6 @@ class Pipeline:
             raise
         cand = opened.candidate
         head = routed.router_object(route=cand.route, mode=cand.mode, fallbacks=opened.log.failed, cost_usd=None)
-        out = AnswerStream(routed, routed.headers(head))
-        out.chunks = upstream_chunks(routed, opened, out, dispatcher=self.dispatcher, tracer=self.tracer,
-                                     accounting=self.accounting)
-        return out
+        return AnswerStream(routed, routed.headers(head), lambda out, renderer: upstream_frames(
+            routed, opened, out, renderer, dispatcher=self.dispatcher, tracer=self.tracer,
+            accounting=self.accounting))

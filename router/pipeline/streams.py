@@ -1,9 +1,9 @@
-"""Streamed answers in the internal shape: an upstream's chunks (after fallbacks) or a swarm's.
+"""Streamed answers: an upstream's chunks (after fallbacks) or a swarm's, through a door's renderer.
 
-Each generator passes on the chunks that carry choices — every one stamped with the same ``id``,
-``model`` and ``created`` — collects usage, and when the stream ends (finished, failed mid-way or
-abandoned by the client) releases the route, records the attempt and accounts for the request
-before saying on the ``AnswerStream`` how it ended. Rendering is the front door's business.
+Each generator hands the renderer the chunks that carry choices — every one stamped with the same
+``id``, ``model`` and ``created`` — collects usage, and when the stream ends (finished, failed
+mid-way or abandoned by the client) releases the route, records the attempt and accounts for the
+request, then says on the ``AnswerStream`` how it ended and sends the renderer's closing bytes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from router import errors, taxonomy
 from router.dispatch.executor import Dispatcher, OpenStream
 from router.dispatch.upstream import UpstreamError, Usage
-from router.exchange import AnswerStream, Routed
+from router.exchange import AnswerStream, Routed, StreamRenderer
 from router.observability.tracing import Tracer
 from router.pipeline.accounting import Accounting
 from router.swarm import SwarmStream
@@ -30,8 +30,9 @@ def _identity(routed: Routed, first: dict[str, Any], model: str) -> tuple[Any, A
             first.get("created") or int(time.time()))
 
 
-async def upstream_chunks(routed: Routed, opened: OpenStream, out: AnswerStream, *, dispatcher: Dispatcher,
-                          tracer: Tracer, accounting: Accounting) -> AsyncGenerator[dict[str, Any], None]:
+async def upstream_frames(routed: Routed, opened: OpenStream, out: AnswerStream, renderer: StreamRenderer, *,
+                          dispatcher: Dispatcher, tracer: Tracer,
+                          accounting: Accounting) -> AsyncGenerator[bytes, None]:
     cand = opened.candidate
     backend = opened.backend
     usage = Usage()
@@ -51,7 +52,9 @@ async def upstream_chunks(routed: Routed, opened: OpenStream, out: AnswerStream,
                 if ttft_s is None:
                     ttft_s = time.perf_counter() - routed.arrived
                 chunk["id"], chunk["model"], chunk["created"] = chunk_id, model, created
-                yield chunk
+                frame = renderer.chunk(chunk)
+                if frame:
+                    yield frame
             chunk = await anext(opened.rest, None)
         ended_at = time.perf_counter()
     except UpstreamError as exc:
@@ -81,10 +84,11 @@ async def upstream_chunks(routed: Routed, opened: OpenStream, out: AnswerStream,
     if status == "ok":
         out.router = routed.router_object(route=cand.route, mode=cand.mode, fallbacks=opened.log.failed,
                                           cost_usd=cost)
+    yield renderer.end(out)
 
 
-async def swarm_chunks(routed: Routed, swarm_stream: SwarmStream, out: AnswerStream, *,
-                       accounting: Accounting) -> AsyncGenerator[dict[str, Any], None]:
+async def swarm_frames(routed: Routed, swarm_stream: SwarmStream, out: AnswerStream, renderer: StreamRenderer, *,
+                       accounting: Accounting) -> AsyncGenerator[bytes, None]:
     status = "ok"
     identity: tuple[Any, Any, Any] | None = None
     try:
@@ -92,7 +96,9 @@ async def swarm_chunks(routed: Routed, swarm_stream: SwarmStream, out: AnswerStr
             if identity is None:
                 identity = _identity(routed, chunk, taxonomy.SWARM_ROUTE)
             chunk["id"], chunk["model"], chunk["created"] = identity
-            yield chunk
+            frame = renderer.chunk(chunk)
+            if frame:
+                yield frame
     except errors.RouterError as exc:
         status = "upstream_error"
         out.error = exc
@@ -110,3 +116,4 @@ async def swarm_chunks(routed: Routed, swarm_stream: SwarmStream, out: AnswerStr
         out.usage = result.usage
         out.router = routed.router_object(route=taxonomy.SWARM_ROUTE, mode="swarm", fallbacks=result.log.failed,
                                           cost_usd=result.cost_usd, swarm=result.swarm)
+    yield renderer.end(out)
