@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,6 +26,7 @@ from router.doors import anthropic_messages
 from router.doors.base import Door
 from router.doors.chat_completions import ChatCompletionsDoor
 from router.doors.messages_door import MessagesDoor
+from router.doors.responses_door import RESPONSE_PREFIX, RESPONSES_PATH, ResponsesDoor
 from router.server import Drain, refuse_repeated_header
 from router.services import Services
 from router.settings import Settings
@@ -33,11 +34,14 @@ from router.settings import Settings
 log = logging.getLogger("router")
 
 
-def doors() -> dict[tuple[str, str], Door]:
-    """(method, path) -> the protocol's door."""
-    messages = MessagesDoor()
-    return {("POST", "/v1/chat/completions"): ChatCompletionsDoor(),
-            ("POST", "/v1/messages"): messages, ("POST", "/v1/messages/count_tokens"): messages}
+def front_door(services: Callable[[], Services]) -> tuple[FrontDoor, ResponsesDoor]:
+    """The front door with every protocol's door: (method, path) first, then path prefixes."""
+    messages, responses = MessagesDoor(), ResponsesDoor()
+    doors: dict[tuple[str, str], Door] = {
+        ("POST", "/v1/chat/completions"): ChatCompletionsDoor(),
+        ("POST", "/v1/messages"): messages, ("POST", "/v1/messages/count_tokens"): messages,
+        ("POST", RESPONSES_PATH): responses}
+    return FrontDoor(services, doors, prefixes=[(RESPONSE_PREFIX, responses)]), responses
 
 
 def _error_body(request: Request, exc: errors.RouterError) -> bytes:
@@ -81,12 +85,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         try:
             yield
         finally:
+            await responses.aclose()  # the response store (a Redis connection pool, if any)
             await svc.stop()
 
     app = RouterApp(title="model-router", version="0.1.0", lifespan=lifespan,
                     description="OpenAI-compatible gateway that routes each request to the right model and mode.")
     app.router.redirect_slashes = False  # its 307 built Location from the Host header: a 404 instead
-    app.front_door = FrontDoor(lambda: app.state.services, doors())
+    app.front_door, responses = front_door(lambda: app.state.services)
     app.drain = Drain()
 
     @app.exception_handler(errors.RouterError)

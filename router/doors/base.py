@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from router.errors import RouterError
 from router.services import Services
@@ -42,6 +42,17 @@ class StreamReply:
 
 
 Reply = JsonReply | StreamReply
+
+
+def prefer_mode(chat: dict[str, Any], hint: str | None, headers: dict[str, str]) -> None:
+    """Use a protocol's own mode hint (Anthropic ``thinking``, Responses ``reasoning.effort``) for
+    ``model: auto`` — unless the client chose a mode itself (``X-Router-Mode``, ``router.mode``)."""
+    if hint is None or chat["model"] != "auto" or "x-router-mode" in headers:
+        return
+    controls = chat.get("router")
+    if isinstance(controls, dict) and controls.get("mode") is not None:
+        return
+    chat["router"] = {**(controls or {}), "mode": hint}
 
 
 class Door(Protocol):

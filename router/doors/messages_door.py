@@ -15,7 +15,7 @@ import orjson
 
 from router import taxonomy
 from router.doors import anthropic_messages, anthropic_rendering
-from router.doors.base import Incoming, JsonReply, Reply, StreamReply
+from router.doors.base import Incoming, JsonReply, Reply, StreamReply, prefer_mode
 from router.errors import RouterError
 from router.exchange import Answer, AnswerStream, Routed
 from router.protocol import parse_json_body
@@ -36,7 +36,7 @@ class MessagesDoor:
         if incoming.path == COUNT_TOKENS_PATH:
             return JsonReply(orjson.dumps(anthropic_messages.count_tokens(body)))
         chat = anthropic_messages.to_chat_request(body)
-        _apply_mode_hint(chat, body, incoming.headers)
+        prefer_mode(chat, anthropic_messages.mode_hint(body), incoming.headers)
         stop_sequences = body.get("stop_sequences") or None
         result = await services.pipeline.serve(chat, incoming.headers, arrived=incoming.arrived, api=self.api,
                                                tenant=incoming.tenant)
@@ -45,17 +45,6 @@ class MessagesDoor:
             return StreamReply(result.frames(MessagesStreamAdapter(result.routed, stop_sequences)), headers)
         headers = {**result.headers, "request-id": result.routed.request_id}
         return JsonReply(render_message(result, stop_sequences), headers)
-
-
-def _apply_mode_hint(chat: dict[str, Any], body: dict[str, Any], headers: dict[str, str]) -> None:
-    """``thinking`` enabled/disabled → mode thinking/instant, unless the client chose a mode or a route."""
-    hint = anthropic_messages.mode_hint(body)
-    if hint is None or chat["model"] != "auto" or "x-router-mode" in headers:
-        return
-    controls = chat.get("router")
-    if isinstance(controls, dict) and controls.get("mode") is not None:
-        return
-    chat["router"] = {**(controls or {}), "mode": hint}
 
 
 def render_message(answer: Answer, stop_sequences: list[str] | None) -> bytes:
