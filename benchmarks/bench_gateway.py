@@ -9,7 +9,13 @@ gateway's CPU time per request (and per relayed stream chunk), read from /proc. 
 runs a fixed number of requests (aiohttp) or seconds (wrk).
 
     python benchmarks/bench_gateway.py [--requests 400] [--seconds 5] [--model kimi:instant|auto]
-                                       [--generator wrk|python]
+                                       [--generator wrk|python] [--api chat|messages|responses|all]
+
+``--api`` picks the front door(s): chat completions (default), Anthropic Messages
+(``/v1/messages``), OpenAI Responses (``/v1/responses``), or all three in the same run against the
+same direct baseline; then each row also shows its added p50 and gateway CPU per request as a ratio
+of chat's in the same cell (the doors' budget is 1.3x chat's added latency). A stream's "chunks"
+are the door's SSE data frames (Anthropic and Responses events are finer-grained than chat chunks).
 """
 
 from __future__ import annotations
@@ -94,7 +100,7 @@ async def run_cell(url: str, body: bytes, *, concurrency: int, requests: int,
                 async with session.post(url, data=body, headers={"content-type": "application/json"}) as resp:
                     if stream:
                         async for line in resp.content:
-                            if line.startswith(b"data: {"):
+                            if line.startswith(b"data: {"):  # chat chunks, Anthropic / Responses events alike
                                 chunks += 1
                     else:
                         await resp.read()
@@ -149,6 +155,18 @@ def wrk_cell(url: str, body: bytes, *, concurrency: int, seconds: float) -> Cell
     return Cell(latency("50"), latency("99"), rps, done)
 
 
+API_PATHS = {"chat": "/v1/chat/completions", "messages": "/v1/messages", "responses": "/v1/responses"}
+
+
+def door_body(api: str, model: str, prompt: str, stream: bool) -> dict[str, object]:
+    """The same request in each door's protocol (64 output tokens at most)."""
+    if api == "messages":
+        return {"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": prompt}], "stream": stream}
+    if api == "responses":
+        return {"model": model, "max_output_tokens": 64, "input": prompt, "stream": stream, "store": False}
+    return {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 64, "stream": stream}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=400, help="requests per cell (python generator)")
@@ -156,50 +174,61 @@ async def main() -> None:
     parser.add_argument("--model", default="kimi:instant", help="kimi:instant (relay only) or auto (+ classify)")
     parser.add_argument("--generator", choices=("wrk", "python"),
                         default="wrk" if shutil.which("wrk") else "python")
+    parser.add_argument("--api", choices=(*API_PATHS, "all"), default="chat", help="which front door(s)")
     args = parser.parse_args()
+    apis = list(API_PATHS) if args.api == "all" else [args.api]
 
     upstream_proc, upstream = start_upstream()
     port = free_port()
     gateway_proc = start_gateway(upstream, port)
-    direct_url, gateway_url = f"{upstream}/chat/completions", f"http://127.0.0.1:{port}/v1/chat/completions"
+    direct_url = f"{upstream}/chat/completions"
     try:
         await wait_ready(f"http://127.0.0.1:{port}/readyz")
         prompt = "Summarise the main causes of the 1929 stock market crash in three sentences."
         size = f"{args.seconds:g} s" if args.generator == "wrk" else f"{args.requests} requests"
         print(f"model={args.model}; load generator {args.generator}, {size} per cell; upstream {upstream} "
               "(no delay); gateway: one worker")
-        print(f"{'mode':<7} {'c':>3} | {'direct p50':>10} {'p99':>7} {'req/s':>7} | {'gateway p50':>11} {'p99':>7} "
-              f"{'req/s':>7} | {'added p50':>9} {'p99':>7} | {'gw CPU/req':>10} {'CPU/chunk':>9}")
+        print(f"{'api':<9} {'mode':<7} {'c':>3} | {'direct p50':>10} {'p99':>7} {'req/s':>7} | {'gateway p50':>11} "
+              f"{'p99':>7} {'req/s':>7} | {'added p50':>9} {'p99':>7} | {'gw CPU/req':>10} {'CPU/chunk':>9}"
+              + (" | x chat: added p50, CPU/req" if len(apis) > 1 else ""))
         for stream in (False, True):
-            body = {"model": args.model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 64,
-                    "stream": stream}
-            direct_body = orjson.dumps({**body, "model": "moonshotai/Kimi-K2.5"})
-            gw_body = orjson.dumps(body)
+            direct_body = orjson.dumps({**door_body("chat", "moonshotai/Kimi-K2.5", prompt, stream)})
+            bodies = {api: orjson.dumps(door_body(api, args.model, prompt, stream)) for api in apis}
+            urls = {api: f"http://127.0.0.1:{port}{API_PATHS[api]}" for api in apis}
             # Chunks per answer are the same for every request (same prompt, same max_tokens).
-            _, _, chunks_per_answer = await run_cell(gateway_url, gw_body, concurrency=1, requests=1, stream=stream)
+            chunks_per_answer = {api: (await run_cell(urls[api], bodies[api], concurrency=1, requests=1,
+                                                      stream=stream))[2] for api in apis}
             for concurrency in (1, 16, 64):
-                # Warm both paths (connection pools, first-call costs) before measuring.
-                for url, warm_body in ((direct_url, direct_body), (gateway_url, gw_body)):
+                # Warm every path (connection pools, first-call costs) before measuring.
+                for url, warm_body in ((direct_url, direct_body), *((urls[a], bodies[a]) for a in apis)):
                     await run_cell(url, warm_body, concurrency=concurrency, requests=concurrency * 2, stream=stream)
                 if args.generator == "wrk":
                     direct = wrk_cell(direct_url, direct_body, concurrency=concurrency, seconds=args.seconds)
-                    cpu0 = cpu_seconds(gateway_proc.pid)
-                    gateway = wrk_cell(gateway_url, gw_body, concurrency=concurrency, seconds=args.seconds)
                 else:
                     direct = await python_cell(direct_url, direct_body, concurrency=concurrency,
                                                requests=args.requests, stream=stream)
+                chat_added = chat_cpu = None
+                for api in apis:
                     cpu0 = cpu_seconds(gateway_proc.pid)
-                    gateway = await python_cell(gateway_url, gw_body, concurrency=concurrency,
-                                                requests=args.requests, stream=stream)
-                cpu = cpu_seconds(gateway_proc.pid) - cpu0
-                per_req_us = cpu / gateway.done * 1e6
-                chunks = gateway.done * chunks_per_answer
-                per_chunk = f"{cpu / chunks * 1e6:7.1f}us" if stream and chunks else "-"
-                print(f"{'stream' if stream else 'json':<7} {concurrency:>3} | "
-                      f"{direct.p50 * 1e3:>8.2f}ms {direct.p99 * 1e3:>5.2f}ms {direct.rps:>7.0f} | "
-                      f"{gateway.p50 * 1e3:>9.2f}ms {gateway.p99 * 1e3:>5.2f}ms {gateway.rps:>7.0f} | "
-                      f"{(gateway.p50 - direct.p50) * 1e3:>7.2f}ms {(gateway.p99 - direct.p99) * 1e3:>5.2f}ms | "
-                      f"{per_req_us:>8.0f}us {per_chunk:>9}")
+                    if args.generator == "wrk":
+                        gateway = wrk_cell(urls[api], bodies[api], concurrency=concurrency, seconds=args.seconds)
+                    else:
+                        gateway = await python_cell(urls[api], bodies[api], concurrency=concurrency,
+                                                    requests=args.requests, stream=stream)
+                    cpu = cpu_seconds(gateway_proc.pid) - cpu0
+                    per_req_us = cpu / gateway.done * 1e6
+                    chunks = gateway.done * chunks_per_answer[api]
+                    per_chunk = f"{cpu / chunks * 1e6:7.1f}us" if stream and chunks else "-"
+                    added = gateway.p50 - direct.p50
+                    if api == "chat":
+                        chat_added, chat_cpu = added, per_req_us
+                    ratio = (f" | {added / chat_added:5.2f}x {per_req_us / chat_cpu:5.2f}x"
+                             if chat_added and chat_cpu and len(apis) > 1 else "")
+                    print(f"{api:<9} {'stream' if stream else 'json':<7} {concurrency:>3} | "
+                          f"{direct.p50 * 1e3:>8.2f}ms {direct.p99 * 1e3:>5.2f}ms {direct.rps:>7.0f} | "
+                          f"{gateway.p50 * 1e3:>9.2f}ms {gateway.p99 * 1e3:>5.2f}ms {gateway.rps:>7.0f} | "
+                          f"{added * 1e3:>7.2f}ms {(gateway.p99 - direct.p99) * 1e3:>5.2f}ms | "
+                          f"{per_req_us:>8.0f}us {per_chunk:>9}{ratio}")
         print("gateway CPU is utime+stime of the gateway process over the measured cell (/proc); CPU/chunk is "
               "that total divided by relayed chunks (an upper bound: it includes the per-request work).")
     finally:
