@@ -12,8 +12,8 @@ runs a fixed number of requests (aiohttp) or seconds (wrk).
                                        [--generator wrk|python] [--api chat|messages|responses|all]
 
 ``--api`` picks the front door(s): chat completions (default), Anthropic Messages
-(``/v1/messages``), OpenAI Responses (``/v1/responses``), or all three in the same run against the
-same direct baseline; then each row also shows its added p50 and gateway CPU per request as a ratio
+(``/v1/messages``), OpenAI Responses (``/v1/responses``), or all three in the same run (each cell
+right after its own direct baseline); then each row also shows its added p50 and gateway CPU per request as a ratio
 of chat's in the same cell (the doors' budget is 1.3x chat's added latency). A stream's "chunks"
 are the door's SSE data frames (Anthropic and Responses events are finer-grained than chat chunks).
 """
@@ -202,13 +202,13 @@ async def main() -> None:
                 # Warm every path (connection pools, first-call costs) before measuring.
                 for url, warm_body in ((direct_url, direct_body), *((urls[a], bodies[a]) for a in apis)):
                     await run_cell(url, warm_body, concurrency=concurrency, requests=concurrency * 2, stream=stream)
-                if args.generator == "wrk":
-                    direct = wrk_cell(direct_url, direct_body, concurrency=concurrency, seconds=args.seconds)
-                else:
-                    direct = await python_cell(direct_url, direct_body, concurrency=concurrency,
-                                               requests=args.requests, stream=stream)
                 chat_added = chat_cpu = None
-                for api in apis:
+                for api in apis:  # each door's cell right after its own direct baseline: drift cancels out
+                    if args.generator == "wrk":
+                        direct = wrk_cell(direct_url, direct_body, concurrency=concurrency, seconds=args.seconds)
+                    else:
+                        direct = await python_cell(direct_url, direct_body, concurrency=concurrency,
+                                                   requests=args.requests, stream=stream)
                     cpu0 = cpu_seconds(gateway_proc.pid)
                     if args.generator == "wrk":
                         gateway = wrk_cell(urls[api], bodies[api], concurrency=concurrency, seconds=args.seconds)

@@ -20,6 +20,7 @@ from anthropic.types import (
 )
 
 from tests.conftest import Gateway, default_policy
+from tests.support import door_conformance
 
 PIXEL_B64 = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
 WEATHER = {"name": "get_weather", "description": "Current weather for a city.",
@@ -86,16 +87,29 @@ def test_every_event_is_one_of_the_published_types(gateway: Gateway, model: str)
     assert (delta.model_extra or {})["router"]["route"] == model
 
 
-def test_raw_event_framing(gateway: Gateway) -> None:
-    body = {"model": "kimi:instant", "max_tokens": 64, "stream": True, "messages": user("Hello")}
-    with httpx.stream("POST", f"{gateway.url}/v1/messages", json=body, timeout=10,
-                      headers={"anthropic-version": "2023-06-01"}) as resp:
-        assert resp.headers["content-type"].startswith("text/event-stream")
+CASES = [(m, False) for m in ("kimi:instant", "kimi:thinking", "gpt:default", "claude:default", "auto:swarm")] + [
+    (m, True) for m in ("kimi:agent", "gpt:default", "claude:default")]
+
+
+@pytest.mark.parametrize(("model", "tools"), CASES)
+def test_every_stream_and_message_is_strictly_anthropics(gateway: Gateway, model: str, tools: bool) -> None:
+    """Over HTTP, every event parses as the SDK's published type (nothing unknown, nothing dropped)."""
+    prompt = ("What's the weather in Paris right now?" if tools
+              else "Compare these databases: PostgreSQL, MySQL" if model == "auto:swarm" else "Why is the sky blue?")
+    body: dict[str, Any] = {"model": model, "max_tokens": 512, "messages": user(prompt),
+                            **({"tools": [WEATHER]} if tools else {})}
+    headers = {"anthropic-version": "2023-06-01"}
+    with httpx.stream("POST", f"{gateway.url}/v1/messages", json={**body, "stream": True}, headers=headers,
+                      timeout=20) as resp:
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
         raw = b"".join(resp.iter_bytes())
-    frames = [f for f in raw.split(b"\n\n") if f]
-    names = [f.split(b"\n")[0].removeprefix(b"event: ").decode() for f in frames]
-    assert names[:2] == ["message_start", "ping"] and names[-1] == "message_stop"
-    assert b"[DONE]" not in raw
+    frames = door_conformance.anthropic_stream(raw)
+    names = [name for name, _ in frames]
+    assert names[:2] == ["message_start", "ping"] and "error" not in names and b"[DONE]" not in raw
+    assert frames[-2][1]["router"]["route"] == resp.headers["x-router-route"]
+    answer = httpx.post(f"{gateway.url}/v1/messages", json=body, headers=headers, timeout=20).json()
+    door_conformance.assert_strict(door_conformance.ANTHROPIC_MESSAGE.validate_python(answer), answer)
+    assert answer["stop_reason"] == ("tool_use" if tools else "end_turn")
 
 
 @pytest.mark.parametrize("model", ["auto", "kimi:agent", "gpt:default", "claude:default"])

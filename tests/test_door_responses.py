@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from tests.conftest import Gateway, default_policy
+from tests.support import door_conformance
 
 WEATHER = {"type": "function", "name": "get_weather", "description": "Current weather for a city.",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
@@ -49,16 +50,25 @@ def test_stream_helper(client: openai.OpenAI, model: str) -> None:
     assert router["route"] == {"auto": router["route"], "auto:swarm": "swarm"}.get(model, model)
 
 
-def test_raw_event_framing(gateway: Gateway) -> None:
-    with httpx.stream("POST", f"{gateway.base_url}/responses", timeout=10,
-                      json={"model": "kimi:instant", "input": "Hello", "stream": True}) as resp:
-        assert resp.headers["content-type"].startswith("text/event-stream")
+CASES = [(m, False) for m in ("kimi:instant", "kimi:thinking", "gpt:default", "claude:default", "auto:swarm")] + [
+    (m, True) for m in ("kimi:agent", "gpt:default", "claude:default")]
+
+
+@pytest.mark.parametrize(("model", "tools"), CASES)
+def test_every_stream_and_response_is_strictly_openais(gateway: Gateway, model: str, tools: bool) -> None:
+    """Over HTTP, every event parses as the SDK's published type (nothing unknown, nothing dropped)."""
+    prompt = ("What's the weather in Paris right now?" if tools
+              else "Compare these databases: PostgreSQL, MySQL" if model == "auto:swarm" else "Why is the sky blue?")
+    body: dict[str, Any] = {"model": model, "input": prompt, **({"tools": [WEATHER]} if tools else {})}
+    with httpx.stream("POST", f"{gateway.base_url}/responses", json={**body, "stream": True}, timeout=20) as resp:
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
         raw = b"".join(resp.iter_bytes())
-    frames = [f for f in raw.split(b"\n\n") if f]
-    for frame in frames:
-        name, data = frame.split(b"\n", 1)
-        assert json.loads(data.removeprefix(b"data: "))["type"] == name.removeprefix(b"event: ").decode()
-    assert b"[DONE]" not in raw
+    events = door_conformance.responses_stream(raw)
+    assert events[-1]["type"] == "response.completed" and b"[DONE]" not in raw
+    assert events[-1]["response"]["router"]["route"] == resp.headers["x-router-route"]
+    answer = httpx.post(f"{gateway.base_url}/responses", json=body, timeout=20).json()
+    door_conformance.assert_strict(door_conformance.RESPONSE.validate_python(answer), answer)
+    assert [i["type"] for i in answer["output"]][-1] == ("function_call" if tools else "message")
 
 
 @pytest.mark.parametrize("model", ["auto", "kimi:agent", "gpt:default", "claude:default"])
