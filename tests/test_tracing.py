@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -359,3 +360,30 @@ def test_access_log_line_has_the_decision_and_the_trace_id(receiver: OTLPReceive
     assert infeasible["status"] == "infeasible" and infeasible["route"] == "none"
     assert set(infeasible["rejected"]) and all("cost" in r for r in infeasible["rejected"].values())
     assert MARKER not in stream.getvalue()
+
+
+# ---------------------------------------------------------------- every door, the same spans
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_every_door_makes_the_same_span_tree(receiver: OTLPReceiver, gateway_factory: Callable[..., Gateway],
+                                             stream: bool) -> None:
+    """Chat completions, Messages and Responses: one root with the decision and the door's api, classify
+    and decide under it, one attempt span for the upstream call."""
+    gw = gateway_factory(default_policy(), tracer=otlp_tracer(receiver))
+    content = [{"role": "user", "content": PROMPT}]
+    requests = {"chat": ("/v1/chat/completions", {"model": "kimi:thinking", "messages": content}),
+                "messages": ("/v1/messages", {"model": "kimi:thinking", "max_tokens": 256, "messages": content}),
+                "responses": ("/v1/responses", {"model": "kimi:thinking", "input": PROMPT})}
+    for api, (path, body) in requests.items():
+        with httpx.stream("POST", f"{gw.url}{path}", json={**body, "stream": stream}, timeout=20) as resp:
+            assert resp.status_code == 200
+            resp.read()
+        tree = wait_for_trace(receiver, resp.headers["x-router-request-id"])
+        root = tree.root
+        assert root.name == "router.request" and root.attributes["router.api"] == api
+        assert root.attributes["router.route"] == resp.headers["x-router-route"] == "kimi:thinking"
+        assert root.attributes["router.status"] == "ok" and root.attributes["gen_ai.usage.output_tokens"] > 0
+        assert [k.name for k in tree.children(root)][:2] == ["router.classify", "router.decide"]
+        attempts = [s for s in tree.spans if s.name.startswith("chat ")]
+        assert len(attempts) == 1 and attempts[0].parent_id == root.span_id

@@ -52,7 +52,7 @@ class Accounting:
         if self.recorder is not None:  # decision log + feedback window + shadow (off the request thread)
             self.recorder.finished(routed, route=route, mode=mode, status=status, usage=usage, cost=cost,
                                    fallbacks=fallbacks, duration_s=total, ttft_s=ttft_s)
-        routed.trace.end({"router.request_id": routed.request_id,
+        routed.trace.end({"router.request_id": routed.request_id, "router.api": routed.api,
                           "router.task_type": routed.label.task_type, "router.confidence": routed.label.confidence,
                           "router.route": route, "router.mode": mode, "router.status": status,
                           "router.estimated_cost_usd": routed.candidate(route).cost_usd,
@@ -81,6 +81,7 @@ class Accounting:
         if self.recorder is not None:
             self.recorder.finished(routed, route="none", mode="none", status="infeasible", usage=Usage(), cost=0.0,
                                    fallbacks=0, duration_s=time.perf_counter() - routed.arrived, ttft_s=None)
-        routed.trace.end({"router.request_id": routed.request_id, "router.task_type": routed.label.task_type,
-                          "router.confidence": routed.label.confidence, "router.status": "infeasible"},
+        routed.trace.end({"router.request_id": routed.request_id, "router.api": routed.api,
+                          "router.task_type": routed.label.task_type, "router.confidence": routed.label.confidence,
+                          "router.status": "infeasible"},
                          error="route_infeasible")
