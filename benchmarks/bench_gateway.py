@@ -10,12 +10,15 @@ runs a fixed number of requests (aiohttp) or seconds (wrk).
 
     python benchmarks/bench_gateway.py [--requests 400] [--seconds 5] [--model kimi:instant|auto]
                                        [--generator wrk|python] [--api chat|messages|responses|all]
+                                       [--rounds 1]
 
 ``--api`` picks the front door(s): chat completions (default), Anthropic Messages
 (``/v1/messages``), OpenAI Responses (``/v1/responses``), or all three in the same run (each cell
 right after its own direct baseline); then each row also shows its added p50 and gateway CPU per request as a ratio
 of chat's in the same cell (the doors' budget is 1.3x chat's added latency). A stream's "chunks"
 are the door's SSE data frames (Anthropic and Responses events are finer-grained than chat chunks).
+``--rounds N`` repeats every cell N times, the doors interleaved, and reports medians: on a shared
+machine that is what makes the ratios mean something.
 """
 
 from __future__ import annotations
@@ -131,7 +134,7 @@ async def python_cell(url: str, body: bytes, *, concurrency: int, requests: int,
     return Cell(pct(latencies, .5), pct(latencies, .99), len(latencies) / wall, len(latencies))
 
 
-_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
 
 def wrk_cell(url: str, body: bytes, *, concurrency: int, seconds: float) -> Cell:
@@ -139,7 +142,9 @@ def wrk_cell(url: str, body: bytes, *, concurrency: int, seconds: float) -> Cell
         script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                      f"wrk.body = [==[{body.decode()}]==]\n")  # a Lua long string: no escaping needed
     try:
-        out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--latency", "-s", script.name, url],
+        # --timeout: wrk's default (2 s) would drop slow answers from the percentiles on a loaded machine.
+        out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout", "30s", "--latency",
+                              "-s", script.name, url],
                              capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
     finally:
         os.unlink(script.name)
@@ -147,12 +152,25 @@ def wrk_cell(url: str, body: bytes, *, concurrency: int, seconds: float) -> Cell
         raise RuntimeError(f"errors under load:\n{out}")
 
     def latency(q: str) -> float:
-        value, unit = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s)$", out, re.MULTILINE).groups()  # type: ignore[union-attr]
+        found = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s|m)$", out, re.MULTILINE)
+        if found is None:
+            raise RuntimeError(f"no {q}th percentile in wrk's output:\n{out}")
+        value, unit = found.groups()
         return float(value) * _UNITS[unit]
 
     done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     return Cell(latency("50"), latency("99"), rps, done)
+
+
+def median_row(runs: list[tuple[Cell, Cell, float]]) -> tuple[Cell, Cell, float, float, float]:
+    """(direct, gateway, gateway CPU s, added p50, added p99) of the round with the median CPU per request;
+    the added latencies are the medians over the rounds."""
+    ordered = sorted(runs, key=lambda r: r[2] / max(1, r[1].done))
+    direct, gateway, cpu = ordered[len(ordered) // 2]
+    added = sorted(g.p50 - d.p50 for d, g, _ in runs)[len(runs) // 2]
+    added99 = sorted(g.p99 - d.p99 for d, g, _ in runs)[len(runs) // 2]
+    return direct, gateway, cpu, added, added99
 
 
 API_PATHS = {"chat": "/v1/chat/completions", "messages": "/v1/messages", "responses": "/v1/responses"}
@@ -175,6 +193,7 @@ async def main() -> None:
     parser.add_argument("--generator", choices=("wrk", "python"),
                         default="wrk" if shutil.which("wrk") else "python")
     parser.add_argument("--api", choices=(*API_PATHS, "all"), default="chat", help="which front door(s)")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds per cell; each figure is the median")
     args = parser.parse_args()
     apis = list(API_PATHS) if args.api == "all" else [args.api]
 
@@ -202,24 +221,27 @@ async def main() -> None:
                 # Warm every path (connection pools, first-call costs) before measuring.
                 for url, warm_body in ((direct_url, direct_body), *((urls[a], bodies[a]) for a in apis)):
                     await run_cell(url, warm_body, concurrency=concurrency, requests=concurrency * 2, stream=stream)
+                rows: dict[str, list[tuple[Cell, Cell, float]]] = {api: [] for api in apis}
+                for _ in range(args.rounds):  # rounds interleave the doors, so load drift hits them alike
+                    for api in apis:  # each door's cell right after its own direct baseline
+                        if args.generator == "wrk":
+                            direct = wrk_cell(direct_url, direct_body, concurrency=concurrency, seconds=args.seconds)
+                        else:
+                            direct = await python_cell(direct_url, direct_body, concurrency=concurrency,
+                                                       requests=args.requests, stream=stream)
+                        cpu0 = cpu_seconds(gateway_proc.pid)
+                        if args.generator == "wrk":
+                            gateway = wrk_cell(urls[api], bodies[api], concurrency=concurrency, seconds=args.seconds)
+                        else:
+                            gateway = await python_cell(urls[api], bodies[api], concurrency=concurrency,
+                                                        requests=args.requests, stream=stream)
+                        rows[api].append((direct, gateway, cpu_seconds(gateway_proc.pid) - cpu0))
                 chat_added = chat_cpu = None
-                for api in apis:  # each door's cell right after its own direct baseline: drift cancels out
-                    if args.generator == "wrk":
-                        direct = wrk_cell(direct_url, direct_body, concurrency=concurrency, seconds=args.seconds)
-                    else:
-                        direct = await python_cell(direct_url, direct_body, concurrency=concurrency,
-                                                   requests=args.requests, stream=stream)
-                    cpu0 = cpu_seconds(gateway_proc.pid)
-                    if args.generator == "wrk":
-                        gateway = wrk_cell(urls[api], bodies[api], concurrency=concurrency, seconds=args.seconds)
-                    else:
-                        gateway = await python_cell(urls[api], bodies[api], concurrency=concurrency,
-                                                    requests=args.requests, stream=stream)
-                    cpu = cpu_seconds(gateway_proc.pid) - cpu0
+                for api in apis:
+                    direct, gateway, cpu, added, added99 = median_row(rows[api])
                     per_req_us = cpu / gateway.done * 1e6
                     chunks = gateway.done * chunks_per_answer[api]
                     per_chunk = f"{cpu / chunks * 1e6:7.1f}us" if stream and chunks else "-"
-                    added = gateway.p50 - direct.p50
                     if api == "chat":
                         chat_added, chat_cpu = added, per_req_us
                     ratio = (f" | {added / chat_added:5.2f}x {per_req_us / chat_cpu:5.2f}x"
@@ -227,7 +249,7 @@ async def main() -> None:
                     print(f"{api:<9} {'stream' if stream else 'json':<7} {concurrency:>3} | "
                           f"{direct.p50 * 1e3:>8.2f}ms {direct.p99 * 1e3:>5.2f}ms {direct.rps:>7.0f} | "
                           f"{gateway.p50 * 1e3:>9.2f}ms {gateway.p99 * 1e3:>5.2f}ms {gateway.rps:>7.0f} | "
-                          f"{added * 1e3:>7.2f}ms {(gateway.p99 - direct.p99) * 1e3:>5.2f}ms | "
+                          f"{added * 1e3:>7.2f}ms {added99 * 1e3:>5.2f}ms | "
                           f"{per_req_us:>8.0f}us {per_chunk:>9}{ratio}")
         print("gateway CPU is utime+stime of the gateway process over the measured cell (/proc); CPU/chunk is "
               "that total divided by relayed chunks (an upper bound: it includes the per-request work).")

@@ -60,3 +60,40 @@ def test_upstream_failure_mid_stream_is_one_error_chunk_then_done(gateway_factor
     assert len(errors) == 1 and payloads[-1] is errors[0]
     assert errors[0]["error"]["type"] == "upstream_error"
     assert any(p.get("choices") for p in payloads[:-1]), "content was streamed before the failure"
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/messages", {"model": "kimi:instant", "max_tokens": 512, "stream": True,
+                      "messages": [{"role": "user", "content": "a story please"}]}),
+    ("/v1/responses", {"model": "kimi:instant", "stream": True, "input": "a story please"})])
+def test_every_door_ends_a_broken_stream_in_its_own_shape(gateway_factory: Any, path: str,
+                                                          body: dict[str, Any]) -> None:
+    gw: Gateway = gateway_factory()
+    gw.demo.set_behavior("kimi", fail_after_chunks=3)
+    with httpx.stream("POST", f"{gw.url}{path}", json=body, timeout=10) as resp:
+        assert resp.status_code == 200
+        raw = b"".join(resp.iter_bytes())
+    frames = [f for f in raw.split(b"\n\n") if f]
+    last = json.loads(frames[-1].split(b"\n", 1)[1].removeprefix(b"data: "))
+    if path == "/v1/messages":  # Anthropic: an error event, nothing after it
+        assert last["type"] == "error" and last["error"]["type"] == "api_error"
+        assert b"content_block_delta" in raw and b"message_stop" not in raw
+    else:  # Responses: response.failed is the terminal event
+        assert last["type"] == "response.failed" and last["response"]["status"] == "failed"
+        assert b"response.output_text.delta" in raw and b"response.completed" not in raw
+    metrics = httpx.get(f"{gw.url}/metrics").text
+    assert 'route="kimi:instant",status="upstream_error"' in metrics
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/messages", {"model": "kimi:instant", "max_tokens": 2048, "stream": True,
+                      "messages": [{"role": "user", "content": "tell me a long story"}]}),
+    ("/v1/responses", {"model": "kimi:instant", "stream": True, "input": "tell me a long story"})])
+def test_every_door_cancels_the_upstream_when_the_client_leaves(gateway_factory: Any, path: str,
+                                                                body: dict[str, Any]) -> None:
+    gw: Gateway = gateway_factory()
+    gw.demo.set_behavior("kimi", tokens_per_s=5)  # a long, slow stream
+    with httpx.stream("POST", f"{gw.url}{path}", json=body, timeout=10) as resp:
+        assert next(line for line in resp.iter_lines() if line.startswith("data: "))
+    assert _wait_for(lambda: gw.demo.stats("kimi")["cancelled"] >= 1), gw.demo.stats("kimi")
+    assert _wait_for(lambda: gw.services.live.inflight("kimi") == 0)
