@@ -152,7 +152,7 @@ def wrk_cell(url: str, body: bytes, *, concurrency: int, seconds: float) -> Cell
         raise RuntimeError(f"errors under load:\n{out}")
 
     def latency(q: str) -> float:
-        found = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s|m)$", out, re.MULTILINE)
+        found = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.MULTILINE)
         if found is None:
             raise RuntimeError(f"no {q}th percentile in wrk's output:\n{out}")
         value, unit = found.groups()
