@@ -90,8 +90,10 @@ class ResponsesDoor:
                                                tenant=incoming.tenant)
         if isinstance(result, AnswerStream):
             renderer = ResponsesStreamAdapter(result.routed, body)
-            return StreamReply(_stored_at_the_end(result.frames(renderer), renderer, store, body, previous),
-                               result.headers)
+            frames = result.frames(renderer)
+            if openai_responses.should_store(body):
+                frames = _stored_at_the_end(frames, renderer, store, body, previous)
+            return StreamReply(frames, result.headers)
         answer = result.response
         response = responses_rendering.from_chat_response(
             {**answer, "router": result.router}, request=body,
