@@ -203,6 +203,7 @@ def otlp_encode_cost(n: int) -> float:
     bench = Bench(Tracer(provider), AccessLog(enabled=False))
     for _ in range(200):
         bench.request()
+    bench.tracer.force_flush()  # spans reach the processors from a background thread
     spans = memory.get_finished_spans()
     per_request = len(spans) / 200
     start = time.perf_counter_ns()
