@@ -162,7 +162,7 @@ class FrontDoor:
             return  # nobody is listening; the work was cancelled
         except Exception:  # never a stack trace to the client
             log.exception("unexpected error on %s %s", scope["method"], scope["path"])
-            self._services().metrics.requests.labels("none", "none", "none", "internal_error").inc()
+            self._services().metrics.requests.labels("none", "none", "none", "internal_error", door.api).inc()
             err = errors.RouterError("The gateway hit an internal error; it has been logged.")
             await send_json(send, err.status, door.error_body(err))
 

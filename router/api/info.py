@@ -7,7 +7,6 @@ The models list is OpenAI's shape, or Anthropic's when the request carries ``ant
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 import orjson
 from fastapi import APIRouter, Request
@@ -16,6 +15,7 @@ from starlette.responses import Response
 
 from router import errors, taxonomy
 from router.api.http import JSON
+from router.doors.anthropic_rendering import models_page
 from router.services import Services
 
 router = APIRouter()
@@ -40,12 +40,6 @@ def _model_object(name: str) -> dict[str, object]:
     return {"id": name, "object": "model", "created": _CREATED, "owned_by": "model-router"}
 
 
-_CREATED_AT = datetime.fromtimestamp(_CREATED, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _anthropic_model(name: str) -> dict[str, object]:
-    """Anthropic's ``ModelInfo``: type, id, display_name, created_at (RFC 3339)."""
-    return {"type": "model", "id": name, "display_name": name, "created_at": _CREATED_AT}
 
 
 @router.get("/v1/models")
@@ -54,9 +48,7 @@ async def list_models(request: Request) -> Response:
     services.auth.check_request(request.headers)
     names = _model_names(services)
     if "anthropic-version" in request.headers:  # Anthropic's page shape; everything fits on one page
-        page = {"data": [_anthropic_model(n) for n in names], "has_more": False,
-                "first_id": names[0] if names else None, "last_id": names[-1] if names else None}
-        return Response(orjson.dumps(page), media_type=JSON)
+        return Response(orjson.dumps(models_page(names)), media_type=JSON)
     data = [_model_object(n) for n in names]
     return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
 
@@ -67,8 +59,9 @@ async def retrieve_model(request: Request, model_id: str) -> Response:
     services.auth.check_request(request.headers)
     if model_id not in _model_names(services):
         raise errors.ModelNotFound(f"The model '{model_id}' does not exist.", param="model")
-    shape = _anthropic_model if "anthropic-version" in request.headers else _model_object
-    return Response(orjson.dumps(shape(model_id)), media_type=JSON)
+    if "anthropic-version" in request.headers:
+        return Response(orjson.dumps(models_page([model_id])["data"][0]), media_type=JSON)
+    return Response(orjson.dumps(_model_object(model_id)), media_type=JSON)
 
 
 @router.get("/v1/router/status")

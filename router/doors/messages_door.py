@@ -9,11 +9,11 @@ Errors are Anthropic's ``{"type": "error", "error": {"type", "message"}}``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
-from router import taxonomy
+from router import sse, taxonomy
 from router.doors import anthropic_messages, anthropic_rendering
 from router.doors.base import Incoming, JsonReply, Reply, StreamReply, prefer_mode
 from router.errors import RouterError
@@ -31,45 +31,56 @@ class MessagesDoor:
     def error_body(self, exc: RouterError) -> bytes:
         return anthropic_messages.error_body(exc.status, exc.message)
 
+    def stream_error_frames(self, exc: RouterError) -> bytes:
+        """A stream cut short by the gateway (the shutdown drain): Anthropic's ``error`` event."""
+        return sse.event("error", anthropic_messages.error_object(exc.status, exc.message))
+
     async def handle(self, incoming: Incoming, services: Services) -> Reply:
         body = parse_json_body(incoming.body)
         if incoming.path == COUNT_TOKENS_PATH:
             return JsonReply(orjson.dumps(anthropic_messages.count_tokens(body)))
         chat = anthropic_messages.to_chat_request(body)
         prefer_mode(chat, anthropic_messages.mode_hint(body), incoming.headers)
-        stop_sequences = body.get("stop_sequences") or None
+        options = _Options(body.get("stop_sequences") or None, anthropic_messages.omit_thinking(body))
         result = await services.pipeline.serve(chat, incoming.headers, arrived=incoming.arrived, api=self.api,
                                                tenant=incoming.tenant)
+        headers = {**result.headers, "request-id": result.routed.request_id}  # what the SDK reports as _request_id
         if isinstance(result, AnswerStream):
-            headers = {**result.headers, "request-id": result.routed.request_id}
-            return StreamReply(result.frames(MessagesStreamAdapter(result.routed, stop_sequences)), headers)
-        headers = {**result.headers, "request-id": result.routed.request_id}
-        return JsonReply(render_message(result, stop_sequences), headers)
+            return StreamReply(result.frames(MessagesStreamAdapter(result.routed, options)), headers)
+        return JsonReply(render_message(result, options), headers)
 
 
-def render_message(answer: Answer, stop_sequences: list[str] | None) -> bytes:
+class _Options(NamedTuple):
+    """What the rendering needs from the request."""
+
+    stop_sequences: list[str] | None
+    omit_thinking: bool  # thinking.display "omitted": the blocks keep their signature, lose the text
+
+
+def render_message(answer: Answer, options: _Options) -> bytes:
     response = answer.response
-    message = anthropic_rendering.from_chat_response({**response, "router": answer.router},
-                                                     model=str(response.get("model") or answer.routed.chosen.route),
-                                                     stop_sequences=stop_sequences)
+    message = anthropic_rendering.from_chat_response(
+        response, model=str(response.get("model") or answer.routed.chosen.route),
+        stop_sequences=options.stop_sequences, router=answer.router, omit_thinking=options.omit_thinking)
     return orjson.dumps(message)
 
 
 class MessagesStreamAdapter:
     """The pipeline's chunks into ``anthropic_rendering.MessagesStreamRenderer``, which writes the events."""
 
-    __slots__ = ("_renderer", "_routed", "_stop_sequences")
+    __slots__ = ("_options", "_renderer", "_routed")
 
-    def __init__(self, routed: Routed, stop_sequences: list[str] | None) -> None:
+    def __init__(self, routed: Routed, options: _Options) -> None:
         self._routed = routed
-        self._stop_sequences = stop_sequences
+        self._options = options
         self._renderer: anthropic_rendering.MessagesStreamRenderer | None = None
 
     def _start(self, first: dict[str, Any]) -> anthropic_rendering.MessagesStreamRenderer:
         self._renderer = anthropic_rendering.MessagesStreamRenderer(
             model=str(first.get("model") or self._routed.chosen.route),
             message_id=anthropic_rendering.message_id(first.get("id") or self._routed.request_id),
-            input_tokens=self._routed.facts.input_tokens, stop_sequences=self._stop_sequences)
+            input_tokens=self._routed.facts.input_tokens, stop_sequences=self._options.stop_sequences,
+            omit_thinking=self._options.omit_thinking)
         return self._renderer
 
     def chunk(self, chunk: dict[str, Any]) -> bytes:
@@ -80,5 +91,4 @@ class MessagesStreamAdapter:
         if stream.error is not None:
             return renderer.error(stream.error.status, stream.error.message)
         # Cumulative usage and the router object ride on message_delta.
-        renderer.feed({"choices": [], "usage": stream.usage.as_openai(), "router": stream.router})
-        return renderer.finish()
+        return renderer.finish(usage=stream.usage.as_openai(), router=stream.router)

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from router import errors, taxonomy
+from router import errors, sse, taxonomy
 from router.doors import openai_responses, responses_rendering
 from router.doors.base import Incoming, JsonReply, Reply, StreamReply, prefer_mode
 from router.doors.response_store import ResponseStore, build_response_store, remember
@@ -53,23 +53,33 @@ class ResponsesDoor:
     def error_body(self, exc: errors.RouterError) -> bytes:
         return exc.body_bytes()  # the Responses API answers errors in OpenAI's usual shape
 
+    def stream_error_frames(self, exc: errors.RouterError) -> bytes:
+        """A stream cut short by the gateway (the shutdown drain): the Responses ``error`` event.
+
+        The drain cannot see the stream's renderer, so the event's ``sequence_number`` is not the
+        next one; the SDKs parse it by ``type`` and raise with the message all the same."""
+        return sse.event("error", {"type": "error", "sequence_number": 0, "code": exc.instance_code,
+                                   "message": exc.message, "param": exc.param})
+
     async def handle(self, incoming: Incoming, services: Services) -> Reply:
         store = self.store(services.settings)
         if incoming.path == RESPONSES_PATH:
             if incoming.method != "POST":
-                raise errors.MethodNotAllowed(f"{incoming.method} {incoming.path}: Method Not Allowed")
+                raise errors.MethodNotAllowed(f"{incoming.method} {incoming.path}: Method Not Allowed",
+                                              headers={"allow": "POST"})
             return await self._create(incoming, services, store)
         response_id, _, action = incoming.path[len(RESPONSE_PREFIX):].partition("/")
         if not response_id or (incoming.method, action) not in (("GET", ""), ("DELETE", ""), ("POST", "cancel")):
-            raise errors.MethodNotAllowed(f"{incoming.method} {incoming.path}: Method Not Allowed")
-        stored = await store.get(response_id)
+            raise errors.MethodNotAllowed(f"{incoming.method} {incoming.path}: Method Not Allowed",
+                                          headers={"allow": "POST" if action else "DELETE, GET"})
+        stored = await store.get(response_id, owner=incoming.tenant)  # another tenant's: as if unknown
         if stored is None:
             raise openai_responses.ResponseNotFound(f"Response with id '{response_id}' not found.",
                                                     param="response_id")
         if incoming.method == "GET":
             return JsonReply(orjson.dumps(stored.response))
         if incoming.method == "DELETE":
-            await store.delete(response_id)
+            await store.delete(response_id, owner=incoming.tenant)
             return JsonReply(orjson.dumps({"id": response_id, "object": "response.deleted", "deleted": True}))
         raise errors.InvalidRequest("Only responses created with background=true can be cancelled; this "
                                     "gateway answers every response in the foreground.", param="response_id")
@@ -79,7 +89,7 @@ class ResponsesDoor:
         previous: list[dict[str, Any]] | None = None
         previous_id = body.get("previous_response_id")
         if previous_id is not None:
-            stored = await store.get(previous_id) if isinstance(previous_id, str) else None
+            stored = await store.get(previous_id, owner=incoming.tenant) if isinstance(previous_id, str) else None
             if stored is None:
                 raise openai_responses.ResponseNotFound(f"Previous response with id '{previous_id}' not found.",
                                                         param="previous_response_id")
@@ -92,13 +102,12 @@ class ResponsesDoor:
             renderer = ResponsesStreamAdapter(result.routed, body)
             frames = result.frames(renderer)
             if openai_responses.should_store(body):
-                frames = _stored_at_the_end(frames, renderer, store, body, previous)
+                frames = _stored_at_the_end(frames, renderer, store, body, previous, incoming.tenant)
             return StreamReply(frames, result.headers)
         answer = result.response
         response = responses_rendering.from_chat_response(
-            {**answer, "router": result.router}, request=body,
-            model=str(answer.get("model") or result.routed.chosen.route))
-        await remember(store, request=body, response=response, previous=previous)
+            answer, request=body, model=str(answer.get("model") or result.routed.chosen.route), router=result.router)
+        await remember(store, request=body, response=response, previous=previous, owner=incoming.tenant)
         return JsonReply(orjson.dumps(response), result.headers)
 
 
@@ -125,19 +134,18 @@ class ResponsesStreamAdapter:
         if stream.error is not None:
             code = "rate_limit_exceeded" if stream.error.status == 429 else "server_error"
             return renderer.fail(stream.error.message, code=code)
-        renderer.feed({"choices": [], "usage": stream.usage.as_openai(), "router": stream.router})
-        return renderer.finish()
+        return renderer.finish(usage=stream.usage.as_openai(), router=stream.router)
 
 
 async def _stored_at_the_end(frames: AsyncGenerator[bytes, None], adapter: ResponsesStreamAdapter,
-                             store: ResponseStore, request: dict[str, Any],
-                             previous: list[dict[str, Any]] | None) -> AsyncGenerator[bytes, None]:
+                             store: ResponseStore, request: dict[str, Any], previous: list[dict[str, Any]] | None,
+                             owner: str | None) -> AsyncGenerator[bytes, None]:
     """The frames, with the finished response stored before its last event goes out."""
     try:
         async for frame in frames:
             renderer = adapter.renderer
             if renderer is not None and renderer.response is not None:  # the closing frame
-                await remember(store, request=request, response=renderer.response, previous=previous)
+                await remember(store, request=request, response=renderer.response, previous=previous, owner=owner)
             yield frame
     finally:
         await frames.aclose()
