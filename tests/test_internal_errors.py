@@ -45,5 +45,5 @@ def test_an_internal_error_is_a_json_500_and_counted(faulty_gateway: Gateway, st
         assert r.json()["error"]["type"] == "api_error"
         assert "injected" not in r.text  # never the exception's text
         metrics = http.get("/metrics").text
-    assert 'router_requests_total{mode="none",route="none",status="internal_error",task_type="none"} 1.0' \
+    assert 'router_requests_total{api="chat",mode="none",route="none",status="internal_error",task_type="none"} 1.0' \
         in metrics
