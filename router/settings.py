@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,3 +50,14 @@ class Settings(BaseSettings):
                                "overrides the policy's shadow:")
     demo_quality: str = Field(default="", description="demo upstreams: YAML {task_type: {route: mean}} of latent "
                               "answer quality (the demo truth)")
+    # --- tenants, shared state and the admission queue (issue 14; see router/tenants/) -------------
+    tenants_file: Path | None = Field(default=None, description="YAML tenants file (keys stored as hashes)")
+    tenants_reload_interval_s: float = Field(default=2.0, ge=0, description="0 disables hot reload")
+    redis_url: str = Field(default="", description="shared counters for every replica; empty = in-process")
+    redis_timeout_s: float = Field(default=0.25, gt=0)
+    redis_failure_budgets: Literal["open", "closed"] = "closed"
+    redis_failure_rate_limits: Literal["open", "closed"] = "open"
+    replicas: int = Field(default=1, ge=1, description="set by the chart: >1 with budgets needs redis_url")
+    queue_timeout_s: float = Field(default=10.0, ge=0, description="longest wait for a route at capacity")
+    queue_max_depth: int = Field(default=1024, ge=0)
+    tenant_label_cap: int = Field(default=100, ge=1, description="tenant label values beyond this are 'other'")

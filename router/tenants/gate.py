@@ -1,0 +1,180 @@
+"""The tenants' side of a chat request, as few calls as the request path can make:
+
+    limits = auth.identify(authorization)                    # 401, or the key's KeyLimits
+    loaded = tenant_policy(limits, loaded)                   # the tenant's swarm caps
+    limits.check_request(model, forced_mode, direct_route)   # 403 permission_denied
+    Limits = limits.request_limits(...)                      # strictest of tenant, policy, header, body
+    limits.restrict(decision)                                # only allowed routes stay in the chain
+    routed = await gate.admit(routed, prepare_again)         # queue for capacity, then rates + budget
+    routed.reservation.finish(route, status, cost, tokens)   # settle (in ChatServing._finish)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from router import errors, taxonomy
+from router.engine.admission import AdmissionQueue, QueueFull
+from router.engine.decide import Decision, Limits
+from router.engine.live import LiveState
+from router.policy.loader import LoadedPolicy
+from router.policy.model import Policy
+from router.tenants.enforce import Enforcer, Reservation
+from router.tenants.limits import KeyLimits
+from router.tenants.metrics import TenantMetrics
+from router.tenants.model import SwarmCaps
+from router.tenants.store import TenantStore
+
+if TYPE_CHECKING:
+    from router.serving import Routed
+
+MAX_RESERVATION_TTL_MS = 3_600_000
+
+
+# (id of the policy in force, caps) -> (that policy, the capped copy); the policy is kept so its id
+# cannot be reused by another object while the entry lives.
+_CAPPED: dict[tuple[int, SwarmCaps], tuple[LoadedPolicy, LoadedPolicy]] = {}
+
+
+def _capped(loaded: LoadedPolicy, caps: SwarmCaps) -> LoadedPolicy:
+    hit = _CAPPED.get((id(loaded), caps))
+    if hit is not None and hit[0] is loaded:
+        return hit[1]
+    if len(_CAPPED) > 256:
+        _CAPPED.clear()
+    _CAPPED[(id(loaded), caps)] = (loaded, capped := _cap(loaded, caps))
+    return capped
+
+
+def _cap(loaded: LoadedPolicy, caps: SwarmCaps) -> LoadedPolicy:
+    swarm = loaded.policy.swarm
+    update: dict[str, Any] = {}
+    if caps.max_agents is not None and caps.max_agents < swarm.max_agents:
+        update["max_agents"] = caps.max_agents
+    if caps.max_concurrent is not None and caps.max_concurrent < swarm.concurrency:
+        update["concurrency"] = caps.max_concurrent
+    if not update:
+        return loaded
+    policy = loaded.policy.model_copy(update={"swarm": swarm.model_copy(update=update)})
+    return dataclasses.replace(loaded, policy=policy)
+
+
+def tenant_policy(limits: KeyLimits, loaded: LoadedPolicy) -> LoadedPolicy:
+    """The policy as this key sees it: its swarm caps applied (one cached copy per policy and caps)."""
+    if limits.swarm is None:
+        return loaded
+    return _capped(loaded, limits.swarm)
+
+
+def self_hosted(policy: Policy, route: str) -> bool:
+    """Priced by the GPU hour (a pool the operator runs), rather than per token by a vendor."""
+    if route == taxonomy.SWARM_ROUTE:
+        roles = (policy.swarm.planner, policy.swarm.worker, policy.swarm.aggregator)
+        return all(self_hosted(policy, r) for r in roles)
+    backend = policy.backends.get(route.partition(":")[0])
+    return backend is not None and backend.pricing.gpu_hour_usd is not None
+
+
+@dataclass(slots=True)
+class Admitted:
+    """What ``ChatServing._finish`` calls when the request is over."""
+
+    reservation: Reservation
+    metrics: TenantMetrics
+    exempt_routes: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.reservation.headers
+
+    def finish(self, route: str, status: str, cost_usd: float, tokens: int) -> None:
+        self.metrics.finished(self.reservation.limits.tenant, status)
+        self.reservation.settle(0.0 if route in self.exempt_routes else cost_usd, tokens)
+
+
+class TenantGate:
+    def __init__(self, store: TenantStore, enforcer: Enforcer, metrics: TenantMetrics, queue: AdmissionQueue,
+                 live: LiveState) -> None:
+        self.store = store
+        self.enforcer = enforcer
+        self.metrics = metrics
+        self.queue = queue
+        self.live = live
+
+    # --- the admission queue ---------------------------------------------------------------------
+    @staticmethod
+    def queueable(decision: Decision) -> bool:
+        """Nothing chosen, and some candidate failed only because its backend is at capacity."""
+        return decision.chosen is None and any(c.reasons == ["capacity"] for c in decision.candidates)
+
+    def _has_room(self, policy: Policy, backends: frozenset[str]) -> bool:
+        return any(self.live.inflight(b) < policy.backends[b].max_concurrency
+                   for b in backends if b in policy.backends)
+
+    async def _wait_for_capacity(self, routed: Routed, prepare_again: Callable[[], Routed],
+                                 fail: Callable[[Routed], None]) -> Routed:
+        tenant = routed.tenant_limits.tenant if routed.tenant_limits else "default"
+        priority = routed.tenant_limits.priority if routed.tenant_limits else 1
+        blocked = [c for c in routed.decision.candidates if c.reasons == ["capacity"]]
+        backends = frozenset(c.backend for c in blocked)
+        deadline = self.queue.deadline(routed.arrived, routed.decision.limits.latency_budget_ms,
+                                       min(c.latency_ms for c in blocked))
+        seq = self.queue.ticket()
+        started = time.perf_counter()
+        while True:
+            try:
+                in_time = await self.queue.wait(backends, priority=priority, seq=seq, deadline=deadline)
+            except QueueFull:
+                in_time = False
+            if not in_time:
+                self.metrics.queue_wait(tenant, "timeout", time.perf_counter() - started)
+                self.metrics.rejected(tenant, "queue_timeout")
+                fail(routed)  # raises 503 + retry-after
+                raise AssertionError("unreachable")
+            if not self._has_room(routed.loaded.policy, backends):
+                continue
+            again = prepare_again()
+            again.arrived = routed.arrived
+            if again.decision.chosen is not None:
+                self.metrics.queue_wait(tenant, "admitted", time.perf_counter() - started)
+                return again
+            routed = again
+
+    # --- rates and budget ------------------------------------------------------------------------
+    async def admit(self, routed: Routed, prepare_again: Callable[[], Routed],
+                    fail: Callable[[Routed], None]) -> Routed:
+        if routed.decision.chosen is None:
+            routed = await self._wait_for_capacity(routed, prepare_again, fail)
+        limits = routed.tenant_limits
+        if limits is None:
+            return routed
+        decision = routed.decision
+        policy = routed.loaded.policy
+        exempt = frozenset(c.route for c in decision.chain if limits.exempt_self_hosted
+                           and self_hosted(policy, c.route))
+        chosen = routed.chosen
+        tokens = routed.facts.input_tokens + chosen.output_tokens + chosen.reasoning_tokens
+        ttl_ms = int(min(MAX_RESERVATION_TTL_MS, max(60_000.0, 3 * decision.limits.latency_budget_ms)))
+        all_exempt = all(c.route in exempt for c in decision.chain)
+        try:
+            reservation = await self.enforcer.admit(
+                limits, reserve_usd=0.0 if all_exempt else decision.spend_limit_usd,
+                need_usd=0.0 if chosen.route in exempt else chosen.cost_usd, tokens=tokens, ttl_ms=ttl_ms)
+        except errors.QuotaExceeded:
+            if not exempt:
+                raise
+            # The budget is spent, but this tenant's self-hosted routes cost it nothing: use only those.
+            chain = [c for c in decision.chain if c.route in exempt]
+            decision.chosen, decision.fallbacks = chain[0], chain[1:]
+            reservation = await self.enforcer.admit(limits, reserve_usd=0.0, need_usd=0.0, tokens=tokens,
+                                                    ttl_ms=ttl_ms)
+        granted = reservation.granted_usd
+        if granted is not None and not all_exempt and granted < decision.spend_limit_usd:
+            decision.limits = Limits(max_cost_usd=granted, latency_budget_ms=decision.limits.latency_budget_ms)
+            decision.best_effort = False  # the budget, not the policy, now sets the money
+        routed.admitted = Admitted(reservation, self.metrics, exempt)
+        return routed
