@@ -170,6 +170,7 @@ class TenantGate:
             # The budget is spent, but this tenant's self-hosted routes cost it nothing: use only those.
             chain = [c for c in decision.chain if c.route in exempt]
             decision.chosen, decision.fallbacks = chain[0], chain[1:]
+            all_exempt = True
             reservation = await self.enforcer.admit(limits, reserve_usd=0.0, need_usd=0.0, tokens=tokens,
                                                     ttl_ms=ttl_ms)
         granted = reservation.granted_usd

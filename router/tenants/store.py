@@ -53,10 +53,9 @@ class Directory:
     tenants: dict[str, Tenant]
     index: KeyIndex[KeyLimits]
     defaults: dict[str, KeyLimits] = field(default_factory=dict)  # tenant -> limits of a key with no overrides
-
-    @property
-    def auth_enabled(self) -> bool:
-        return len(self.index) > 0
+    # A tenants file, or any legacy key, turns authentication on — and it stays on when every key of
+    # the file has been revoked (revoking the last key must not open the gateway).
+    auth_enabled: bool = False
 
     @property
     def names(self) -> list[str]:
@@ -69,7 +68,7 @@ class Directory:
         return self.defaults.get(name) or KeyLimits.unlimited(name)
 
 
-def compile_directory(parsed: TenantsFile, legacy_keys: Iterable[str]) -> Directory:
+def compile_directory(parsed: TenantsFile, legacy_keys: Iterable[str], *, from_file: bool = False) -> Directory:
     tenants = dict(parsed.tenants)
     entries: list[tuple[str, KeyLimits]] = []
     defaults: dict[str, KeyLimits] = {}
@@ -84,7 +83,7 @@ def compile_directory(parsed: TenantsFile, legacy_keys: Iterable[str]) -> Direct
         if key:
             entries.append((key_hash(key), legacy))
             defaults.setdefault(DEFAULT_TENANT, legacy)
-    return Directory(tenants, KeyIndex(entries), defaults)
+    return Directory(tenants, KeyIndex(entries), defaults, auth_enabled=from_file or bool(entries))
 
 
 class TenantStore:
@@ -117,7 +116,7 @@ class TenantStore:
         if self.path is None:
             return compile_directory(TenantsFile(), self._legacy)
         text = self.path.read_text(encoding="utf-8")
-        directory = compile_directory(parse_tenants(text, str(self.path)), self._legacy)
+        directory = compile_directory(parse_tenants(text, str(self.path)), self._legacy, from_file=True)
         self._stat = self._fingerprint()
         self._digest = hashlib.sha256(text.encode()).hexdigest()
         log.info("tenants: %d tenant(s) from %s", len(directory.tenants), self.path)
@@ -149,7 +148,7 @@ class TenantStore:
             return False
         self._digest = digest
         try:
-            directory = compile_directory(parse_tenants(text, str(self.path)), self._legacy)
+            directory = compile_directory(parse_tenants(text, str(self.path)), self._legacy, from_file=True)
         except TenantsError as exc:
             log.error("tenants reload rejected, keeping the tenants in force: %s", exc)
             if self._on_result:
