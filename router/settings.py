@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     tenants_file: Path | None = Field(default=None, description="YAML tenants file (keys stored as hashes)")
     tenants_reload_interval_s: float = Field(default=2.0, ge=0, description="0 disables hot reload")
     redis_url: str = Field(default="", description="shared counters for every replica; empty = in-process")
-    redis_timeout_s: float = Field(default=0.25, gt=0)
+    redis_timeout_s: float = Field(default=1.0, gt=0, description="per call; a timeout counts as unreachable")
     redis_failure_budgets: Literal["open", "closed"] = "closed"
     redis_failure_rate_limits: Literal["open", "closed"] = "open"
     replicas: int = Field(default=1, ge=1, description="set by the chart: >1 with budgets needs redis_url")

@@ -138,6 +138,9 @@ class Enforcer:
         self.metrics.state_failures.inc()
         if closed:
             self.metrics.rejected(limits.tenant, "state_unavailable")
+            # The admission may have run before the connection broke: a zero settlement under the
+            # same id (queued until Redis is back) returns any reservation it made.
+            self._settle(Reservation(limits, None, a.tokens, rid=a.rid, admitted_ms=a.now_ms, counted=True), 0.0, 0)
             raise errors.Unavailable("The gateway cannot check this key's limits right now; retry shortly.",
                                      headers={"retry-after": "1"}, code="limits_unavailable")
         self.metrics.admitted(limits.tenant)

@@ -79,6 +79,21 @@ def self_hosted(policy: Policy, route: str) -> bool:
     return backend is not None and backend.pricing.gpu_hour_usd is not None
 
 
+def worst_case_usd(policy: Policy, routed: Routed) -> float:
+    """The most the request can spend: the money cap, or less when every route in the chain would
+    hit its output limit (the client's ``max_tokens`` or the backend's) before spending that much."""
+    cap = routed.decision.spend_limit_usd
+    worst = 0.0
+    for cand in routed.decision.chain:
+        backend = policy.backends.get(cand.backend)
+        if cand.route == taxonomy.SWARM_ROUTE or backend is None:
+            return cap
+        price_in, _, price_out = backend.pricing.per_token_usd()
+        out = min(routed.facts.max_output_tokens or backend.max_output_tokens, backend.max_output_tokens)
+        worst = max(worst, routed.facts.input_tokens_upper * price_in + out * price_out)
+    return min(cap, worst)
+
+
 @dataclass(slots=True)
 class Admitted:
     """What ``ChatServing._finish`` calls when the request is over."""
@@ -162,7 +177,7 @@ class TenantGate:
         all_exempt = all(c.route in exempt for c in decision.chain)
         try:
             reservation = await self.enforcer.admit(
-                limits, reserve_usd=0.0 if all_exempt else decision.spend_limit_usd,
+                limits, reserve_usd=0.0 if all_exempt else worst_case_usd(policy, routed),
                 need_usd=0.0 if chosen.route in exempt else chosen.cost_usd, tokens=tokens, ttl_ms=ttl_ms)
         except errors.QuotaExceeded:
             if not exempt:

@@ -226,7 +226,7 @@ def _readings(meters: tuple[Meter, ...], flat: list[Any]) -> list[Reading]:
 class RedisState:
     name = "redis"
 
-    def __init__(self, url: str, *, timeout_s: float = 0.25, retry_after_failure_s: float = 1.0,
+    def __init__(self, url: str, *, timeout_s: float = 1.0, retry_after_failure_s: float = 1.0,
                  max_pending: int = 100_000) -> None:
         import redis.asyncio as aioredis
 
@@ -249,7 +249,7 @@ class RedisState:
 
     def _failed(self, exc: BaseException) -> StateError:
         if self.available:
-            log.warning("redis unreachable (%s); trying again in %gs", type(exc).__name__,
+            log.warning("redis unreachable (%s: %s); trying again in %gs", type(exc).__name__, exc,
                         self._retry_after_failure_s)
         self._down_until = time.monotonic() + self._retry_after_failure_s
         return StateError(type(exc).__name__)
