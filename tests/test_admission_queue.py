@@ -7,7 +7,6 @@ import asyncio
 import re
 import time
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest

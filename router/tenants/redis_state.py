@@ -29,7 +29,6 @@ from router.tenants.limits import Meter
 from router.tenants.state import (
     DAY_TTL_S,
     MONTH_TTL_S,
-    WINDOW_MS,
     Admission,
     Reading,
     Settlement,
@@ -64,7 +63,8 @@ local function read(p, rpm, tpm, daily, monthly, day, month, now)
   end
   local minute = math.floor(now / WINDOW)
   local frac = (now % WINDOW) / WINDOW
-  r.tokens = num(redis.call('GET', p .. ':tk:' .. (minute - 1))) * (1 - frac) + num(redis.call('GET', p .. ':tk:' .. minute))
+  r.tokens = num(redis.call('GET', p .. ':tk:' .. (minute - 1))) * (1 - frac)
+    + num(redis.call('GET', p .. ':tk:' .. minute))
   r.tok_reset = WINDOW - now % WINDOW
   r.dspent, r.dres, r.mspent, r.mres = 0, 0, 0, 0
   r.left = nil
@@ -114,7 +114,9 @@ end
 for i, m in ipairs(meters) do
   local r = reads[i]
   if m.rpm >= 0 and r.requests + 1 > m.rpm then return refuse('requests', math.max(r.req_reset, 1)) end
-  if m.tpm >= 0 and r.tokens > 0 and r.tokens + tokens > m.tpm then return refuse('tokens', math.max(r.tok_reset, 1)) end
+  if m.tpm >= 0 and r.tokens > 0 and r.tokens + tokens > m.tpm then
+    return refuse('tokens', math.max(r.tok_reset, 1))
+  end
   if r.left ~= nil and (left == nil or r.left < left) then left = r.left end
 end
 local granted = want
@@ -135,7 +137,7 @@ for i, m in ipairs(meters) do
     r.tokens = r.tokens + tokens
   end
   if granted > 0 then
-    for _, pr in ipairs({{m.daily, day, 'd', %(day_ttl)d}, {m.monthly, month, 'm', %(month_ttl)d}}) do
+    for _, pr in ipairs({{m.daily, day, 'd', DAY_TTL}, {m.monthly, month, 'm', MONTH_TTL}}) do
       if pr[1] >= 0 then
         local bk = m.p .. ':b:' .. pr[2]
         redis.call('HINCRBYFLOAT', bk, 'reserved', granted)
@@ -150,7 +152,7 @@ end
 local out = {1, 'ok', f(granted), 0}
 for _, r in ipairs(reads) do pack(out, r) end
 return out
-""" % {"day_ttl": DAY_TTL_S, "month_ttl": MONTH_TTL_S}
+""".replace("DAY_TTL", str(DAY_TTL_S)).replace("MONTH_TTL", str(MONTH_TTL_S))
 
 SETTLE = _COMMON + """
 local now, rid, actual, delta = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -166,7 +168,7 @@ for i = 0, n - 1 do
     if v < 0 then redis.call('SET', tk, 0) end
     redis.call('PEXPIRE', tk, 2 * WINDOW + 1000)
   end
-  for _, pr in ipairs({{daily, day, aday, %(day_ttl)d}, {monthly, month, amonth, %(month_ttl)d}}) do
+  for _, pr in ipairs({{daily, day, aday, DAY_TTL}, {monthly, month, amonth, MONTH_TTL}}) do
     if pr[1] >= 0 then
       local held_in = p .. ':b:' .. pr[3]
       local amount = redis.call('HGET', held_in .. ':h', rid)
@@ -182,7 +184,7 @@ for i = 0, n - 1 do
   end
 end
 return 1
-""" % {"day_ttl": DAY_TTL_S, "month_ttl": MONTH_TTL_S}
+""".replace("DAY_TTL", str(DAY_TTL_S)).replace("MONTH_TTL", str(MONTH_TTL_S))
 
 PEEK = _COMMON + """
 local now, day, month, n = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -262,7 +264,7 @@ class RedisState:
         self.round_trips += 1
         try:
             return await script(keys=[], args=args)
-        except (rexc.RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, rexc.RedisError, OSError) as exc:
             raise self._failed(exc) from None
 
     async def admit(self, a: Admission) -> Verdict:
@@ -311,7 +313,7 @@ class RedisState:
                 for s in batch:
                     await self._settle(keys=[], args=self._settle_args(s), client=pipe)
                 await pipe.execute()
-        except (rexc.RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, rexc.RedisError, OSError) as exc:
             self._failed(exc)
             return False  # kept: the markers make a partly applied batch safe to resend
         for _ in batch:  # settle() only appends, and flushes are serialised: these are the batch

@@ -79,9 +79,9 @@ def compile_directory(parsed: TenantsFile, legacy_keys: Iterable[str], *, from_f
                 entries.append((key.sha256, KeyLimits.resolve(name, tenant, key)))
     default = tenants.get(DEFAULT_TENANT)
     legacy = KeyLimits.resolve(DEFAULT_TENANT, default, None) if default else KeyLimits.unlimited(DEFAULT_TENANT)
-    for key in legacy_keys:
-        if key:
-            entries.append((key_hash(key), legacy))
+    for legacy_key in legacy_keys:
+        if legacy_key:
+            entries.append((key_hash(legacy_key), legacy))
             defaults.setdefault(DEFAULT_TENANT, legacy)
     return Directory(tenants, KeyIndex(entries), defaults, auth_enabled=from_file or bool(entries))
 
