@@ -17,6 +17,7 @@ recovery; it carries its reservation id, so it is counted exactly once.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -48,13 +49,13 @@ def rate_headers(readings: list[Reading]) -> dict[str, str]:
     out: dict[str, str] = {}
     req = [r for r in readings if r.meter.rpm is not None]
     if req:
-        r = min(req, key=lambda x: (x.meter.rpm or 0) - x.requests)
+        r = req[0] if len(req) == 1 else min(req, key=lambda x: (x.meter.rpm or 0) - x.requests)
         out["x-ratelimit-limit-requests"] = str(r.meter.rpm)
         out["x-ratelimit-remaining-requests"] = str(max(0, (r.meter.rpm or 0) - r.requests))
         out["x-ratelimit-reset-requests"] = reset_text(r.requests_reset_ms)
     tok = [r for r in readings if r.meter.tpm is not None]
     if tok:
-        r = min(tok, key=lambda x: (x.meter.tpm or 0) - x.tokens)
+        r = tok[0] if len(tok) == 1 else min(tok, key=lambda x: (x.meter.tpm or 0) - x.tokens)
         out["x-ratelimit-limit-tokens"] = str(r.meter.tpm)
         out["x-ratelimit-remaining-tokens"] = str(max(0, (r.meter.tpm or 0) - r.tokens))
         out["x-ratelimit-reset-tokens"] = reset_text(r.tokens_reset_ms)
@@ -92,6 +93,10 @@ class Enforcer:
         self.rate_limits_on_failure = rate_limits_on_failure
         self._clock = clock
         self._pending: set[object] = set()
+        # Reservation ids: a random per-process prefix and a counter (unique across replicas, and
+        # cheaper than random bytes per request).
+        self._rid_prefix = os.urandom(8).hex() + "-"
+        self._rids = itertools.count()
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -103,7 +108,8 @@ class Enforcer:
             self.metrics.admitted(limits.tenant)
             return Reservation(limits, None, tokens)
         budgeted = any(m.has_budget for m in meters)
-        admission = Admission(limits.tenant, meters, os.urandom(12).hex(), reserve_usd if budgeted else 0.0,
+        admission = Admission(limits.tenant, meters, f"{self._rid_prefix}{next(self._rids):x}",
+                              reserve_usd if budgeted else 0.0,
                               need_usd, tokens, self._now_ms(), ttl_ms)
         try:
             verdict = await self.state.admit(admission)

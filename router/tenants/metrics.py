@@ -6,12 +6,14 @@ Only names from the tenants file (and ``default``) become label values, at most 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from router.observability.metrics import RouterMetrics
 from router.tenants.state import Reading
 
 OTHER = "other"
+GAUGE_EVERY_S = 1.0
 
 
 class TenantMetrics:
@@ -20,6 +22,7 @@ class TenantMetrics:
         self.cap = cap
         self._names: frozenset[str] = frozenset()
         self.state_failures = metrics.tenant_state_failures
+        self._gauges_due: dict[str, float] = {}
         self.set_names(names)
 
     def set_names(self, names: Iterable[str]) -> None:
@@ -44,6 +47,11 @@ class TenantMetrics:
             self.m.tenant_spend.labels(self.label(tenant)).inc(usd)
 
     def readings(self, tenant: str, readings: list[Reading]) -> None:
+        """Budget gauges, refreshed at most every ``GAUGE_EVERY_S`` per tenant (they move slowly)."""
+        now = time.monotonic()
+        if now < self._gauges_due.get(tenant, 0.0):
+            return
+        self._gauges_due[tenant] = now + GAUGE_EVERY_S
         label = self.label(tenant)
         for r in readings:
             if r.meter.scope != "t":

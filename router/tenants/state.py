@@ -27,12 +27,23 @@ from router.tenants.limits import Meter
 WINDOW_MS = 60_000
 DAY_TTL_S = 2 * 86_400
 MONTH_TTL_S = 32 * 86_400
+_SETTLED_MARKERS = 100_000  # in-process: a retried settlement comes back within seconds, not 100k requests
+
+
+_PERIODS: dict[int, tuple[str, str]] = {}
 
 
 def periods(now_ms: int) -> tuple[str, str]:
-    """The UTC day and month a moment belongs to (budget periods)."""
-    t = time.gmtime(now_ms / 1000)
-    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}", f"{t.tm_year:04d}-{t.tm_mon:02d}"
+    """The UTC day and month a moment belongs to (budget periods); one computation per day."""
+    day_number = now_ms // 86_400_000
+    hit = _PERIODS.get(day_number)
+    if hit is None:
+        t = time.gmtime(day_number * 86_400)
+        if len(_PERIODS) > 64:
+            _PERIODS.clear()
+        hit = _PERIODS[day_number] = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}",
+                                      f"{t.tm_year:04d}-{t.tm_mon:02d}")
+    return hit
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +129,19 @@ class _Budget:
     spent: float = 0.0
     reserved: float = 0.0
     held: dict[str, tuple[float, int]] = field(default_factory=dict)  # rid -> (amount, expiry ms)
+    next_expiry: int = 2**62  # no reservation expires before this (skip the scan until then)
+
+    def hold(self, rid: str, amount: float, expiry: int) -> None:
+        self.reserved += amount
+        self.held[rid] = (amount, expiry)
+        self.next_expiry = min(self.next_expiry, expiry)
 
     def expire(self, now_ms: int) -> None:
+        if now_ms < self.next_expiry:
+            return
         for rid in [r for r, (_, exp) in self.held.items() if exp <= now_ms]:
             self.reserved -= self.held.pop(rid)[0]
+        self.next_expiry = min((exp for _, exp in self.held.values()), default=2**62)
 
 
 class MemoryState:
@@ -133,7 +153,7 @@ class MemoryState:
         self._requests: dict[tuple[str, str], deque[int]] = {}
         self._tokens: dict[tuple[str, str], dict[int, int]] = {}
         self._budgets: dict[tuple[str, str, str], _Budget] = {}
-        self._settled: dict[str, int] = {}  # rid -> expiry (idempotence)
+        self._settled: dict[str, int] = {}  # rid -> when (idempotence; the newest markers are kept)
 
     def _read(self, tenant: str, meter: Meter, now_ms: int, day: str, month: str) -> Reading:
         reading = Reading(meter)
@@ -195,9 +215,7 @@ class MemoryState:
                 for period, limit in ((day, m.daily_usd), (month, m.monthly_usd)):
                     if limit is None:
                         continue
-                    b = self._budgets[(a.tenant, m.scope, period)]
-                    b.reserved += granted
-                    b.held[a.rid] = (granted, a.now_ms + a.ttl_ms)
+                    self._budgets[(a.tenant, m.scope, period)].hold(a.rid, granted, a.now_ms + a.ttl_ms)
                 if m.daily_usd is not None:
                     r.daily_reserved += granted
                 if m.monthly_usd is not None:
@@ -210,12 +228,13 @@ class MemoryState:
     def settle_now(self, s: Settlement) -> None:
         if s.rid in self._settled:
             return
-        self._settled[s.rid] = s.now_ms + 86_400_000
-        if len(self._settled) > 100_000:  # forget the oldest markers (a day old at most matters)
-            for rid in [r for r, exp in self._settled.items() if exp <= s.now_ms][:50_000]:
-                del self._settled[rid]
+        self._settled[s.rid] = s.now_ms
+        while len(self._settled) > _SETTLED_MARKERS:  # oldest first (dicts keep insertion order)
+            del self._settled[next(iter(self._settled))]
         day, month = periods(s.now_ms)
-        held_in = dict(zip((day, month), periods(s.admitted_ms), strict=True))
+        admitted_in = periods(s.admitted_ms)
+        held_in = {day: day, month: month} if admitted_in == (day, month) else \
+            dict(zip((day, month), admitted_in, strict=True))
         minute = s.now_ms // WINDOW_MS
         for m in s.meters:
             if s.token_delta:
@@ -224,11 +243,13 @@ class MemoryState:
             for period, limit in ((day, m.daily_usd), (month, m.monthly_usd)):
                 if limit is None:
                     continue
-                reserved_in = self._budget(s.tenant, m.scope, held_in[period], s.now_ms)
+                budget = self._budget(s.tenant, m.scope, period, s.now_ms)
+                reserved_in = budget if held_in[period] == period else \
+                    self._budget(s.tenant, m.scope, held_in[period], s.now_ms)
                 held = reserved_in.held.pop(s.rid, None)
                 if held is not None:
                     reserved_in.reserved -= held[0]
-                self._budget(s.tenant, m.scope, period, s.now_ms).spent += s.actual_usd
+                budget.spent += s.actual_usd
 
     async def peek(self, tenant: str, meters: tuple[Meter, ...], now_ms: int) -> list[Reading]:
         day, month = periods(now_ms)
