@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     tenants_file: Path | None = Field(default=None, description="YAML tenants file (keys stored as hashes)")
     tenants_reload_interval_s: float = Field(default=2.0, ge=0, description="0 disables hot reload")
     redis_url: str = Field(default="", description="shared counters for every replica; empty = in-process")
+    redis_password: str = Field(default="", description="if not in the URL (the chart passes it from a Secret)")
     redis_timeout_s: float = Field(default=1.0, gt=0, description="per call; a timeout counts as unreachable")
     redis_failure_budgets: Literal["open", "closed"] = "closed"
     redis_failure_rate_limits: Literal["open", "closed"] = "open"

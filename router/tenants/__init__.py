@@ -38,7 +38,7 @@ def build_gate(settings: Settings, store: TenantStore, metrics: RouterMetrics, l
     if settings.redis_url:
         from router.tenants.redis_state import RedisState
 
-        state = RedisState(settings.redis_url, timeout_s=settings.redis_timeout_s)
+        state = RedisState(settings.redis_url, password=settings.redis_password, timeout_s=settings.redis_timeout_s)
     else:
         state = MemoryState()
     tenant_metrics = TenantMetrics(metrics, store.current.names, cap=settings.tenant_label_cap)

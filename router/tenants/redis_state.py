@@ -228,12 +228,13 @@ def _readings(meters: tuple[Meter, ...], flat: list[Any]) -> list[Reading]:
 class RedisState:
     name = "redis"
 
-    def __init__(self, url: str, *, timeout_s: float = 1.0, retry_after_failure_s: float = 1.0,
+    def __init__(self, url: str, *, password: str = "", timeout_s: float = 1.0, retry_after_failure_s: float = 1.0,
                  max_pending: int = 100_000) -> None:
         import redis.asyncio as aioredis
 
         self._client = aioredis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                                               health_check_interval=0, retry_on_timeout=False)
+                                               health_check_interval=0, retry_on_timeout=False,
+                                               password=password or None)  # None: the URL's, if any
         self._admit = self._client.register_script(ADMIT)
         self._settle = self._client.register_script(SETTLE)
         self._peek = self._client.register_script(PEEK)
