@@ -221,7 +221,7 @@ def test_no_tenant_key_or_hash_prefix_in_logs_metrics_spans_status_or_errors(
     gw = gateway_factory(tracer=Tracer(provider), settings={"tenants_file": path})
     access = io.StringIO()
     old_log = gw.services.access_log
-    gw.services.access_log = gw.services.serving.access_log = AccessLog(access)
+    gw.services.access_log = gw.services.pipeline.accounting.access_log = AccessLog(access)
     old_log.close()
 
     seen: dict[str, str] = {}

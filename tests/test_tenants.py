@@ -180,7 +180,7 @@ def test_tenant_in_the_access_log_and_bounded_metric_labels(
                                   tenant_label_cap=3)  # "default" always takes one
     access = io.StringIO()
     old = gw.services.access_log
-    gw.services.access_log = gw.services.serving.access_log = AccessLog(access)
+    gw.services.access_log = gw.services.pipeline.accounting.access_log = AccessLog(access)
     old.close()
     for name in ("team0", "team1", "team2"):
         gw.client(api_key=keys[name]).chat.completions.create(model="auto", messages=HELLO)

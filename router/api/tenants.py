@@ -6,9 +6,12 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from router import errors
 from router.api.http import JSON
 from router.services import Services
 from router.tenants.enforce import meters_summary
+from router.tenants.gate import TenantGate
+from router.tenants.limits import KeyLimits
 from router.tenants.model import PRIORITY_CLASSES
 
 router = APIRouter()
@@ -18,9 +21,12 @@ _PRIORITY_NAMES = {v: k for k, v in PRIORITY_CLASSES.items()}
 @router.get("/v1/router/tenants/me")
 async def tenant_me(request: Request) -> Response:
     services: Services = request.app.state.services
-    limits = services.auth.identify(request.headers.get("authorization"))
-    tenant = services.auth.store.current.tenants.get(limits.tenant)
-    readings = await services.tenants.enforcer.peek(limits)
+    gate = services.tenants
+    if not isinstance(gate, TenantGate):  # a deployment built without tenants
+        raise errors.ModelNotFound("Tenants are not enabled in this deployment.")
+    limits: KeyLimits = services.auth.identify_request(request.headers)
+    tenant = gate.store.current.tenants.get(limits.tenant)
+    readings = await gate.enforcer.peek(limits)
 
     def ceiling(c: object) -> dict[str, float | None] | None:
         return None if c is None else {"default": getattr(c, "default", None), "max": getattr(c, "max", None)}
@@ -38,6 +44,6 @@ async def tenant_me(request: Request) -> Response:
             "self_hosted_spend": "exempt" if limits.exempt_self_hosted else "counted",
         },
         "usage": meters_summary(readings) if readings is not None else None,
-        "shared_state": services.tenants.enforcer.state.name if readings is not None else "unavailable",
+        "shared_state": gate.enforcer.state.name if readings is not None else "unavailable",
     }
     return Response(orjson.dumps(body), media_type=JSON)

@@ -201,3 +201,20 @@ def meters_summary(readings: list[Reading]) -> list[dict[str, object]]:
                                                              8)}
         out.append(item)
     return out
+
+
+@dataclass(slots=True)
+class Admitted:
+    """What ``ChatServing._finish`` calls when the request is over."""
+
+    reservation: Reservation
+    metrics: TenantMetrics
+    exempt_routes: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.reservation.headers
+
+    def finish(self, route: str, status: str, cost_usd: float, tokens: int) -> None:
+        self.metrics.finished(self.reservation.limits.tenant, status)
+        self.reservation.settle(0.0 if route in self.exempt_routes else cost_usd, tokens)

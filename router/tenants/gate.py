@@ -13,24 +13,28 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from router import errors, taxonomy
+from router.auth import ClientAuth
 from router.engine.admission import AdmissionQueue, QueueFull
 from router.engine.decide import Decision, Limits
 from router.engine.live import LiveState
+from router.observability.metrics import RouterMetrics
 from router.policy.loader import LoadedPolicy
 from router.policy.model import Policy
-from router.tenants.enforce import Enforcer, Reservation
+from router.settings import Settings
+from router.tenancy import Tenant
+from router.tenants.enforce import Admitted, Enforcer
 from router.tenants.limits import KeyLimits
 from router.tenants.metrics import TenantMetrics
 from router.tenants.model import SwarmCaps
-from router.tenants.store import TenantStore
+from router.tenants.state import MemoryState, SharedState
+from router.tenants.store import Directory, TenantsError, TenantStore
 
 if TYPE_CHECKING:
-    from router.serving import Routed
+    from router.exchange import Routed
 
 MAX_RESERVATION_TTL_MS = 3_600_000
 
@@ -94,31 +98,28 @@ def worst_case_usd(policy: Policy, routed: Routed) -> float:
     return min(cap, worst)
 
 
-@dataclass(slots=True)
-class Admitted:
-    """What ``ChatServing._finish`` calls when the request is over."""
-
-    reservation: Reservation
-    metrics: TenantMetrics
-    exempt_routes: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return self.reservation.headers
-
-    def finish(self, route: str, status: str, cost_usd: float, tokens: int) -> None:
-        self.metrics.finished(self.reservation.limits.tenant, status)
-        self.reservation.settle(0.0 if route in self.exempt_routes else cost_usd, tokens)
+def limits_of(routed: Routed) -> KeyLimits | None:
+    """The calling key's limits, carried by the request's ``Tenant`` (None: single tenant)."""
+    limits = getattr(routed.tenant, "limits", None)
+    return limits if isinstance(limits, KeyLimits) else None
 
 
 class TenantGate:
-    def __init__(self, store: TenantStore, enforcer: Enforcer, metrics: TenantMetrics, queue: AdmissionQueue,
-                 live: LiveState) -> None:
+    """The tenancy hook (``resolve``) and the admission the pipeline awaits before dispatch."""
+
+    def __init__(self, auth: ClientAuth, store: TenantStore, enforcer: Enforcer, metrics: TenantMetrics,
+                 queue: AdmissionQueue, live: LiveState) -> None:
+        self.auth = auth
         self.store = store
         self.enforcer = enforcer
         self.metrics = metrics
         self.queue = queue
         self.live = live
+
+    def resolve(self, headers: Mapping[str, str]) -> Tenant:
+        """The key's tenant (401 for a missing or unknown key when keys are configured)."""
+        limits: KeyLimits = self.auth.identify_request(headers)
+        return Tenant(limits.tenant, limits)
 
     # --- the admission queue ---------------------------------------------------------------------
     @staticmethod
@@ -132,8 +133,9 @@ class TenantGate:
 
     async def _wait_for_capacity(self, routed: Routed, prepare_again: Callable[[], Routed],
                                  fail: Callable[[Routed], None]) -> Routed:
-        tenant = routed.tenant_limits.tenant if routed.tenant_limits else "default"
-        priority = routed.tenant_limits.priority if routed.tenant_limits else 1
+        key_limits = limits_of(routed)
+        tenant = key_limits.tenant if key_limits else "default"
+        priority = key_limits.priority if key_limits else 1
         blocked = [c for c in routed.decision.candidates if c.reasons == ["capacity"]]
         backends = frozenset(c.backend for c in blocked)
         deadline = self.queue.deadline(routed.arrived, routed.decision.limits.latency_budget_ms,
@@ -164,7 +166,7 @@ class TenantGate:
                     fail: Callable[[Routed], None]) -> Routed:
         if routed.decision.chosen is None:
             routed = await self._wait_for_capacity(routed, prepare_again, fail)
-        limits = routed.tenant_limits
+        limits = limits_of(routed)
         if limits is None:
             return routed
         decision = routed.decision
@@ -194,3 +196,36 @@ class TenantGate:
             decision.best_effort = False  # the budget, not the policy, now sets the money
         routed.admitted = Admitted(reservation, self.metrics, exempt)
         return routed
+
+
+def needs_shared_state(directory: Directory) -> bool:
+    """Budgets or rates that several replicas would each enforce on their own (multiplying them)."""
+    return any(m.has_budget or m.rpm is not None or m.tpm is not None
+               for limits in directory.defaults.values() for m in limits.meters) or any(
+        key.daily_budget_usd is not None or key.monthly_budget_usd is not None
+        for tenant in directory.tenants.values() for key in tenant.keys)
+
+
+def build_gate(settings: Settings, auth: ClientAuth, store: TenantStore, metrics: RouterMetrics,
+               live: LiveState) -> TenantGate:
+    """The tenant side of one gateway process (``Services.build`` calls it)."""
+    if settings.replicas > 1 and not settings.redis_url and needs_shared_state(store.current):
+        raise TenantsError(
+            f"{settings.replicas} replicas with budgets or rate limits in the tenants file need shared state: "
+            "set ROUTER_REDIS_URL (chart: redis.url or redis.enabled=true). Without it every replica would "
+            "enforce the limits on its own, multiplying them by the replica count.")
+    state: SharedState
+    if settings.redis_url:
+        from router.tenants.redis_state import RedisState
+
+        state = RedisState(settings.redis_url, password=settings.redis_password, timeout_s=settings.redis_timeout_s)
+    else:
+        state = MemoryState()
+    tenant_metrics = TenantMetrics(metrics, store.current.names, cap=settings.tenant_label_cap)
+    store.add_listener(lambda directory: tenant_metrics.set_names(directory.names))
+    enforcer = Enforcer(state, tenant_metrics, budgets_on_failure=settings.redis_failure_budgets,
+                        rate_limits_on_failure=settings.redis_failure_rate_limits)
+    queue = AdmissionQueue(max_depth=settings.queue_max_depth, timeout_s=settings.queue_timeout_s,
+                           on_depth=tenant_metrics.queue_depth)
+    live.on_release = queue.released
+    return TenantGate(auth, store, enforcer, tenant_metrics, queue, live)

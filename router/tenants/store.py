@@ -122,6 +122,10 @@ class TenantStore:
         log.info("tenants: %d tenant(s) from %s", len(directory.tenants), self.path)
         return directory
 
+    @property
+    def auth_enabled(self) -> bool:
+        return self.current.auth_enabled
+
     def identify(self, authorization: str | None) -> KeyLimits | None:
         """The key's limits; None for a missing or unknown key. Auth off (no key anywhere): ``default``."""
         directory = self.current
