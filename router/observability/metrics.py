@@ -13,6 +13,9 @@ Closed label values used across the code base:
 - direction: input | output | reasoning
 - reason (decision-log drops): queue_full | write_error | render_error
 - shadow_route: a route of the shadow policy, or none
+- tenant (issue 14): names from the tenants file, capped, else `other`; period: day | month;
+  reason (tenant refusals): rate_limit_requests | rate_limit_tokens | budget | queue_timeout
+  | state_unavailable; reason (rejections) also: not_allowed; outcome (queue): admitted | timeout
 """
 
 from __future__ import annotations
