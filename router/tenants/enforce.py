@@ -155,7 +155,6 @@ class Enforcer:
                            self._settle)
 
     def _settle(self, r: Reservation, actual_usd: float, actual_tokens: int) -> None:
-        self.metrics.spent(r.limits.tenant, actual_usd)
         if not r.counted:
             return
         settlement = Settlement(r.limits.tenant, r.limits.meters, r.rid, actual_usd, actual_tokens - r.tokens,
@@ -216,5 +215,7 @@ class Admitted:
         return self.reservation.headers
 
     def finish(self, route: str, status: str, cost_usd: float, tokens: int) -> None:
+        charged = 0.0 if route in self.exempt_routes else cost_usd
         self.metrics.finished(self.reservation.limits.tenant, status)
-        self.reservation.settle(0.0 if route in self.exempt_routes else cost_usd, tokens)
+        self.metrics.spent(self.reservation.limits.tenant, charged)
+        self.reservation.settle(charged, tokens)
