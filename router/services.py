@@ -34,9 +34,9 @@ from router.protocol import BodyLimits, set_body_limits
 from router.settings import Settings
 from router.swarm import Swarm
 from router.tenancy import SingleTenant, TenantResolver
-from router.tuning.recorder import DecisionRecorder
 from router.tenants.gate import TenantGate, build_gate
 from router.tenants.store import TenantStore
+from router.tuning.recorder import DecisionRecorder
 
 log = logging.getLogger("router")
 
