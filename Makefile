@@ -49,6 +49,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/bench_swarm.py
 	$(BIN)/python benchmarks/bench_observability.py
 	$(BIN)/python benchmarks/bench_claude.py
+	$(BIN)/python benchmarks/bench_tenants.py
 
 # Bounded load with injected faults and a slow-connection flood (loopback, ~30 s; not in CI).
 soak: install-dev

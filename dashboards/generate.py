@@ -366,6 +366,7 @@ def overview() -> Json:
             (cost_per_hour_by_route(), 8, 8), (tokens_by_direction(), 8, 8), (tokens_by_route(), 8, 8),
             (row("Backends"), 24, 1),
             (upstream_errors(), 10, 8), (circuit_state(), 6, 8), (inflight(), 8, 8),
+            *tenants_row(),
         ],
         [ROUTE_VAR, TASK_VAR, BACKEND_VAR],
     )
@@ -731,6 +732,60 @@ def tuning() -> Json:
         ],
         [ROUTE_VAR, TASK_VAR],
     )
+
+
+# ---------------------------------------------------------------- tenants (issue 14)
+# Budget figures come from the shared state and every replica reports them: max, not sum.
+
+
+def tenant_requests() -> Json:
+    return timeseries("Requests by tenant", "Requests per second by tenant (`other`: tenants past the label cap).",
+                      [target(f"sum by (tenant) (rate(router_tenant_requests_total[{RATE}]))", "{{tenant}}")],
+                      "reqps", stack="normal")
+
+
+def tenant_spend() -> Json:
+    return timeseries("Spend per hour by tenant", "Actual spend charged to each tenant's budget, USD per hour "
+                      "(self-hosted spend of exempt tenants is not charged).",
+                      [target(f"sum by (tenant) (rate(router_tenant_spend_usd_total[{RATE}])) * 3600",
+                              "{{tenant}}")], "currencyUSD", stack="normal", decimals=2)
+
+
+def tenant_budget_used() -> Json:
+    expr = ("1 - max by (tenant) (router_tenant_budget_remaining_usd{period=\"month\"})"
+            " / max by (tenant) (router_tenant_budget_usd{period=\"month\"} > 0)")
+    return bargauge("Monthly budget used", "Spent plus reserved, as a share of each tenant's monthly budget "
+                    "(the RouterTenantBudgetAt80Percent alert fires at 80 %).",
+                    [target(expr, "{{tenant}}")], "percentunit", min=0, max=1,
+                    thresholds=thresholds((None, "green"), (0.8, "orange"), (0.95, "red")))
+
+
+def tenant_refusals() -> Json:
+    return timeseries("Refusals by tenant and reason",
+                      "Requests refused for a tenant's limits: rate_limit_requests / rate_limit_tokens (429), "
+                      "budget (429 insufficient_quota), queue_timeout and state_unavailable (503); and "
+                      "admissions that could not reach the shared state.",
+                      [target(f"sum by (tenant, reason) (rate(router_tenant_rejections_total[{RATE}]))",
+                              "{{tenant}} {{reason}}", "A"),
+                       target(f"sum(rate(router_tenant_state_failures_total[{RATE}]))",
+                              "shared state (Redis) unreachable", "B")], "reqps")
+
+
+def admission_queue() -> Json:
+    targets = [
+        target("sum(router_admission_queue_depth)", "waiting", "A"),
+        target(f"histogram_quantile(0.95, sum by (le) (rate(router_admission_queue_wait_seconds_bucket[{RATE}])))",
+               "wait p95", "B"),
+    ]
+    return timeseries("Admission queue", "Requests waiting for a route at max_concurrency, and the 95th "
+                      "percentile of their wait (right axis).", targets, "short",
+                      overrides=[right_axis("wait p95", "s")])
+
+
+def tenants_row() -> Layout:
+    return [(row("Tenants"), 24, 1),
+            (tenant_requests(), 8, 8), (tenant_spend(), 8, 8), (tenant_budget_used(), 8, 8),
+            (tenant_refusals(), 12, 8), (admission_queue(), 12, 8)]
 
 
 # ---------------------------------------------------------------- output

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from router import errors
-from router.api import dry_run, feedback, info
+from router.api import dry_run, feedback, info, tenants
 from router.api.front_door import FrontDoor, Receive, Scope, Send
 from router.api.http import JSON, error_response
 from router.api.openapi import add_door_operations
@@ -120,4 +120,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(dry_run.router)
     app.include_router(info.router)
     app.include_router(feedback.router)  # POST /v1/feedback (the tuning loop)
+    app.include_router(tenants.router)  # hook: GET /v1/router/tenants/me (issue 14)
     return app

@@ -1,4 +1,4 @@
-"""``model-router`` command line: serve, classify, route, train, check-policy, eval, tune, replay."""
+"""``model-router`` command line: serve, classify, route, train, check-policy, eval, tune, replay, keys."""
 
 from __future__ import annotations
 
@@ -123,6 +123,60 @@ def _train(args: argparse.Namespace) -> int:
     return train_command(args.data, args.output_dir)
 
 
+def _keys(args: argparse.Namespace) -> int:
+    """Thin: the logic is router.tenants.manage (issue 14)."""
+    from router.tenants import manage
+
+    path = Path(args.file)
+    if args.action == "create":
+        made = manage.create_key(path, args.tenant, name=args.name, rpm=args.rpm, tpm=args.tpm,
+                                 daily_budget_usd=args.daily_budget_usd, monthly_budget_usd=args.monthly_budget_usd)
+        print(f"created key {made.key_id} for tenant {made.tenant}; it is shown once, store it now:")
+        print(made.key)
+    elif args.action == "rotate":
+        made = manage.rotate_key(path, args.key_id, keep_old=args.keep_old)
+        print(f"created key {made.key_id} for tenant {made.tenant}"
+              f"{'' if args.keep_old else f'; {args.key_id} is revoked'}; it is shown once, store it now:")
+        print(made.key)
+    elif args.action == "revoke":
+        tenant = manage.revoke_key(path, args.key_id)
+        print(f"revoked key {args.key_id} of tenant {tenant}")
+    else:
+        rows = manage.list_keys(path)
+        if args.json:
+            import orjson
+
+            print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        else:
+            print(f"{'tenant':20} {'key id':22} {'name':16} {'created':21} revoked")
+            for row in rows:
+                print(f"{row['tenant']:20} {row['id']:22} {row['name'] or '-':16} {row['created_at'] or '-':21} "
+                      f"{row['revoked_at'] or '-'}")
+    return 0
+
+
+def _add_keys_parser(sub: Any) -> None:
+    keys = sub.add_parser("keys", help="manage client keys and tenants in a tenants file")
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="new key (and tenant, if new); prints the key on the last line")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--name", help="a label for the key (e.g. ci, laptop)")
+    create.add_argument("--rpm", type=int, help="tenant: requests per minute")
+    create.add_argument("--tpm", type=int, help="tenant: tokens per minute")
+    create.add_argument("--daily-budget-usd", type=float, help="tenant: spend budget per UTC day")
+    create.add_argument("--monthly-budget-usd", type=float, help="tenant: spend budget per month")
+    listing = actions.add_parser("list", help="keys by tenant (ids, never hashes)")
+    listing.add_argument("--json", action="store_true")
+    revoke = actions.add_parser("revoke", help="revoke a key (refused within one reload interval)")
+    revoke.add_argument("key_id")
+    rotate = actions.add_parser("rotate", help="replace a key by a new one with its name and limits")
+    rotate.add_argument("key_id")
+    rotate.add_argument("--keep-old", action="store_true", help="leave the old key valid (revoke it later)")
+    for action in (create, listing, revoke, rotate):
+        action.add_argument("--file", required=True, help="the tenants file (YAML)")
+    keys.set_defaults(func=_keys)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="model-router", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     from router.tuning.commands import add_commands  # eval, tune, replay (the tuning loop)
 
     add_commands(sub)
+    _add_keys_parser(sub)
     return parser
 
 
@@ -169,10 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from router.classifier import ClassifierArtifactError
     from router.policy.loader import PolicyError
+    from router.tenants.store import TenantsError
 
     try:
         result: int = args.func(args)
-    except (PolicyError, ClassifierArtifactError) as exc:
+    except (PolicyError, ClassifierArtifactError, TenantsError) as exc:
         print(f"model-router: {exc}", file=sys.stderr)
         return 1
     return result

@@ -4,10 +4,12 @@
     ├── InvalidRequest          400 invalid_request_error
     │   └── RouteInfeasible     400 invalid_request_error / route_infeasible
     ├── AuthenticationFailed    401 authentication_error
+    ├── PermissionDenied        403 permission_error / permission_denied
     ├── ModelNotFound           404 invalid_request_error / model_not_found
     ├── MethodNotAllowed        405 invalid_request_error
     ├── RequestTooLarge         413 invalid_request_error / request_too_large
     ├── RateLimited             429 rate_limit_error / rate_limit_exceeded (+ retry-after)
+    ├── QuotaExceeded           429 insufficient_quota / insufficient_quota
     ├── UpstreamFailed          502 upstream_error
     ├── UpstreamTimedOut        504 upstream_timeout
     └── Unavailable             503 service_unavailable
@@ -102,3 +104,20 @@ class Unavailable(RouterError):
     status = 503
     type = "service_unavailable"
     code = "no_backend_available"
+
+
+# --- tenants (issue 14) ---------------------------------------------------------------------------
+class PermissionDenied(RouterError):
+    """The key is valid but may not use this model, route or mode."""
+
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
+class QuotaExceeded(RouterError):
+    """The tenant's (or key's) spend budget is used up: OpenAI's ``insufficient_quota``."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from router import taxonomy
 from router.dispatch.modes import adjusted_params
@@ -21,6 +21,9 @@ from router.errors import RouterError
 from router.observability.tracing import NO_TRACE, RequestTrace
 from router.policy.loader import LoadedPolicy
 from router.protocol import RouterControls
+
+if TYPE_CHECKING:
+    from router.tenants.enforce import Admitted
 
 CHAT_API = taxonomy.APIS[0]  # the ``api`` of a request that came through ``/v1/chat/completions``
 
@@ -44,6 +47,7 @@ class Routed:
     trace: RequestTrace = NO_TRACE
     api: str = CHAT_API  # which front door it came through (metrics, access log)
     tenant: str | None = None  # who sent it (the tenancy hook's answer; None: single tenant)
+    admitted: Admitted | None = None  # hook (issue 14): its rate/budget reservation, settled by Accounting
 
     @property
     def chosen(self) -> Candidate:

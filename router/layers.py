@@ -38,6 +38,8 @@ LAYERS: tuple[Layer, ...] = (
           ("router.dispatch.upstream", "router.dispatch.relay", "router.dispatch.translated",
            "router.dispatch.modes", "router.dispatch.anthropic")),
     Layer("observability", "metrics and tracing", ("router.observability",)),
+    Layer("tenants", "tenants file, hashed keys, per-key limits, shared counters (in-process, Redis), enforcer",
+          ("router.tenants",)),
     Layer("dispatch", "attempts, retries, fallbacks over a chain of routes", ("router.dispatch",)),
     Layer("exchange", "the internal request/answer model (Routed, Answer, AnswerStream)", ("router.exchange",)),
     Layer("records", "views of a routed request: the explained decision, the access-log line, the decision "
@@ -45,7 +47,8 @@ LAYERS: tuple[Layer, ...] = (
           ("router.engine.explain", "router.observability.access_log", "router.tuning.record",
            "router.tuning.recorder", "router.tuning.shadow")),
     Layer("swarm", "plan, fan out, aggregate", ("router.swarm",)),
-    Layer("pipeline", "prepare → carry out → account, callable without HTTP", ("router.pipeline",)),
+    Layer("pipeline", "prepare → carry out → account, callable without HTTP",
+          ("router.pipeline", "router.tenants.gate")),
     Layer("services", "the long-lived objects of one process", ("router.services",)),
     Layer("doors", "one adapter per client protocol: parse into the internal model, render back",
           ("router.doors",)),

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from router.auth import ClientAuth
+from router.auth import ClientAuth, legacy_keys
 from router.dispatch.anthropic import AnthropicClient
 from router.dispatch.executor import Dispatcher
 from router.dispatch.relay import OpenAIRelay
@@ -34,6 +34,8 @@ from router.protocol import BodyLimits, set_body_limits
 from router.settings import Settings
 from router.swarm import Swarm
 from router.tenancy import SingleTenant, TenantResolver
+from router.tenants.gate import TenantGate, build_gate
+from router.tenants.store import TenantStore
 from router.tuning.recorder import DecisionRecorder
 
 log = logging.getLogger("router")
@@ -137,7 +139,12 @@ class Services:
         pipeline = Pipeline(policies=store, classifier=classifier, live=live, dispatcher=dispatcher,
                             metrics=metrics, tracer=tracer, access_log=access_log,
                             swarm=Swarm(dispatcher=dispatcher, live=live, metrics=metrics, tracer=tracer))
-        auth = ClientAuth.from_settings(settings.client_keys, settings.client_keys_file)
+        # Tenants (issue 14): keys name tenants; the gate is the tenancy hook and the pipeline's admission.
+        keys = TenantStore(settings.tenants_file,
+                           legacy_keys=legacy_keys(settings.client_keys, settings.client_keys_file))
+        auth = ClientAuth([], directory=keys)
+        tenants = build_gate(settings, auth, keys, metrics, live)
+        pipeline.tenants = tenants
         recorder = DecisionRecorder(
             metrics=metrics, log_target=settings.decision_log or None, max_mb=settings.decision_log_max_mb,
             files=settings.decision_log_files, log_prompts=settings.log_prompts,
@@ -146,7 +153,7 @@ class Services:
         pipeline.accounting.recorder = recorder
         return cls(settings=settings, store=store, classifier=classifier, live=live, metrics=metrics,
                    tracer=tracer, clients=clients, pipeline=pipeline, auth=auth, access_log=access_log, demo=demo,
-                   owns_demo=owns_demo, recorder=recorder)
+                   owns_demo=owns_demo, recorder=recorder, tenants=tenants)
 
     def _publish_policy(self) -> None:
         policy = self.store.current.policy
@@ -168,6 +175,8 @@ class Services:
         gc.collect()
         gc.freeze()
         self.store.start(self.settings.policy_reload_interval_s)
+        if isinstance(self.tenants, TenantGate):
+            self.tenants.store.start(self.settings.tenants_reload_interval_s)
         self.scraper = EngineQueueScraper(
             self.live, lambda: self.store.current.policy,
             on_reading=lambda name, waiting: self.metrics.engine_queue.labels(name).set(waiting or 0))
@@ -176,6 +185,9 @@ class Services:
 
     async def stop(self) -> None:
         await self.store.stop()
+        if isinstance(self.tenants, TenantGate):
+            await self.tenants.store.stop()
+            await self.tenants.enforcer.state.aclose()
         if self.scraper is not None:
             await self.scraper.stop()
         await self.clients.aclose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,7 +51,18 @@ class Settings(BaseSettings):
     demo_quality: str = Field(default="", description="demo upstreams: YAML {task_type: {route: mean}} of latent "
                               "answer quality (the demo truth)")
     # Issue 13: stored Responses (previous_response_id, GET/DELETE /v1/responses/{id}).
-    redis_url: str | None = Field(default=None, description="redis://host:port/db; unset = in-process state")
     responses_ttl_s: float = Field(default=86_400.0, gt=0, description="how long a stored response is kept")
     responses_store_max_entries: int = Field(default=10_000, ge=1, description="in-process store: entries")
     responses_store_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1, description="in-process store: bytes")
+    # --- tenants, shared state and the admission queue (issue 14; see router/tenants/) -------------
+    tenants_file: Path | None = Field(default=None, description="YAML tenants file (keys stored as hashes)")
+    tenants_reload_interval_s: float = Field(default=2.0, ge=0, description="0 disables hot reload")
+    redis_url: str = Field(default="", description="shared by replicas: tenant counters, stored Responses; empty = in-process")
+    redis_password: str = Field(default="", description="if not in the URL (the chart passes it from a Secret)")
+    redis_timeout_s: float = Field(default=1.0, gt=0, description="per call; a timeout counts as unreachable")
+    redis_failure_budgets: Literal["open", "closed"] = "closed"
+    redis_failure_rate_limits: Literal["open", "closed"] = "open"
+    replicas: int = Field(default=1, ge=1, description="set by the chart: >1 with budgets needs redis_url")
+    queue_timeout_s: float = Field(default=10.0, ge=0, description="longest wait for a route at capacity")
+    queue_max_depth: int = Field(default=1024, ge=0)
+    tenant_label_cap: int = Field(default=100, ge=1, description="tenant label values beyond this are 'other'")

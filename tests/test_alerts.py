@@ -23,7 +23,8 @@ RULE_TESTS = sorted((ALERTS / "tests").glob("*.yaml"))
 SEVERITIES = {"critical", "warning"}
 # Labels an alert may carry: closed sets only, never anything per request.
 BOUNDED_LABELS = {"route", "from_route", "to_route", "backend", "reason", "kind", "mode", "task_type",
-                  "status", "outcome", "direction", "le"}
+                  "status", "outcome", "direction", "le",
+                  "tenant", "period"}  # tenant: names from the tenants file only, capped (router/tenants/metrics.py)
 
 
 def rules() -> list[dict[str, Any]]:

@@ -102,6 +102,16 @@ def record_sample_traffic(m: RouterMetrics, tick: int = 0) -> None:
         m.shadow_decisions.labels(route=route, shadow_route=shadow_route).inc(2)
         m.shadow_estimated_cost.labels(shadow_route=shadow_route).inc(0.001)
         m.shadow_live_estimated_cost.labels(route=route).inc(0.0015)
+    for tenant, used in (("search", 0.7 + 0.01 * (tick % 5)), ("ads", 0.2)):  # tenants (issue 14)
+        m.tenant_requests.labels(tenant=tenant, status="ok").inc(3)
+        m.tenant_rejections.labels(tenant=tenant, reason="rate_limit_requests").inc(tick % 2)
+        m.tenant_rejections.labels(tenant=tenant, reason="budget").inc()
+        m.tenant_spend.labels(tenant=tenant).inc(0.004)
+        m.tenant_budget.labels(tenant=tenant, period="month").set(100)
+        m.tenant_budget_remaining.labels(tenant=tenant, period="month").set(100 * (1 - used))
+    m.tenant_state_failures.inc(0)
+    m.admission_queue_depth.set(tick % 3)
+    m.admission_queue_wait.labels(tenant="search", outcome="admitted").observe(0.05 + 0.01 * (tick % 4))
 
 
 def exported_series(registry: CollectorRegistry) -> dict[str, set[str]]:

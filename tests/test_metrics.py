@@ -29,6 +29,8 @@ ERROR_KINDS = {"http_5xx", "http_4xx", "rate_limited", "timeout", "connection", 
 REJECTION_REASONS = {"context", "modality", "tools", "mode", "circuit_open", "capacity", "cost", "latency",
                      "disabled", "quality"}
 DECISION_LOG_DROPS = {"queue_full", "write_error", "render_error"}
+TENANT_REASONS = {"not_allowed", "rate_limit_requests", "rate_limit_tokens", "budget", "queue_timeout",
+                  "state_unavailable"}
 STATUSES = {"ok", "client_error", "rate_limited", "upstream_error", "timeout", "infeasible", "cancelled"}
 PROMPT = "Explain why the sky is blue. Marker: NARWHAL-CITRINE-2210."
 
@@ -42,15 +44,17 @@ def closed_sets(policy: dict[str, Any]) -> dict[str, set[str]]:
         "backend": set(policy["backends"]),
         "task_type": set(taxonomy.TASK_TYPES),
         "mode": set(taxonomy.MODES) | {taxonomy.DEFAULT_MODE, "none"},
-        "status": STATUSES,
+        "status": STATUSES | {"rejected"},  # rejected: refused for a tenant's limits
         "api": set(taxonomy.APIS),
         "kind": ERROR_KINDS,
-        "reason": REJECTION_REASONS | ERROR_KINDS | DECISION_LOG_DROPS,
+        "reason": REJECTION_REASONS | ERROR_KINDS | DECISION_LOG_DROPS | TENANT_REASONS,
         "direction": {"input", "output", "reasoning"},
-        "outcome": {"met", "missed"},
+        "outcome": {"met", "missed", "admitted", "timeout"},  # latency budget; admission queue
         "result": {"applied", "rejected"},
         "name": {policy["name"]}, "version": {str(policy["version"])},
         "le": set(),  # histogram buckets: numbers, checked apart
+        # tenants (issue 14): names from the tenants file (none here: auth off is the tenant `default`)
+        "tenant": {"default", "other"}, "period": {"day", "month"},
     }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import pytest
 import yaml
 
 from router import taxonomy
+from router.tenants import manage
 from tests.conftest import Gateway, default_policy
 from tests.support.prometheus import PrometheusError, panel_queries, start_prometheus
 
@@ -29,6 +31,7 @@ DASHBOARDS = sorted((Path(__file__).resolve().parents[1] / "dashboards" / "gener
 PROMPT = "What is the capital of Australia, and why is it not Sydney?"
 SWARM_PROMPT = ("Research each of these five cities for a weekend trip and recommend one thing to do in each:\n"
                 "- Lisbon\n- Kyoto\n- Montreal\n- Cape Town\n- Reykjavik")
+TINY_KEY: list[str] = []  # the rate-limited tenant's key, made with the tenants file
 QUERY_DEADLINE_S = 30  # after traffic: rate() windows need a few scrapes
 
 
@@ -41,7 +44,8 @@ def wait(predicate: Callable[[], bool], what: str, timeout: float = 10) -> None:
 
 
 def status(gw: Gateway) -> dict[str, Any]:
-    body: dict[str, Any] = httpx.get(f"{gw.base_url}/router/status", timeout=10).json()
+    body: dict[str, Any] = httpx.get(f"{gw.base_url}/router/status", timeout=10,
+                                     headers={"Authorization": "Bearer test-key"}).json()
     return body
 
 
@@ -134,15 +138,33 @@ def drive_traffic(gw: Gateway, policy: dict[str, Any]) -> dict[str, int]:
         count("tuning")
     assert explored
     feedback = httpx.post(f"{gw.url}/v1/feedback", json={"request_id": raw.headers["x-router-request-id"],
-                                                          "thumbs": "up"}, timeout=10)
+                                                          "thumbs": "up"}, timeout=10,
+                          headers={"Authorization": "Bearer test-key"})
     assert feedback.status_code == 200
+    # Tenants: a tenant past its rate limit, and a request that waits in the admission queue
+    # (gpt-mini takes one request at a time in this policy).
+    tiny = gw.client(api_key=TINY_KEY[0])
+    tiny.chat.completions.create(model="auto", messages=messages)
+    with pytest.raises(openai.RateLimitError):
+        tiny.chat.completions.create(model="auto", messages=messages)
+    count("rate limited")
+    gw.demo.set_behavior("gpt", ttft_ms=300)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda _: client.chat.completions.create(model="gpt-mini:default", messages=messages),
+                      range(2)))
+    count("queued")
+    gw.demo.reset()
     return sent
 
 
-def test_every_dashboard_panel_returns_data(gateway_factory: Callable[..., Gateway]) -> None:
+def test_every_dashboard_panel_returns_data(gateway_factory: Callable[..., Gateway], tmp_path: Path) -> None:
     started = time.monotonic()
-    policy = default_policy()
-    gw = gateway_factory(policy)
+    policy = default_policy(backends={"gpt-mini": {"max_concurrency": 1}})
+    # Tenants: the test's key is the tenant `default` (with a monthly budget); `tiny` allows 1 rpm.
+    tenants = tmp_path / "tenants.yaml"
+    tenants.write_text("tenants:\n  default: {monthly_budget_usd: 100}\n  tiny: {rpm: 1}\n")
+    TINY_KEY[:] = [manage.create_key(tenants, "tiny").key]
+    gw = gateway_factory(policy, settings={"client_keys": "test-key", "tenants_file": tenants})
     for name in ("kimi", "gpt", "claude"):  # quick answers keep the test short; TTFTs stay non-zero
         gw.demo.set_behavior(name, ttft_ms=10, tokens_per_s=0)
     target = gw.url.removeprefix("http://")

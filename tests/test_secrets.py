@@ -199,3 +199,68 @@ def drive_traffic(gw: Gateway, demo: DemoUpstreams, seen: dict[str, str]) -> lis
     seen["/metrics"] = httpx.get(f"{gw.url}/metrics", timeout=10).text
     http.close()
     return ids
+
+
+def test_no_tenant_key_or_hash_prefix_in_logs_metrics_spans_status_or_errors(
+        receiver: OTLPReceiver, gateway_factory: Callable[..., Gateway], tmp_path: Any,
+        caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
+    """Keys from a tenants file (stored as hashes): neither the key nor its hash, nor a prefix of
+    the hash, reaches any output — through answers, 429 (rate and quota), 403 and 401 too."""
+    from router.tenants import manage
+    from router.tenants.keys import key_hash
+
+    caplog.set_level(logging.DEBUG)
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=receiver.traces_endpoint)))
+    path = tmp_path / "tenants.yaml"
+    path.write_text("tenants: {}\n")
+    key = manage.create_key(path, "team", rpm=6, monthly_budget_usd=1.0).key
+    narrow = manage.create_key(path, "narrow", rpm=100).key
+    text = path.read_text().replace("narrow:\n", "narrow:\n    allowed_routes: [kimi]\n")
+    path.write_text(text)
+    gw = gateway_factory(tracer=Tracer(provider), settings={"tenants_file": path})
+    access = io.StringIO()
+    old_log = gw.services.access_log
+    gw.services.access_log = gw.services.pipeline.accounting.access_log = AccessLog(access)
+    old_log.close()
+
+    seen: dict[str, str] = {}
+    client = gw.client(api_key=key)
+    messages: Any = [{"role": "user", "content": PROMPT}]
+    client.chat.completions.create(model="auto", messages=messages)
+    list(client.chat.completions.create(model="auto", messages=messages, stream=True))
+    http = httpx.Client(base_url=gw.base_url, timeout=30)
+    responses = {
+        "forbidden route": http.post("/chat/completions", headers={"Authorization": f"Bearer {narrow}"},
+                                     json={"model": "gpt:default", "messages": messages}),
+        "wrong key": http.post("/chat/completions", headers={"Authorization": f"Bearer {key}x"},
+                               json={"model": "auto", "messages": messages}),
+        "me": http.get("/router/tenants/me", headers={"Authorization": f"Bearer {key}"}),
+        "status": http.get("/router/status", headers={"Authorization": f"Bearer {key}"}),
+    }
+    for i in range(6):
+        responses[f"rate {i}"] = http.post("/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                                           json={"model": "auto", "messages": messages})
+    assert responses["forbidden route"].status_code == 403 and responses["wrong key"].status_code == 401
+    assert any(r.status_code == 429 for r in responses.values())
+    for name, response in responses.items():
+        seen[f"response: {name}"] = f"{response.status_code} {response.headers!r} {response.text}"
+    seen["/metrics"] = httpx.get(f"{gw.url}/metrics", timeout=10).text
+    http.close()
+    gw.services.tracer.force_flush()
+    gw.services.access_log.close()
+    seen["access log"] = access.getvalue()
+    seen["spans (OTLP wire bytes)"] = b"".join(receiver.raw_bodies).decode("utf-8", "replace")
+    records = [r for r in caplog.records if not r.name.startswith(CLIENT_LOGGERS)]
+    seen["python log records"] = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in records)
+    seen["stdout"], seen["stderr"] = capfd.readouterr()
+
+    assert '"tenant":"team"' in seen["access log"] and "router_tenant_requests_total" in seen["/metrics"]
+    secrets: dict[str, str] = {}
+    for label, value in (("key", key), ("narrow key", narrow)):
+        digest = key_hash(value)
+        secrets |= {label: value, f"{label} (tail)": value[-10:], f"{label} hash": digest,
+                    f"{label} hash prefix": digest[:8], f"{label} hash tail": digest[-8:]}
+    leaks = [f"{name} found in {where}" for where, output in seen.items()
+             for name, value in secrets.items() if value in output]
+    assert not leaks, "\n".join(leaks)

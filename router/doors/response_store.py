@@ -142,10 +142,11 @@ class RedisResponseStore:
         self.prefix = prefix
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> RedisResponseStore:
+    def from_url(cls, url: str, *, password: str = "", **kwargs: Any) -> RedisResponseStore:
         import redis.asyncio  # only when Redis is configured
 
-        return cls(redis.asyncio.Redis.from_url(url), **kwargs)
+        # The chart passes the password apart from the URL (ROUTER_REDIS_PASSWORD, from a Secret).
+        return cls(redis.asyncio.Redis.from_url(url, password=password or None), **kwargs)
 
     async def put(self, response_id: str, stored: StoredResponse) -> bool:
         raw = stored.dumps()
@@ -178,10 +179,10 @@ class RedisResponseStore:
         await self.client.aclose()
 
 
-def build_response_store(*, redis_url: str | None, ttl_s: float = DEFAULT_TTL_S,
+def build_response_store(*, redis_url: str | None, redis_password: str = "", ttl_s: float = DEFAULT_TTL_S,
                          max_entries: int = DEFAULT_MAX_ENTRIES,
                          max_bytes: int = DEFAULT_MAX_BYTES) -> MemoryResponseStore | RedisResponseStore:
     """Redis when ``redis_url`` (``ROUTER_REDIS_URL``) is set, else the in-process store."""
     if redis_url:
-        return RedisResponseStore.from_url(redis_url, ttl_s=ttl_s)
+        return RedisResponseStore.from_url(redis_url, password=redis_password, ttl_s=ttl_s)
     return MemoryResponseStore(ttl_s=ttl_s, max_entries=max_entries, max_bytes=max_bytes)

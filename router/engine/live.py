@@ -87,6 +87,7 @@ class LiveState:
         self._inflight: dict[str, int] = {}
         self._queues: dict[str, _EngineQueue] = {}
         self._service_ms: dict[str, float] = {}  # per backend, refreshed on every observation
+        self.on_release: Callable[[str], None] | None = None  # a slot freed (the admission queue listens)
         self.apply_policy(policy)
 
     def apply_policy(self, policy: Policy) -> None:
@@ -218,6 +219,8 @@ class LiveState:
     def add_inflight(self, backend: str, delta: int) -> int:
         value = self._inflight.get(backend, 0) + delta
         self._inflight[backend] = value
+        if delta < 0 and self.on_release is not None:
+            self.on_release(backend)
         return value
 
     def set_queue(self, backend: str, *, waiting: float | None, running: float | None,

@@ -53,6 +53,7 @@ class AccessLog:
             "rejected": {c.route: c.reasons for c in routed.decision.candidates if c.reasons},
             "tokens": {"input": usage.input_tokens, "output": usage.output_tokens,
                        "reasoning": usage.reasoning_tokens},
+            "tenant": routed.tenant,  # the tenant's name only (never a key, a key id or a hash)
         }
         self._queue.put(orjson.dumps(record) + b"\n")
 

@@ -13,6 +13,9 @@ Closed label values used across the code base:
 - direction: input | output | reasoning
 - reason (decision-log drops): queue_full | write_error | render_error
 - shadow_route: a route of the shadow policy, or none
+- tenant (issue 14): names from the tenants file, capped, else `other`; period: day | month;
+  reason (tenant refusals): rate_limit_requests | rate_limit_tokens | budget | queue_timeout
+  | state_unavailable; reason (rejections) also: not_allowed; outcome (queue): admitted | timeout
 """
 
 from __future__ import annotations
@@ -131,6 +134,30 @@ class RouterMetrics:
         self.shadow_live_estimated_cost = Counter(
             "router_shadow_live_estimated_cost_usd_total",
             "Estimated cost of the live choices on the same requests the shadow decided.", ["route"], registry=r)
+        # --- tenants and the admission queue (issue 14); `tenant` is bounded by router.tenants.metrics
+        self.tenant_requests = Counter(
+            "router_tenant_requests_total", "Chat requests by tenant and outcome.", ["tenant", "status"],
+            registry=r)
+        self.tenant_rejections = Counter(
+            "router_tenant_rejections_total", "Requests refused for a tenant's limits, by reason.",
+            ["tenant", "reason"], registry=r)
+        self.tenant_spend = Counter(
+            "router_tenant_spend_usd_total", "Actual spend in USD charged to each tenant's budget.", ["tenant"],
+            registry=r)
+        self.tenant_budget = Gauge(
+            "router_tenant_budget_usd", "A tenant's spend budget for the period (day or month).",
+            ["tenant", "period"], registry=r)
+        self.tenant_budget_remaining = Gauge(
+            "router_tenant_budget_remaining_usd", "What is left of a tenant's budget (spent and reserved taken "
+            "off), as last seen in the shared state.", ["tenant", "period"], registry=r)
+        self.tenant_state_failures = Counter(
+            "router_tenant_state_failures_total", "Admissions that could not reach the shared state (Redis).",
+            registry=r)
+        self.admission_queue_depth = Gauge(
+            "router_admission_queue_depth", "Requests waiting for a route at max_concurrency.", registry=r)
+        self.admission_queue_wait = Histogram(
+            "router_admission_queue_wait_seconds", "Time requests waited in the admission queue, by outcome "
+            "(admitted | timeout).", ["tenant", "outcome"], buckets=_REQUEST_BUCKETS[:9], registry=r)
         self._memoize_children()
 
     def publish_policy(self, name: str, version: str) -> None:

@@ -52,6 +52,8 @@ class Accounting:
         if self.recorder is not None:  # decision log + feedback window + shadow (off the request thread)
             self.recorder.finished(routed, route=route, mode=mode, status=status, usage=usage, cost=cost,
                                    fallbacks=fallbacks, duration_s=total, ttft_s=ttft_s)
+        if routed.admitted is not None:  # hook: tenants — settle the reservation with the actual spend
+            routed.admitted.finish(route, status, cost, usage.input_tokens + usage.output_tokens)
         routed.trace.end({"router.request_id": routed.request_id, "router.api": routed.api,
                           "router.task_type": routed.label.task_type, "router.confidence": routed.label.confidence,
                           "router.route": route, "router.mode": mode, "router.status": status,

@@ -33,6 +33,8 @@ from router.pipeline.streams import swarm_frames, upstream_frames
 from router.policy.loader import LoadedPolicy
 from router.protocol import RouterControls, parse_controls, validate_chat_request
 from router.swarm import Swarm
+from router.tenants.gate import TenantGate, tenant_policy
+from router.tenants.limits import KeyLimits
 
 
 class Classifier(Protocol):
@@ -57,21 +59,30 @@ class Pipeline:
         self.tracer = tracer
         self.accounting = Accounting(metrics, access_log)
         self.swarm = swarm
+        self.tenants: TenantGate | None = None  # hook (issue 14): set by Services.build
 
     async def serve(self, body: dict[str, Any], headers: Mapping[str, str], *, arrived: float,
                     api: str = CHAT_API, tenant: str | None = None, size: int = 0) -> Answer | AnswerStream:
         """The whole request: trace, prepare, carry out (a stream when the body asks for one).
         ``size``: the raw body's bytes (a big body is prepared in turns, see ``router.offload``)."""
         trace = self.tracer.start_request(body.get("model"))  # ends with the answer or the stream
+        rate_headers: dict[str, str] = {}
         try:
             with trace.activate():
                 routed = await offload.sized(size, self.prepare, body, headers, arrived=arrived, trace=trace,
-                                             api=api, tenant=tenant)
-                if body.get("stream"):
-                    return await self.stream(routed)
-                return await self.complete(routed)
+                                             api=api, tenant=tenant, may_queue=self.tenants is not None)
+                if self.tenants is not None:  # hook: tenants — queue for capacity, rate limits, budget
+                    routed = await self.tenants.admit(
+                        routed, lambda: self.prepare(body, headers, arrived=arrived, trace=trace, api=api,
+                                                     tenant=tenant, may_queue=True), self._raise_infeasible)
+                    rate_headers = routed.admitted.headers if routed.admitted is not None else {}
+                out = await self.stream(routed) if body.get("stream") else await self.complete(routed)
+                out.headers.update(rate_headers)  # x-ratelimit-* on every answer
+                return out
         except errors.RouterError as exc:
             trace.end(error=exc.type)
+            for name, value in rate_headers.items():
+                exc.headers.setdefault(name, value)
             raise
         except asyncio.CancelledError:
             trace.end(error="cancelled")
@@ -96,13 +107,19 @@ class Pipeline:
 
     def prepare(self, body: dict[str, Any], headers: Mapping[str, str], *, arrived: float | None = None,
                 dry_run: bool = False, trace: RequestTrace = NO_TRACE, api: str = CHAT_API,
-                tenant: str | None = None) -> Routed:
+                tenant: str | None = None, may_queue: bool = False) -> Routed:
         arrived = time.perf_counter() if arrived is None else arrived
         request = validate_chat_request(body)
         controls = parse_controls(headers, request.router)
         loaded = self.policies.current  # this request keeps this policy, whatever reloads happen
+        key = getattr(tenant, "limits", None)  # hook: tenants — the calling key's limits (router.tenancy.Tenant)
+        key = key if isinstance(key, KeyLimits) else None
+        if key is not None:  # swarm caps, then 403 for a model, route or mode the key may not use
+            loaded = tenant_policy(key, loaded)
         forced_mode, direct_route = resolve_model(loaded, request.model, controls)
         remember_mode(body, forced_mode or controls.mode)  # vendor routes translate it (dispatch/modes.py)
+        if key is not None:
+            key.check_request(request.model, forced_mode, direct_route)
         facts = extract_facts(body)
         label, probabilities, rule = self._label(loaded, body, facts, controls)
         defaults = loaded.policy.defaults
@@ -110,11 +127,16 @@ class Pipeline:
             max_cost_usd=min(defaults.max_cost_usd, controls.max_cost_usd or defaults.max_cost_usd),
             latency_budget_ms=min(defaults.latency_budget_ms,
                                   controls.latency_budget_ms or defaults.latency_budget_ms))
+        if key is not None:  # hook: tenants — the strictest of tenant, policy, header and body
+            limits = key.request_limits(defaults.max_cost_usd, defaults.latency_budget_ms,
+                                        controls.max_cost_usd, controls.latency_budget_ms)
         with self.tracer.span("router.decide") as span:
             decision = decide(loaded.policy, facts, label, limits, self.live,
                               forced_mode=forced_mode, direct_route=direct_route,
                               # exploration's randomness comes from here, so decide() stays pure
                               explore_draw=random.random() if loaded.policy.exploration.rate else None)
+            if key is not None:  # hook: tenants — only the routes this key may use stay in the chain
+                key.restrict(decision)
             if decision.chosen is not None:
                 span.set_attributes({"router.route": decision.chosen.route,
                                      "router.estimated_cost_usd": decision.chosen.cost_usd})
@@ -130,6 +152,8 @@ class Pipeline:
                         include_usage=bool(request.stream_options and request.stream_options.include_usage),
                         trace=trace, api=api, tenant=tenant)
         if decision.chosen is None and not dry_run:
+            if may_queue and TenantGate.queueable(decision):  # hook: the caller waits in the admission queue
+                return routed
             self._raise_infeasible(routed)
         return routed
 

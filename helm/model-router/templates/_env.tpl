@@ -88,6 +88,32 @@ The gateway's environment. Provider keys only ever come from secretKeyRef of an 
 - name: OTEL_RESOURCE_ATTRIBUTES
   value: {{ join "," $attrs | quote }}
 {{- end }}
+{{- if .Values.tenants.enabled }}
+- name: ROUTER_TENANTS_FILE
+  value: {{ printf "%s/tenants.yaml" (include "model-router.tenantsDir" .) | quote }}
+- name: ROUTER_TENANTS_RELOAD_INTERVAL_S
+  value: {{ .Values.tenants.reloadIntervalSeconds | quote }}
+- name: ROUTER_REDIS_FAILURE_BUDGETS
+  value: {{ .Values.tenants.redisFailure.budgets | quote }}
+- name: ROUTER_REDIS_FAILURE_RATE_LIMITS
+  value: {{ .Values.tenants.redisFailure.rateLimits | quote }}
+{{- end }}
+- name: ROUTER_QUEUE_TIMEOUT_S
+  value: {{ .Values.tenants.queueTimeoutSeconds | quote }}
+{{- /* The most replicas that may run at once: with budgets or rates, >1 needs Redis (the gateway checks). */}}
+- name: ROUTER_REPLICAS
+  value: {{ ternary .Values.autoscaling.maxReplicas .Values.replicaCount .Values.autoscaling.enabled | quote }}
+{{- with include "model-router.redis.url" . }}
+- name: ROUTER_REDIS_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.redis.auth.existingSecret }}
+- name: ROUTER_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.redis.auth.secretKey }}
+{{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
@@ -104,6 +130,12 @@ The gateway's environment. Provider keys only ever come from secretKeyRef of an 
 {{- $cache := .Values.kimi.modelCache }}
 {{- if and .Values.kimi.enabled (gt (int .Values.kimi.replicas) 1) (not $cache.existingClaim) $cache.persistence.enabled (not (has "ReadWriteMany" $cache.persistence.accessModes)) }}
 {{- fail "kimi.replicas > 1 cannot share the chart's ReadWriteOnce cache PVC across GPU nodes; set kimi.modelCache.existingClaim to a ReadWriteMany claim, add ReadWriteMany to kimi.modelCache.persistence.accessModes, or set kimi.modelCache.persistence.enabled=false (emptyDir per pod)" }}
+{{- end }}
+{{- if and .Values.tenants.enabled (not .Values.tenants.existingSecret) }}
+{{- fail "tenants.enabled: set tenants.existingSecret to an existing Secret whose key tenants.secretKey holds the tenants file (model-router keys create --file tenants.yaml)" }}
+{{- end }}
+{{- if and .Values.redis.enabled (not .Values.redis.auth.existingSecret) }}
+{{- fail "redis.enabled: set redis.auth.existingSecret to an existing Secret whose key redis.auth.secretKey holds the Redis password" }}
 {{- end }}
 {{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) }}
 {{- fail "httpRoute.enabled: set httpRoute.parentRefs to the Gateway(s) to attach to, e.g. [{name: public, namespace: gateway-system}]" }}

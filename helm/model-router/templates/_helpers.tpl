@@ -75,6 +75,23 @@ app.kubernetes.io/component: kimi
 {{/* Where the policy ConfigMap is mounted (a directory, so kubelet's atomic swap reaches the pod). */}}
 {{- define "model-router.policyDir" -}}/etc/model-router/policy{{- end }}
 {{- define "model-router.clientKeysDir" -}}/etc/model-router/client-keys{{- end }}
+{{- define "model-router.tenantsDir" -}}/etc/model-router/tenants{{- end }}
+
+{{- define "model-router.redis.fullname" -}}
+{{- printf "%s-redis" (include "model-router.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "model-router.redis.selectorLabels" -}}
+{{ include "model-router.selectorLabels" . }}
+app.kubernetes.io/component: redis
+{{- end }}
+
+{{/* The shared-state URL: redis.url, else the chart's Redis when enabled, else empty (in-process). */}}
+{{- define "model-router.redis.url" -}}
+{{- if .Values.redis.url }}{{ .Values.redis.url }}
+{{- else if .Values.redis.enabled }}{{ printf "redis://%s:6379/0" (include "model-router.redis.fullname" .) }}
+{{- end }}
+{{- end }}
 
 {{/* "true" when the gateway should run its simulated upstreams. */}}
 {{- define "model-router.demo" -}}

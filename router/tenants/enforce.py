@@ -1,0 +1,221 @@
+"""Admission against the shared state, and settlement: the small API the request path calls.
+
+    reservation = await enforcer.admit(limits, reserve_usd=..., need_usd=..., tokens=..., ttl_ms=...)
+    ...                                   # the request runs, spending at most reservation.granted_usd
+    reservation.settle(actual_usd, actual_tokens)
+
+Refusals are OpenAI's: 429 ``rate_limit_exceeded`` with ``retry-after`` (requests or tokens per
+minute), 429 ``insufficient_quota`` (budget spent). Every answer of a rate-limited tenant carries
+``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``.
+
+When the shared state is unreachable, ``redis_failure`` decides per kind: ``closed`` refuses (503
+``service_unavailable`` + ``retry-after``), ``open`` admits without counting. Defaults: closed for
+budgets (money is not handed out blind), open for rate limits (an outage of the counter store
+should not become an outage of the gateway). A settlement made during an outage is kept and sent on
+recovery; it carries its reservation id, so it is counted exactly once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from router import errors
+from router.tenants.limits import KeyLimits, Meter
+from router.tenants.metrics import TenantMetrics
+from router.tenants.state import Admission, Reading, Settlement, SharedState, StateError, Verdict
+
+log = logging.getLogger("router.tenants")
+FailureMode = Literal["open", "closed"]
+
+
+def reset_text(ms: int) -> str:
+    """A duration as OpenAI writes ``x-ratelimit-reset-*``: ``20ms``, ``1.5s``, ``6m0s``."""
+    if ms < 1000:
+        return f"{max(ms, 0)}ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.3g}s"
+    return f"{int(seconds // 60)}m{int(seconds % 60)}s"
+
+
+def rate_headers(readings: list[Reading]) -> dict[str, str]:
+    """The headers for the tightest requests meter and the tightest tokens meter."""
+    out: dict[str, str] = {}
+    req = [r for r in readings if r.meter.rpm is not None]
+    if req:
+        r = req[0] if len(req) == 1 else min(req, key=lambda x: (x.meter.rpm or 0) - x.requests)
+        out["x-ratelimit-limit-requests"] = str(r.meter.rpm)
+        out["x-ratelimit-remaining-requests"] = str(max(0, (r.meter.rpm or 0) - r.requests))
+        out["x-ratelimit-reset-requests"] = reset_text(r.requests_reset_ms)
+    tok = [r for r in readings if r.meter.tpm is not None]
+    if tok:
+        r = tok[0] if len(tok) == 1 else min(tok, key=lambda x: (x.meter.tpm or 0) - x.tokens)
+        out["x-ratelimit-limit-tokens"] = str(r.meter.tpm)
+        out["x-ratelimit-remaining-tokens"] = str(max(0, (r.meter.tpm or 0) - r.tokens))
+        out["x-ratelimit-reset-tokens"] = reset_text(r.tokens_reset_ms)
+    return out
+
+
+@dataclass(slots=True)
+class Reservation:
+    """One admitted request's claim on its tenant's counters; ``settle`` once, when it is over."""
+
+    limits: KeyLimits
+    granted_usd: float | None            # None: no budget applies (spend is not capped here)
+    tokens: int
+    headers: dict[str, str] = field(default_factory=dict)
+    rid: str = ""
+    admitted_ms: int = 0
+    counted: bool = False                # False: nothing to settle (no meters)
+    _settle: Callable[[Reservation, float, int], None] | None = None
+    settled: bool = False
+
+    def settle(self, actual_usd: float, actual_tokens: int) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        if self._settle is not None:
+            self._settle(self, actual_usd, actual_tokens)
+
+
+class Enforcer:
+    def __init__(self, state: SharedState, metrics: TenantMetrics, *, budgets_on_failure: FailureMode = "closed",
+                 rate_limits_on_failure: FailureMode = "open", clock: Callable[[], float] = time.time) -> None:
+        self.state = state
+        self.metrics = metrics
+        self.budgets_on_failure = budgets_on_failure
+        self.rate_limits_on_failure = rate_limits_on_failure
+        self._clock = clock
+        self._pending: set[object] = set()
+        # Reservation ids: a random per-process prefix and a counter (unique across replicas, and
+        # cheaper than random bytes per request).
+        self._rid_prefix = os.urandom(8).hex() + "-"
+        self._rids = itertools.count()
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    async def admit(self, limits: KeyLimits, *, reserve_usd: float, need_usd: float, tokens: int,
+                    ttl_ms: int) -> Reservation:
+        meters = limits.meters
+        if not meters:
+            self.metrics.admitted(limits.tenant)
+            return Reservation(limits, None, tokens)
+        budgeted = any(m.has_budget for m in meters)
+        admission = Admission(limits.tenant, meters, f"{self._rid_prefix}{next(self._rids):x}",
+                              reserve_usd if budgeted else 0.0,
+                              need_usd, tokens, self._now_ms(), ttl_ms)
+        try:
+            verdict = await self.state.admit(admission)
+        except StateError:
+            return self._state_failed(limits, admission, budgeted)
+        return self._verdict(limits, admission, verdict, budgeted)
+
+    def _verdict(self, limits: KeyLimits, a: Admission, verdict: Verdict, budgeted: bool) -> Reservation:
+        headers = rate_headers(verdict.readings)
+        self.metrics.readings(limits.tenant, verdict.readings)
+        if not verdict.ok:
+            if verdict.reason == "budget":
+                self.metrics.rejected(limits.tenant, "budget")
+                raise errors.QuotaExceeded(
+                    "You exceeded your current quota: this key's spend budget is used up for the period.",
+                    headers=headers)
+            self.metrics.rejected(limits.tenant, f"rate_limit_{verdict.reason}")
+            what = "requests" if verdict.reason == "requests" else "tokens"
+            exc = errors.RateLimited(f"Rate limit reached for {what} per minute on this key's tenant; "
+                                     f"retry after {reset_text(verdict.retry_after_ms)}.",
+                                     retry_after_s=max(1.0, verdict.retry_after_ms / 1000))
+            exc.headers.update(headers)
+            raise exc
+        self.metrics.admitted(limits.tenant)
+        return Reservation(limits, verdict.granted_usd if budgeted else None, a.tokens, headers, a.rid,
+                           a.now_ms, True, self._settle)
+
+    def _state_failed(self, limits: KeyLimits, a: Admission, budgeted: bool) -> Reservation:
+        rated = any(m.rpm is not None or m.tpm is not None for m in a.meters)
+        closed = (budgeted and a.reserve_usd > 0 and self.budgets_on_failure == "closed") or \
+                 (rated and self.rate_limits_on_failure == "closed")
+        self.metrics.state_failures.inc()
+        if closed:
+            self.metrics.rejected(limits.tenant, "state_unavailable")
+            # The admission may have run before the connection broke: a zero settlement under the
+            # same id (queued until Redis is back) returns any reservation it made.
+            self._settle(Reservation(limits, None, a.tokens, rid=a.rid, admitted_ms=a.now_ms, counted=True), 0.0, 0)
+            raise errors.Unavailable("The gateway cannot check this key's limits right now; retry shortly.",
+                                     headers={"retry-after": "1"}, code="limits_unavailable")
+        self.metrics.admitted(limits.tenant)
+        # Admitted uncounted; its spend is still settled (queued until the state is back).
+        return Reservation(limits, a.reserve_usd if budgeted else None, a.tokens, {}, a.rid, a.now_ms, True,
+                           self._settle)
+
+    def _settle(self, r: Reservation, actual_usd: float, actual_tokens: int) -> None:
+        if not r.counted:
+            return
+        settlement = Settlement(r.limits.tenant, r.limits.meters, r.rid, actual_usd, actual_tokens - r.tokens,
+                                self._now_ms(), r.admitted_ms)
+        settle_now = getattr(self.state, "settle_now", None)
+        if settle_now is not None:  # in-process: no need for a task
+            settle_now(settlement)
+            return
+        import asyncio
+
+        task = asyncio.get_running_loop().create_task(self.state.settle(settlement))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def peek(self, limits: KeyLimits) -> list[Reading] | None:
+        if not limits.meters:
+            return []
+        try:
+            return await self.state.peek(limits.tenant, limits.meters, self._now_ms())
+        except StateError:
+            return None
+
+
+def meters_summary(readings: list[Reading]) -> list[dict[str, object]]:
+    """What ``GET /v1/router/tenants/me`` shows per meter (limits and what is left)."""
+    out: list[dict[str, object]] = []
+    for r in readings:
+        m: Meter = r.meter
+        item: dict[str, object] = {"scope": "tenant" if m.scope == "t" else "key"}
+        if m.rpm is not None:
+            item["requests_per_minute"] = {"limit": m.rpm, "used": r.requests,
+                                           "remaining": max(0, m.rpm - r.requests)}
+        if m.tpm is not None:
+            item["tokens_per_minute"] = {"limit": m.tpm, "used": r.tokens, "remaining": max(0, m.tpm - r.tokens)}
+        if m.daily_usd is not None:
+            item["daily_budget_usd"] = {"limit": m.daily_usd, "spent": round(r.daily_spent, 8),
+                                        "reserved": round(r.daily_reserved, 8),
+                                        "remaining": round(m.daily_usd - r.daily_spent - r.daily_reserved, 8)}
+        if m.monthly_usd is not None:
+            item["monthly_budget_usd"] = {"limit": m.monthly_usd, "spent": round(r.monthly_spent, 8),
+                                          "reserved": round(r.monthly_reserved, 8),
+                                          "remaining": round(m.monthly_usd - r.monthly_spent - r.monthly_reserved,
+                                                             8)}
+        out.append(item)
+    return out
+
+
+@dataclass(slots=True)
+class Admitted:
+    """What ``ChatServing._finish`` calls when the request is over."""
+
+    reservation: Reservation
+    metrics: TenantMetrics
+    exempt_routes: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.reservation.headers
+
+    def finish(self, route: str, status: str, cost_usd: float, tokens: int) -> None:
+        charged = 0.0 if route in self.exempt_routes else cost_usd
+        self.metrics.finished(self.reservation.limits.tenant, status)
+        self.metrics.spent(self.reservation.limits.tenant, charged)
+        self.reservation.settle(charged, tokens)

@@ -1,0 +1,146 @@
+"""The shared-state rules, run against both backends: in-process, and a real redis-server.
+
+A hand-driven clock (``now_ms``) makes windows and expiries exact; no sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from router.tenants.limits import Meter
+from router.tenants.redis_state import RedisState
+from router.tenants.state import Admission, MemoryState, Settlement, SharedState
+from tests.support.redis_server import RedisServer
+
+T0 = 1_796_000_000_000  # a fixed instant (ms) mid-month
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def state(request: pytest.FixtureRequest) -> AsyncIterator[SharedState]:
+    if request.param == "memory":
+        yield MemoryState()
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    backend = RedisState(server.url)
+    await backend._client.flushdb()
+    yield backend
+    await backend.aclose()
+
+
+def admission(meters: tuple[Meter, ...], rid: str, now: int, *, reserve: float = 0.0, need: float = 0.0,
+              tokens: int = 0, ttl_ms: int = 600_000, tenant: str = "team") -> Admission:
+    return Admission(tenant, meters, rid, reserve, need, tokens, now, ttl_ms)
+
+
+async def test_requests_per_minute_is_an_exact_sliding_window(state: SharedState) -> None:
+    meters = (Meter("t", rpm=3),)
+    for i in range(3):
+        assert (await state.admit(admission(meters, f"r{i}", T0 + i * 10_000))).ok
+    refused = await state.admit(admission(meters, "r3", T0 + 30_000))
+    assert not refused.ok and refused.reason == "requests"
+    assert refused.retry_after_ms == 30_000  # the first one leaves the window at T0 + 60 s
+    assert not (await state.admit(admission(meters, "r4", T0 + 59_999))).ok
+    later = await state.admit(admission(meters, "r5", T0 + 60_000))
+    assert later.ok and later.readings[0].requests == 3
+
+
+async def test_a_refused_request_counts_nowhere(state: SharedState) -> None:
+    tenant_meter, key_meter = Meter("t", rpm=10), Meter("k:key_0000000000000001", rpm=1)
+    assert (await state.admit(admission((tenant_meter, key_meter), "a", T0))).ok
+    refused = await state.admit(admission((tenant_meter, key_meter), "b", T0 + 1))
+    assert not refused.ok and refused.reason == "requests"
+    readings = await state.peek("team", (tenant_meter, key_meter), T0 + 2)
+    assert [r.requests for r in readings] == [1, 1]
+
+
+async def test_tokens_per_minute_counts_the_estimate_then_the_actual(state: SharedState) -> None:
+    meters = (Meter("t", tpm=1000),)
+    assert (await state.admit(admission(meters, "a", T0, tokens=600))).ok
+    assert not (await state.admit(admission(meters, "b", T0 + 1, tokens=600))).ok  # 600 + 600 > 1000
+    await state.settle(Settlement("team", meters, "a", 0.0, -500, T0 + 2, T0))  # it used only 100
+    if isinstance(state, RedisState):
+        assert await state.flush()
+    assert (await state.admit(admission(meters, "c", T0 + 3, tokens=600))).ok
+
+
+async def test_budget_reservations_stop_concurrent_overspend(state: SharedState) -> None:
+    meters = (Meter("t", monthly_usd=1.0),)
+    a = await state.admit(admission(meters, "a", T0, reserve=0.4, need=0.01))
+    b = await state.admit(admission(meters, "b", T0 + 1, reserve=0.4, need=0.01))
+    c = await state.admit(admission(meters, "c", T0 + 2, reserve=0.4, need=0.01))
+    assert a.ok and b.ok and c.ok
+    assert c.granted_usd == pytest.approx(0.2)  # what was left, and it covers the route's estimate
+    refused = await state.admit(admission(meters, "d", T0 + 3, reserve=0.4, need=0.01))
+    assert not refused.ok and refused.reason == "budget"
+    # Settling returns the unused part of each reservation.
+    await state.settle(Settlement("team", meters, "a", 0.05, 0, T0 + 4, T0))
+    await state.settle(Settlement("team", meters, "a", 0.05, 0, T0 + 5, T0))  # a retry: counted once
+    if isinstance(state, RedisState):
+        assert await state.flush()
+    reading = (await state.peek("team", meters, T0 + 6))[0]
+    assert reading.monthly_spent == pytest.approx(0.05)
+    assert reading.monthly_reserved == pytest.approx(0.6)
+    assert reading.budget_left() == pytest.approx(0.35)
+
+
+async def test_a_reservation_below_the_routes_estimate_is_refused(state: SharedState) -> None:
+    meters = (Meter("t", daily_usd=0.1),)
+    assert (await state.admit(admission(meters, "a", T0, reserve=0.08, need=0.01))).ok
+    refused = await state.admit(admission(meters, "b", T0 + 1, reserve=0.08, need=0.03))
+    assert not refused.ok and refused.reason == "budget"
+
+
+async def test_an_unsettled_reservation_expires(state: SharedState) -> None:
+    meters = (Meter("t", monthly_usd=1.0),)
+    assert (await state.admit(admission(meters, "a", T0, reserve=1.0, need=0.1, ttl_ms=5_000))).ok
+    assert not (await state.admit(admission(meters, "b", T0 + 4_000, reserve=1.0, need=0.1))).ok
+    assert (await state.admit(admission(meters, "c", T0 + 5_001, reserve=1.0, need=0.1))).ok
+
+
+async def test_budgets_are_per_tenant(state: SharedState) -> None:
+    meters = (Meter("t", monthly_usd=0.1),)
+    assert (await state.admit(admission(meters, "a", T0, reserve=0.1, need=0.1, tenant="one"))).ok
+    assert not (await state.admit(admission(meters, "b", T0, reserve=0.1, need=0.1, tenant="one"))).ok
+    assert (await state.admit(admission(meters, "c", T0, reserve=0.1, need=0.1, tenant="two"))).ok
+
+
+async def test_redis_keys_expire(redis_server: RedisServer) -> None:
+    backend = RedisState(redis_server.url)
+    try:
+        await backend._client.flushdb()
+        meters = (Meter("t", rpm=5, tpm=100, daily_usd=1.0, monthly_usd=2.0),)
+        assert (await backend.admit(admission(meters, "a", T0, reserve=0.1, need=0.01, tokens=10))).ok
+        keys = [k.decode() for k in await backend._client.keys("*")]
+        assert keys and all(k.startswith("mr:{team}:") for k in keys)
+        for key in keys:
+            assert await backend._client.ttl(key) > 0, key
+    finally:
+        await backend.aclose()
+
+
+async def test_redis_unreachable_raises_state_error_fast() -> None:
+    from router.tenants.state import StateError
+
+    backend = RedisState("redis://127.0.0.1:1/0", retry_after_failure_s=30)
+    try:
+        with pytest.raises(StateError):
+            await backend.admit(admission((Meter("t", rpm=1),), "a", T0))
+        assert not backend.available  # the next call does not even try
+        with pytest.raises(StateError):
+            await backend.admit(admission((Meter("t", rpm=1),), "b", T0))
+    finally:
+        await backend.aclose()
+
+
+def test_fixture_uses_a_private_directory(redis_server: RedisServer) -> None:
+    assert os.path.isdir(redis_server.directory) and Path(redis_server.directory).name.startswith("redis")
