@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from redis.exceptions import RedisError
 
 from router.doors.openai_responses import conversation_items, should_store
 from router.errors import Unavailable
@@ -136,14 +135,17 @@ class RedisResponseStore:
 
     def __init__(self, client: Any, *, ttl_s: float = DEFAULT_TTL_S, max_entry_bytes: int = 8 * 1024 * 1024,
                  prefix: str = "model-router:response:") -> None:
+        from redis.exceptions import RedisError  # the package is needed only when Redis is configured
+
         self.client = client  # a redis.asyncio.Redis
+        self._errors: type[Exception] = RedisError
         self.ttl_s = ttl_s
         self.max_entry_bytes = max_entry_bytes
         self.prefix = prefix
 
     @classmethod
     def from_url(cls, url: str, *, password: str = "", **kwargs: Any) -> RedisResponseStore:
-        import redis.asyncio  # only when Redis is configured
+        import redis.asyncio
 
         # The chart passes the password apart from the URL (ROUTER_REDIS_PASSWORD, from a Secret).
         return cls(redis.asyncio.Redis.from_url(url, password=password or None), **kwargs)
@@ -154,7 +156,7 @@ class RedisResponseStore:
             return False
         try:
             await self.client.set(self.prefix + response_id, raw, px=max(1, int(self.ttl_s * 1000)))
-        except RedisError as exc:
+        except self._errors as exc:
             log.warning("response store: could not store %s: %s", response_id, type(exc).__name__)
             return False
         return True
@@ -162,7 +164,7 @@ class RedisResponseStore:
     async def get(self, response_id: str, *, owner: str | None = None) -> StoredResponse | None:
         try:
             raw = await self.client.get(self.prefix + response_id)
-        except RedisError as exc:
+        except self._errors as exc:
             raise Unavailable(f"The response store is unreachable ({type(exc).__name__}); retry later.") from None
         stored = None if raw is None else StoredResponse.loads(raw)
         return stored if stored is not None and stored.owner == owner else None
@@ -172,7 +174,7 @@ class RedisResponseStore:
             return False
         try:
             return bool(await self.client.delete(self.prefix + response_id))
-        except RedisError as exc:
+        except self._errors as exc:
             raise Unavailable(f"The response store is unreachable ({type(exc).__name__}); retry later.") from None
 
     async def close(self) -> None:
