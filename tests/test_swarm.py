@@ -21,6 +21,16 @@ CITIES = [f"City number {i}" for i in range(1, 31)]
 THIRTY = "Write a two-line travel note for each of these cities:\n" + "\n".join(f"- {c}" for c in CITIES)
 
 
+# The orchestration tests below run text workers on swarm.worker (no MCP tools, no per-subtask
+# routing), so each agent is exactly one upstream call; tools and routing: tests/test_swarm_tools.py.
+TEXT_WORKERS: dict[str, Any] = {"swarm": {"route_subtasks": False, "tools": {
+    "servers": {"search": {"url": ""}, "calculator": {"url": ""}}}}}
+
+
+def text_workers(**overrides: Any) -> dict[str, Any]:
+    return default_policy(**{**overrides, "swarm": {**TEXT_WORKERS["swarm"], **overrides.get("swarm", {})}})
+
+
 def user(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": text}]
 
@@ -31,7 +41,7 @@ def router_of(completion: Any) -> dict[str, Any]:
 
 def slow_gateway(gateway_factory: Callable[..., Gateway], policy: dict[str, Any] | None = None,
                  ms: float = 300) -> Gateway:
-    gw = gateway_factory(policy)
+    gw = gateway_factory(policy or text_workers())
     for name in ("kimi", "gpt"):
         gw.demo.set_behavior(name, ttft_ms=ms, tokens_per_s=0)
     return gw
@@ -71,7 +81,7 @@ def test_thirty_items_run_as_thirty_agents_in_one_wave(gateway_factory: Callable
 def test_pool_capacity_of_ten_runs_three_waves(gateway_factory: Callable[..., Gateway], where: str) -> None:
     overrides = {"swarm.concurrency": {"swarm": {"concurrency": 10}},
                  "backend.max_concurrency": {"backends": {"kimi": {"max_concurrency": 10}}}}.get(where, {})
-    gw = slow_gateway(gateway_factory, default_policy(**overrides))
+    gw = slow_gateway(gateway_factory, text_workers(**overrides))
     if where == "engine.max_num_seqs":  # the gateway would send 30 at once; the GPU pool runs 10
         gw.demo.set_behavior("kimi", max_num_seqs=10)
     completion = gw.client().chat.completions.create(model="auto:swarm", messages=user(THIRTY))
@@ -84,7 +94,7 @@ def test_pool_capacity_of_ten_runs_three_waves(gateway_factory: Callable[..., Ga
 
 
 def test_progress_is_streamed_then_the_answer(gateway_factory: Callable[..., Gateway]) -> None:
-    gw = gateway_factory()
+    gw = gateway_factory(text_workers())
     stream = gw.client().chat.completions.create(
         model="auto:swarm", messages=user("Compare these databases: PostgreSQL, MySQL, SQLite, DuckDB"),
         stream=True, stream_options={"include_usage": True})
@@ -115,7 +125,7 @@ def test_progress_is_streamed_then_the_answer(gateway_factory: Callable[..., Gat
 
 
 def test_a_failure_after_the_stream_started_is_one_error_chunk(gateway_factory: Callable[..., Gateway]) -> None:
-    gw = gateway_factory(default_policy(swarm={"planner": "gpt:default"}, retry={"attempts_per_route": 1}))
+    gw = gateway_factory(text_workers(swarm={"planner": "gpt:default"}, retry={"attempts_per_route": 1}))
     gw.demo.set_behavior("gpt", error_rate=1.0)  # the planner's upstream is down
     body = {"model": "auto:swarm", "messages": user("Summarise: alpha, beta, gamma"), "stream": True}
     with httpx.stream("POST", f"{gw.base_url}/chat/completions", json=body, timeout=30) as response:
@@ -165,7 +175,7 @@ def test_failing_sub_agents_give_a_partial_answer_naming_them(gateway_factory: C
     # Planner and aggregator on the GPT demo; workers on Kimi, run one at a time so the demo's
     # deterministic failure pattern (ok, fail, fail, ok, ...) fails exactly the 2nd and 4th agent
     # (each fails its attempt and its one retry).
-    policy = default_policy(
+    policy = text_workers(
         swarm={"planner": "gpt:default", "aggregator": "gpt:default", "concurrency": 1},
         retry={"attempts_per_route": 1},
         circuit={"consecutive_failures": 100, "error_rate": 1.0, "window": 100})
@@ -184,8 +194,8 @@ def test_failing_sub_agents_give_a_partial_answer_naming_them(gateway_factory: C
 
 
 def test_every_sub_agent_failing_is_an_upstream_error(gateway_factory: Callable[..., Gateway]) -> None:
-    policy = default_policy(swarm={"planner": "gpt:default", "aggregator": "gpt:default"},
-                            retry={"attempts_per_route": 1})
+    policy = text_workers(swarm={"planner": "gpt:default", "aggregator": "gpt:default"},
+                          retry={"attempts_per_route": 1})
     gw = gateway_factory(policy)
     gw.demo.set_behavior("kimi", error_rate=1.0)
     response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30,

@@ -52,7 +52,8 @@ class Fake:
 def executor(fake: Fake, *, ceiling: float = 1.0, price: float = 0.01, capacity: int = 10,
              timeout_s: float = 5.0) -> tuple[AgentExecutor, BudgetLedger]:
     ledger = BudgetLedger(ceiling)
-    run = AgentExecutor(call=fake, price=lambda a, i: price, ledger=ledger, limiters=[asyncio.Semaphore(capacity)],
+    limiter = asyncio.Semaphore(capacity)
+    run = AgentExecutor(call=fake, price=lambda a, i: price, ledger=ledger, limiters=lambda spec: [limiter],
                         timeout_s=timeout_s, retries=1)
     return run, ledger
 

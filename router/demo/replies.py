@@ -59,7 +59,9 @@ def plan_reply(
             if thought:
                 thought = f"I need to split “{quote(conv.last_user, 60)}” into independent subtasks."
         elif role == "worker":
-            content = swarm_replies.worker_answer(conv, who)
+            worker = swarm_replies.worker_reply(conv, who, tools, call_id)
+            return Planned(mode, role, conv, finish(Reply(thought, worker.content, worker.tool_call),
+                                                    max_tokens=max_tokens, stop=stop))
         elif json_schema is not None:  # the aggregator writes the client's structured answer
             content = orjson.dumps(structured.instance(json_schema, conv.last_user or conv.transcript)).decode()
         else:

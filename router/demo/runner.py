@@ -16,10 +16,12 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
 
+import uvicorn
 from aiohttp import web
 
 from router.demo import anthropic_server, openai_server
 from router.demo.behavior import DemoBehavior
+from router.demo.mcp_server import McpBehavior, McpState, build_server
 from router.demo.server_state import DemoServerSpec, DemoServerState
 
 T = TypeVar("T")
@@ -32,6 +34,38 @@ DEFAULT_SPECS = (
 # Kimi K2.5 on Moonshot's own API (the packaged policy's kimi-api backend): `make run`'s demo has it.
 MOONSHOT_SPEC = DemoServerSpec("kimi-api", "moonshot")
 ALL_SPECS = (*DEFAULT_SPECS, MOONSHOT_SPEC)
+
+
+MCP_TOOLS = ("search", "calculate")
+
+
+class _McpHost:
+    """One demo MCP server (streamable HTTP at ``/mcp``) under uvicorn on the demo loop."""
+
+    def __init__(self, tool: str) -> None:
+        self.tool = tool
+        self.state = McpState()
+        self.port: int | None = None
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        app = build_server(self.state, (self.tool,)).streamable_http_app(stateless_http=True, json_response=True)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                               access_log=False, lifespan="on"))
+        self._task = asyncio.get_running_loop().create_task(server.serve())
+        while not server.started:
+            if self._task.done():
+                self._task.result()  # raises the bind error
+            await asyncio.sleep(0.01)
+        self._server = server
+        self.port = int(server.servers[0].sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+        self._server = self._task = None
 
 
 def create_app(state: DemoServerState) -> web.Application:
@@ -60,8 +94,9 @@ def base_url_for(spec: DemoServerSpec, port: int) -> str:
 class DemoUpstreams:
     """Starts the demo servers on 127.0.0.1 (port 0 each) and gives access to them by name."""
 
-    def __init__(self, specs: list[DemoServerSpec] | None = None, *, quality: Any = None) -> None:
-        """``quality``: a ``router.demo.quality.DemoQuality`` (the demo truth) shared by every server."""
+    def __init__(self, specs: list[DemoServerSpec] | None = None, *, quality: Any = None, mcp: bool = True) -> None:
+        """``quality``: a ``router.demo.quality.DemoQuality`` (the demo truth) shared by every server;
+        ``mcp``: also start the demo MCP tool servers (search, calculate)."""
         specs = list(specs) if specs is not None else list(DEFAULT_SPECS)
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
@@ -73,6 +108,9 @@ class DemoUpstreams:
         self._runners: list[web.AppRunner] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        # The demo MCP tool servers for swarm sub-agents, on the same loop: one per tool, so a fault
+        # in one (down, slow, failing) touches only the sub-agents that use that tool.
+        self._mcp = {tool: _McpHost(tool) for tool in MCP_TOOLS} if mcp else {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> DemoUpstreams:
@@ -110,8 +148,12 @@ class DemoUpstreams:
             runner, port = await start_server(state)
             self._runners.append(runner)
             self._ports[name] = port
+        for host in self._mcp.values():
+            await host.start()
 
     async def _stop_all(self) -> None:
+        for host in self._mcp.values():
+            await host.stop()
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
@@ -158,6 +200,28 @@ class DemoUpstreams:
     def model(self, name: str) -> str:
         return self.spec(name).served_model
 
+    # -- the demo MCP tool server ------------------------------------------------------------
+    def mcp_url(self, tool: str) -> str | None:
+        """``http://127.0.0.1:PORT/mcp`` of the MCP server offering ``tool`` (search, calculate)."""
+        host = self._mcp.get(tool)
+        return None if host is None or host.port is None else f"http://127.0.0.1:{host.port}/mcp"
+
+    def set_mcp_behavior(self, tool: str, **fields: Any) -> McpBehavior:
+        async def apply() -> McpBehavior:
+            return self._mcp[tool].state.update(**fields)
+
+        return self._call(apply())
+
+    def mcp_calls(self) -> dict[str, int]:
+        async def read() -> dict[str, int]:
+            return {t: n for host in self._mcp.values() for t, n in host.state.calls.items()}
+
+        return self._call(read())
+
+    def stop_mcp(self, tool: str) -> None:
+        """Take one MCP server down (its port then refuses connections): the "server down" fault."""
+        self._call(self._mcp[tool].stop())
+
     # -- control (thread-safe: runs on the servers' loop) ------------------------------------
     def set_behavior(self, name: str, **fields: Any) -> DemoBehavior:
         state = self._state(name)
@@ -189,6 +253,9 @@ class DemoUpstreams:
         async def apply() -> None:
             for state in states:
                 state.reset()
+            if name is None:
+                for host in self._mcp.values():
+                    host.state.reset()
 
         self._call(apply())
 

@@ -4,7 +4,11 @@
   user message (or of its `<request>…</request>` part, if any). `DEMO_CYCLE` in the request yields a
   plan with a dependency cycle; `DEMO_BAD_PLAN` yields non-JSON text, unless the request already
   contains that bad reply (the repair attempt).
-- worker (`model-router swarm worker`): a short answer about its instruction.
+- worker (`model-router swarm worker`): a short answer about its instruction. Given MCP tools, it
+  first calls one — `calculate` when the instruction holds an arithmetic expression, else `search`
+  with the instruction as the query, unless it asks for a proof or derivation — and then answers
+  citing what the tool returned (or saying that the tool failed). Told that a tool server is
+  unavailable, it says so.
 - aggregator (`model-router swarm aggregator`): an intro, then one section per `### ` section of the
   user message, in order.
 """
@@ -16,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from router.demo.answers import body_sentences, keywords, quote
+from router.demo.answers import Reply, ToolCall, body_sentences, keywords, quote
 from router.demo.conversation import Conversation
 
 BAD_PLAN_REPLY = (
@@ -79,6 +83,46 @@ def plan(conv: Conversation) -> str:
         subtasks[0]["depends_on"] = [subtasks[-1]["id"]]
         subtasks[-1]["depends_on"] = [subtasks[0]["id"]]
     return orjson.dumps({"subtasks": subtasks}).decode()
+
+
+_EXPRESSION = re.compile(r"\(?-?\d[\d.]*(?:\s*(?:\*\*|[-+*/^×%])\s*\(?-?\d[\d.]*\)?)+")
+_FAILED = ("failed", "reported an error", "gave no result", "not connected", "no tool named")
+_REASONING = re.compile(r"\b(?:prove|derive|show that|explain why)\b")  # worked out, not looked up
+_UNAVAILABLE = re.compile(r"^Unavailable tool servers?: (.+)$", re.M)
+
+
+def _task_of(conv: Conversation) -> str:
+    """The subtask's own instruction (first line of the worker prompt), without the `Subtask id:`."""
+    first = conv.last_user.split("\n", 1)[0]
+    return re.sub(r"^Subtask [^:]+:\s*", "", first).strip()
+
+
+def worker_reply(conv: Conversation, who: str, tools: list[dict[str, Any]], call_id: str) -> Reply:
+    """A tool call first (when tools are offered), then an answer citing the tool's result."""
+    task = _task_of(conv)
+    names = {str(t.get("name")): t for t in tools}
+    if conv.tool_result is not None:
+        result = conv.tool_result
+        first = result.text.strip().split("\n", 1)[0]
+        if any(word in first for word in _FAILED):
+            return Reply(None, f"{who}: the {result.name} tool failed ({quote(first, 160)}), so this answer to "
+                               f"“{quote(task, 80)}” is not backed by it. {body_sentences(task, 1)}")
+        return Reply(None, f"{who} on “{quote(task, 80)}”, citing {result.name}: {quote(first, 200)} "
+                           f"{body_sentences(task, 1)}")
+    expression = _EXPRESSION.search(task)
+    calc = next((n for n in names if n.endswith("calculate")), None)
+    search = next((n for n in names if n.endswith("search")), None)
+    if expression and calc:
+        return Reply(None, "", ToolCall(call_id, calc, orjson.dumps({"expression": expression.group().strip()})
+                                        .decode()))
+    reasoning = _REASONING.search(task.lower())
+    if search and not expression and not reasoning:
+        return Reply(None, "", ToolCall(call_id, search, orjson.dumps({"query": quote(task, 160)}).decode()))
+    unavailable = _UNAVAILABLE.search(conv.system)
+    if unavailable and not expression and not reasoning:
+        return Reply(None, f"{who}: could not search for “{quote(task, 80)}” — tool server unavailable "
+                           f"({quote(unavailable.group(1), 160)}). {body_sentences(task, 1)}")
+    return Reply(None, worker_answer(conv, who))
 
 
 def worker_answer(conv: Conversation, who: str) -> str:

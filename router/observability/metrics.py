@@ -106,6 +106,12 @@ class RouterMetrics:
             buckets=_EFFICIENCY_BUCKETS, registry=r)
         self.swarm_cost = Counter(
             "router_swarm_cost_usd_total", "Actual cost of swarm runs in USD.", registry=r)
+        self.swarm_tool_calls = Counter(
+            "router_swarm_tool_calls_total", "MCP tool calls by swarm sub-agents, by tool and outcome "
+            "(ok, error, timeout, unavailable, refused).", ["tool", "status"], registry=r)
+        self.swarm_agent_routes = Counter(
+            "router_swarm_agent_routes_total", "Swarm sub-agents by the route each subtask was sent to.",
+            ["route", "task_type"], registry=r)
         self.policy_reloads = Counter(
             "router_policy_reloads_total", "Policy reload attempts, by result.", ["result"], registry=r)
         self.policy_info = Gauge(

@@ -151,6 +151,30 @@ class EngineMetricsSettings(_Strict):
     scrape_timeout_s: float = Field(default=1.0, gt=0, le=30, description="a slower scrape counts as no reading")
 
 
+class McpServer(_Strict):
+    """An MCP server whose tools sub-agents may call (streamable HTTP, or stdio for a local one)."""
+
+    transport: Literal["http", "stdio"] = "http"
+    url: str = Field(default="", description="streamable HTTP endpoint; empty disables the server")
+    command: str = Field(default="", description="stdio: the program to start")
+    args: list[str] = Field(default_factory=list, description="stdio: its arguments")
+    cost_per_call_usd: float = Field(default=0.0, ge=0, description="charged to the swarm ledger per call")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url) if self.transport == "http" else bool(self.command)
+
+
+class SwarmTools(_Strict):
+    """Tools for sub-agents: each runs a bounded agent loop against these MCP servers."""
+
+    servers: dict[str, McpServer] = Field(default_factory=dict)
+    max_steps: int = Field(default=4, ge=1, le=32, description="model calls per sub-agent (tool rounds + answer)")
+    tool_timeout_s: float = Field(default=10, gt=0, description="per tool call, connection included")
+    agent_max_tokens: int = Field(default=8000, gt=0, description="tokens (in + out) one sub-agent may use")
+    max_calls_per_step: int = Field(default=4, ge=1, le=32)
+
+
 class SwarmSettings(_Strict):
     enabled: bool = True
     planner: str = "kimi:thinking"
@@ -161,6 +185,9 @@ class SwarmSettings(_Strict):
     agent_timeout_s: float = Field(default=60, gt=0)
     min_subtasks: int = Field(default=3, ge=2, description="auto picks swarm only from this many subtasks")
     worker_output_tokens: int = Field(default=400, gt=0)
+    route_subtasks: bool = Field(
+        default=True, description="route each subtask with decide() (swarm.worker is the fallback)")
+    tools: SwarmTools = Field(default_factory=lambda: SwarmTools())
 
 
 class ClassifierSettings(_Strict):

@@ -18,7 +18,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from router import errors
 from router.dispatch.upstream import Usage
@@ -37,6 +37,10 @@ class CallResult:
     cost_usd: float
     model: str | None
     failed_attempts: int = 0  # failed upstream attempts inside the dispatcher (its own retries)
+    extra_cost_usd: float = 0.0  # tool calls and later agent-loop steps, already settled in the ledger
+    steps: int = 1  # model calls of the agent loop
+    tool_calls: list[Any] = field(default_factory=list)  # ``tools.ToolOutcome`` per MCP call
+    stopped: str | None = None  # why an agent loop ended early
 
 
 @dataclass(slots=True)
@@ -52,6 +56,9 @@ class AgentOutcome:
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     model: str | None = None
+    steps: int = 0
+    tool_calls: list[Any] = field(default_factory=list)
+    stopped: str | None = None
 
     @property
     def duration_ms(self) -> float:
@@ -68,12 +75,12 @@ AgentPrice = Callable[[AgentSpec, Sequence["AgentOutcome"]], float]
 
 class AgentExecutor:
     def __init__(self, *, call: AgentCall, price: AgentPrice, ledger: BudgetLedger,
-                 limiters: Sequence[asyncio.Semaphore], timeout_s: float, retries: int = 1,
+                 limiters: Callable[[AgentSpec], Sequence[asyncio.Semaphore]], timeout_s: float, retries: int = 1,
                  on_done: Callable[[AgentOutcome], None] | None = None) -> None:
         self._call = call
         self._price = price
         self._ledger = ledger
-        self._limiters = list(limiters)
+        self._limiters = limiters  # per agent: the run's own limiter and its route's backend pool
         self._timeout_s = timeout_s
         self._retries = retries
         self._on_done = on_done
@@ -105,7 +112,7 @@ class AgentExecutor:
     async def _one(self, spec: AgentSpec, inputs: list[AgentOutcome]) -> AgentOutcome:
         outcome = AgentOutcome(spec, "failed")
         async with contextlib.AsyncExitStack() as slots:
-            for limiter in self._limiters:
+            for limiter in self._limiters(spec):
                 await slots.enter_async_context(limiter)
             outcome.started = time.perf_counter()
             # The retry stays in the slot: a retried agent does not queue behind the others again.
@@ -137,8 +144,10 @@ class AgentExecutor:
                 else:
                     self._ledger.settle(reservation, result.cost_usd)
                     outcome.status, outcome.error = "ok", None
-                    outcome.text, outcome.usage, outcome.cost_usd = result.text, result.usage, result.cost_usd
-                    outcome.model = result.model
+                    outcome.text, outcome.usage = result.text, result.usage
+                    outcome.cost_usd = result.cost_usd + result.extra_cost_usd
+                    outcome.model, outcome.steps, outcome.stopped = result.model, result.steps, result.stopped
+                    outcome.tool_calls = result.tool_calls
                     outcome.failed_attempts += result.failed_attempts
                     break
                 finally:

@@ -36,6 +36,7 @@ class AgentSpec:
     subtasks: tuple[Subtask, ...]
     depends_on: tuple[int, ...]  # indices of the agents whose results it needs
     level: int
+    route: str = ""  # the route its subtasks were sent to (per-subtask routing); "" = swarm.worker
 
     @property
     def ids(self) -> str:
@@ -74,11 +75,13 @@ def _affordable(plan: Plan, count: int) -> tuple[list[Subtask], list[tuple[str, 
     return [s for s in plan.subtasks if s.id in chosen], skipped
 
 
-def _batch(plan: Plan, chosen: list[Subtask], limit: int) -> tuple[list[list[Subtask]], int]:
-    """Groups (in plan order) of same-level subtasks, as few per group as keeps them within ``limit``."""
-    by_level: dict[int, list[Subtask]] = {}
+def _batch(plan: Plan, chosen: list[Subtask], limit: int,
+           route_of: dict[str, str]) -> tuple[list[list[Subtask]], int]:
+    """Groups (in plan order) of same-level, same-route subtasks, as few per group as keeps them
+    within ``limit``."""
+    by_level: dict[tuple[int, str], list[Subtask]] = {}
     for s in chosen:
-        by_level.setdefault(plan.levels[s.id], []).append(s)
+        by_level.setdefault((plan.levels[s.id], route_of.get(s.id, "")), []).append(s)
     size = max(1, math.ceil(len(chosen) / max(1, limit)))
     while True:
         groups = [members[i:i + size] for members in by_level.values() for i in range(0, len(members), size)]
@@ -91,7 +94,7 @@ def _batch(plan: Plan, chosen: list[Subtask], limit: int) -> tuple[list[list[Sub
 
 
 def plan_fanout(plan: Plan, est: Estimates, *, money_left: float, time_left_ms: float, capacity: int,
-                max_agents: int) -> FanOut:
+                max_agents: int, route_of: dict[str, str] | None = None) -> FanOut:
     total = len(plan.subtasks)
     capacity = max(1, capacity)
     spare = money_left - est.aggregator_usd
@@ -102,11 +105,12 @@ def plan_fanout(plan: Plan, est: Estimates, *, money_left: float, time_left_ms: 
               "capacity": capacity}
     chosen, skipped = _affordable(plan, min(total, by_cost))
     parallel = min(max_agents, by_latency)
-    groups, size = _batch(plan, chosen, parallel) if chosen else ([], 1)
+    route_of = route_of or {}
+    groups, size = _batch(plan, chosen, parallel, route_of) if chosen else ([], 1)
     agent_of = {s.id: n for n, group in enumerate(groups) for s in group}
     agents = [AgentSpec(index=n, subtasks=tuple(group),
                         depends_on=tuple(sorted({agent_of[d] for s in group for d in s.depends_on} - {n})),
-                        level=plan.levels[group[0].id])
+                        level=plan.levels[group[0].id], route=route_of.get(group[0].id, ""))
               for n, group in enumerate(groups)]
     binding = min(("cost", by_cost), ("max_agents", max_agents), ("latency", by_latency),
                   key=lambda kv: kv[1])[0] if min(by_cost, parallel) < total else "plan"
