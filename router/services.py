@@ -49,6 +49,9 @@ def demo_env(demo: Any) -> dict[str, str]:
         "ANTHROPIC_API_BASE": demo.base_url("claude"), "ANTHROPIC_API_KEY": "demo-key",
         **({"MOONSHOT_API_BASE": demo.base_url("kimi-api"), "MOONSHOT_API_KEY": "demo-key"}
            if "kimi-api" in demo.names else {}),
+        # The demo MCP tool servers for swarm sub-agents (policy swarm.tools.servers).
+        "SWARM_SEARCH_MCP_URL": demo.mcp_url("search") or "",
+        "SWARM_CALCULATOR_MCP_URL": demo.mcp_url("calculate") or "",
     }
 
 
@@ -138,7 +141,8 @@ class Services:
         access_log = AccessLog()
         pipeline = Pipeline(policies=store, classifier=classifier, live=live, dispatcher=dispatcher,
                             metrics=metrics, tracer=tracer, access_log=access_log,
-                            swarm=Swarm(dispatcher=dispatcher, live=live, metrics=metrics, tracer=tracer))
+                            swarm=Swarm(dispatcher=dispatcher, live=live, metrics=metrics, tracer=tracer,
+                                        classifier=classifier))
         # Tenants (issue 14): keys name tenants; the gate is the tenancy hook and the pipeline's admission.
         keys = TenantStore(settings.tenants_file,
                            legacy_keys=legacy_keys(settings.client_keys, settings.client_keys_file))
