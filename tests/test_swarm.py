@@ -156,7 +156,7 @@ def test_bad_plan_is_repaired_once(gateway: Gateway) -> None:
     assert "only this item: alpha" in answer and "only this item: beta" in answer
 
 
-def test_client_output_settings_apply_to_the_final_answer_and_tools_are_refused(gateway: Gateway) -> None:
+def test_client_output_settings_apply_to_the_final_answer(gateway: Gateway) -> None:
     client = gateway.client()
     completion = client.chat.completions.create(model="auto:swarm", messages=user("Summarise: alpha, beta, gamma"),
                                                 max_tokens=50, temperature=0.2)
@@ -164,10 +164,26 @@ def test_client_output_settings_apply_to_the_final_answer_and_tools_are_refused(
     aggregator = [r["body"] for r in gateway.demo.stats("kimi")["last_requests"]
                   if "swarm aggregator" in str(r["body"]["messages"][0]["content"])][-1]
     assert aggregator["max_tokens"] == 50 and aggregator["temperature"] == 0.2
-    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
-    response = httpx.post(f"{gateway.base_url}/chat/completions", timeout=30,
-                          json={"model": "auto:swarm", "messages": user("Summarise: a, b, c"), "tools": tools})
-    assert response.status_code == 400 and "text workers" in response.json()["error"]["message"]
+
+
+def test_client_tools_are_the_aggregators_and_sub_agents_get_only_mcp_tools(gateway: Gateway) -> None:
+    gateway.demo.reset("kimi")
+    lookup = {"type": "function", "function": {"name": "lookup", "description": "the client's own tool",
+                                               "parameters": {"type": "object", "properties": {
+                                                   "query": {"type": "string"}}, "required": ["query"]}}}
+    completion = gateway.client().chat.completions.create(
+        model="auto:swarm", messages=user("Summarise: alpha, beta, gamma"), tools=[lookup],  # type: ignore[list-item]
+        tool_choice={"type": "function", "function": {"name": "lookup"}})
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
+    assert choice.message.tool_calls[0].function.name == "lookup"  # a normal tool_calls answer
+    assert router_of(completion)["route"] == "swarm"
+    bodies = [r["body"] for r in gateway.demo.stats("kimi")["last_requests"]]
+    workers = [b for b in bodies if "swarm worker" in str(b["messages"][0]["content"])]
+    assert workers and all({t["function"]["name"] for t in b.get("tools") or []} <= {"search", "calculate"}
+                           for b in workers), "sub-agents never see the client's tools"
+    aggregator = [b for b in bodies if "swarm aggregator" in str(b["messages"][0]["content"])][-1]
+    assert [t["function"]["name"] for t in aggregator["tools"]] == ["lookup"]
 
 
 # --- partial failure -----------------------------------------------------------------------------

@@ -59,8 +59,15 @@ def plan_reply(
             if thought:
                 thought = f"I need to split “{quote(conv.last_user, 60)}” into independent subtasks."
         elif role == "worker":
-            worker = swarm_replies.worker_reply(conv, who, tools, call_id)
+            offered = [] if tool_choice == "none" else tools
+            worker = swarm_replies.worker_reply(conv, who, offered, call_id)
             return Planned(mode, role, conv, finish(Reply(thought, worker.content, worker.tool_call),
+                                                    max_tokens=max_tokens, stop=stop))
+        elif tools and (tool_choice == "required" or isinstance(tool_choice, dict)):
+            # An aggregator told to call the client's tool does so (a normal tool_calls answer).
+            reply = chat_reply(conv, who=who, mode=mode, reasoning=False, tools=tools, tool_choice=tool_choice,
+                               call_id=call_id)
+            return Planned(mode, role, conv, finish(Reply(thought, reply.content, reply.tool_call),
                                                     max_tokens=max_tokens, stop=stop))
         elif json_schema is not None:  # the aggregator writes the client's structured answer
             content = orjson.dumps(structured.instance(json_schema, conv.last_user or conv.transcript)).decode()

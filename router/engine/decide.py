@@ -273,8 +273,10 @@ def _check(policy: Policy, cand: Candidate, facts: RequestFacts, limits: Limits,
                 break
         if not forced and label.subtasks < policy.swarm.min_subtasks:
             cand.reject("mode", f"{label.subtasks} subtask(s) < swarm.min_subtasks {policy.swarm.min_subtasks}")
-        if facts.has_tools:
-            cand.reject("tools", "sub-agents are text workers; client tools need a single-agent route")
+        aggregator_backend = policy.swarm.aggregator.partition(":")[0]
+        if facts.has_tools and not policy.backends[aggregator_backend].supports_tools:
+            # Client tools are the aggregator's to call (sub-agents only ever get MCP tools).
+            cand.reject("tools", f"the swarm aggregator's backend {aggregator_backend} does not support tools")
         if cand.reasons:
             return
         backend_names: tuple[str, ...] = tuple(sorted({policy.swarm.planner.partition(":")[0],

@@ -56,6 +56,9 @@ class SwarmStream:
             choice = result.response["choices"][0]
             for piece in pieces(choice["message"].get("content") or ""):
                 yield self._chunk({"content": piece})
+            calls = choice["message"].get("tool_calls")
+            if calls:  # the aggregator called the client's tools: streamed as OpenAI does, with indices
+                yield self._chunk({"tool_calls": [{"index": i, **call} for i, call in enumerate(calls)]})
             yield self._chunk({}, choice.get("finish_reason") or "stop")
         finally:
             if not task.done():
