@@ -65,7 +65,7 @@ class AgentLoop:
     async def run(self, body: dict[str, Any], money: float, call: StepCall, price: StepPrice) -> LoopResult:
         messages = list(body["messages"])
         offered = self.tools.openai_tools()
-        step_body = {**body, "tools": offered, "tool_choice": "auto"}
+        step_body = {**body, "tools": offered, "tool_choice": "none" if self.limits.max_steps == 1 else "auto"}
         answer = await call(step_body, money)
         usage = Usage()
         usage.add(answer.usage)
