@@ -204,3 +204,19 @@ def test_stdio_transport_lists_and_calls_and_reports_a_dead_server() -> None:
             await tools.aclose()
 
     asyncio.run(run())
+
+
+# --- the dry run shows the planned route per subtask ------------------------------------------
+def test_dry_run_shows_the_route_of_each_subtask_without_calling_anything(
+        gateway_factory: Callable[..., Gateway]) -> None:
+    gw = gateway_factory(default_policy())
+    response = httpx.post(f"{gw.base_url}/route", json={"model": "auto:swarm",
+                                                        "messages": [{"role": "user", "content": RESEARCH}]})
+    assert response.status_code == 200
+    swarm = response.json()["swarm"]
+    planned = {s["id"]: s for s in swarm["subtasks"]}
+    assert len(planned) == 12 and planned["t1"]["instruction"] == "Lisbon population"
+    assert planned["t1"]["task_type"] == "simple" and planned["t6"]["task_type"] == "reasoning"
+    assert planned["t1"]["route"] != planned["t6"]["route"]
+    assert swarm["tools"] == ["calculator", "search"] and "planner may split differently" in swarm["subtasks_note"]
+    assert gw.demo.stats("kimi")["requests"] == 0 and gw.demo.mcp_calls() == {}
