@@ -11,6 +11,7 @@ from router.api.openapi import CHAT_BODY
 from router.engine.explain import explain_decision
 from router.protocol import parse_json_body
 from router.services import Services
+from router.swarm.preview import add_subtask_routes
 
 router = APIRouter()
 
@@ -21,4 +22,6 @@ async def route_dry_run(request: Request) -> Response:
     services.auth.check_request(request.headers)
     body = parse_json_body(await web.read_body(request, services.settings.max_body_bytes))
     routed = services.pipeline.prepare(body, request.headers, dry_run=True)
-    return Response(orjson.dumps(explain_decision(routed)), media_type=web.JSON)
+    explained = explain_decision(routed)
+    add_subtask_routes(explained, routed, services.pipeline.classifier, services.live)  # swarm: route per subtask
+    return Response(orjson.dumps(explained), media_type=web.JSON)
