@@ -611,6 +611,34 @@ def swarm_cost_share() -> Json:
                       [target(expr, "swarm share")], "percentunit", fill=20, min=0)
 
 
+def swarm_agent_routes() -> Json:
+    return timeseries("Sub-agents by route", "Where the swarm sent its subtasks (each subtask is classified and "
+                      "routed by decide(); swarm.worker is the default), per second, stacked.",
+                      [target(f"sum by (route) (rate(router_swarm_agent_routes_total[{RATE}]))", "{{route}}")],
+                      "short", stack="normal", fill=30, legend="table")
+
+
+def swarm_agent_task_types() -> Json:
+    return timeseries("Subtask kinds", "Task type of each routed subtask, per second, stacked.",
+                      [target(f"sum by (task_type) (rate(router_swarm_agent_routes_total[{RATE}]))",
+                              "{{task_type}}")], "short", stack="normal", fill=30, legend="table")
+
+
+def swarm_tool_calls() -> Json:
+    return timeseries("MCP tool calls", "Tool calls by swarm sub-agents, by tool and outcome "
+                      "(ok, error, timeout, unavailable, refused), per second.",
+                      [target(f"sum by (tool, status) (rate(router_swarm_tool_calls_total[{RATE}]))",
+                              "{{tool}} {{status}}")], "short", legend="table")
+
+
+def swarm_tool_failure_share() -> Json:
+    expr = (f'sum by (tool) (rate(router_swarm_tool_calls_total{{status!="ok"}}[{RATE}]))'
+            f" / sum by (tool) (rate(router_swarm_tool_calls_total[{RATE}]))")
+    return timeseries("Tool failure share", "Share of each tool's calls that did not return a result: "
+                      "the sub-agents using it degrade (they answer without it and say so).",
+                      [target(expr, "{{tool}}")], "percentunit", fill=0, min=0, max=1)
+
+
 def swarm() -> Json:
     return dashboard(
         "model-router-swarm", "model-router / Swarm",
@@ -624,6 +652,9 @@ def swarm() -> Json:
             (parallel_efficiency(), 8, 8), (failed_agents(), 8, 8), (swarm_duration(), 8, 8),
             (row("Cost"), 24, 1),
             (swarm_cost(), 12, 8), (swarm_cost_share(), 12, 8),
+            (row("Routes and tools"), 24, 1),
+            (swarm_agent_routes(), 12, 8), (swarm_agent_task_types(), 12, 8),
+            (swarm_tool_calls(), 12, 8), (swarm_tool_failure_share(), 12, 8),
         ],
         [],
     )

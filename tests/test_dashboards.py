@@ -89,6 +89,8 @@ def record_sample_traffic(m: RouterMetrics, tick: int = 0) -> None:
     m.swarm_duration.observe(12.0 + tick % 5)
     m.swarm_efficiency.observe(0.55 + 0.05 * (tick % 5))
     m.swarm_cost.inc(0.03)
+    m.swarm_tool_calls.labels("search", "ok" if tick % 3 else "timeout").inc()
+    m.swarm_agent_routes.labels("kimi:instant" if tick % 2 else "kimi:thinking", "simple").inc()
     m.policy_reloads.labels(result="ok").inc()
     m.policy_reloads.labels(result="error").inc(0)
     m.policy_info.labels(name="default", version="1").set(1)
