@@ -186,7 +186,7 @@ def test_without_mcp_servers_sub_agents_are_text_workers(gateway_factory: Callab
 def test_stdio_transport_lists_and_calls_and_reports_a_dead_server() -> None:
     async def run() -> None:
         servers = {"local": McpServer(transport="stdio", command=sys.executable,
-                                      args=["-m", "router.demo.mcp_server"]),
+                                      args=["-m", "router.demo.mcp_cli"]),
                    "dead": McpServer(url="http://127.0.0.1:9/mcp")}
         tools = await RunTools.open(servers, 20)
         try:

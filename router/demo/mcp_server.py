@@ -1,7 +1,7 @@
 """The demo MCP server: ``search`` over the bundled corpus and ``calculate``, for swarm sub-agents.
 
 Built with the official ``mcp`` SDK (``MCPServer``), served over streamable HTTP (``/mcp``) next to
-the demo upstreams, or over stdio (``python -m router.demo.mcp_server``). ``McpBehavior`` makes it
+the demo upstreams, or on its own (``python -m router.demo.mcp_cli``: stdio, or ``--http``). ``McpBehavior`` makes it
 slow or failing for fault tests; ``stats`` counts calls per tool.
 """
 
@@ -79,11 +79,3 @@ def build_server(state: McpState | None = None, tools: tuple[str, ...] = TOOLS) 
     if "calculate" in tools:
         server.tool(name="calculate")(calculate_expression)
     return server
-
-
-def main() -> None:  # pragma: no cover - exercised as a subprocess by the stdio test
-    build_server().run("stdio")
-
-
-if __name__ == "__main__":
-    main()

@@ -129,6 +129,7 @@ class _Run:
         self.tools: RunTools | None = None
         self.agents_deadline = routed.arrived + routed.decision.limits.latency_budget_ms / 1000
         self.answer_tool_calls: list[dict[str, Any]] = []
+        self.routing_ms = 0.0
         self.answer_model = self.policy.backends[self.cfg.aggregator.partition(":")[0]].model
 
     # --- pricing -------------------------------------------------------------------------------
@@ -395,8 +396,10 @@ class _Run:
                 self.tools = await tools_task
                 for name, why in self.tools.failed.items():
                     self._say(f"tool server {name} unavailable: {why}")
+            routing_started = time.perf_counter()
             self._route_plan(plan)
             timeline.planned = time.perf_counter()
+            self.routing_ms = (timeline.planned - routing_started) * 1000
             est = self._estimates(plan)
             self.agents_deadline = self.routed.arrived + (
                 self.routed.decision.limits.latency_budget_ms - est.aggregator_ms) / 1000
@@ -441,7 +444,8 @@ class _Run:
             content = content.rstrip() + "\n\n" + tail + "\n"
         swarm = measures(plan, fan, outcomes, timeline, capacity=fan.capacity)
         swarm.update({"cost_usd": round(self.ledger.spent, 8), "max_cost_usd": self.ledger.ceiling,
-                      "aggregated_by": by, "failed": [m.as_dict() for m in missing], **report})
+                      "aggregated_by": by, "failed": [m.as_dict() for m in missing],
+                      "routing_ms": round(self.routing_ms, 2), **report})
         metrics.swarm_agents.observe(swarm["agents_run"])
         metrics.swarm_duration.observe(swarm["wall_ms"] / 1000)
         metrics.swarm_efficiency.observe(swarm["parallel_efficiency"])

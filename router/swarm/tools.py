@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ ToolStatus = Literal["ok", "error", "timeout", "unavailable", "refused"]
 RESULT_CHARS = 4_000  # what a model reads of one tool result
 _NAME = re.compile(r"[^a-zA-Z0-9_-]")
 _CLOSE_S = 5.0
+# The SDK's HTTP client logs every request with its full URL at INFO: an MCP URL may carry a token,
+# and a line per tool call is noise. Its warnings still show.
+logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True, slots=True)
