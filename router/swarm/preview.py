@@ -20,7 +20,7 @@ from router.swarm.prompts import request_text, worker_messages
 from router.swarm.routing import SubtaskClassifier, route_subtasks, shares
 
 if TYPE_CHECKING:
-    from router.serving import Routed
+    from router.exchange import Routed
 
 _LIST_LINE = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)])\s+(.+?)\s*$")
 _SEPARATORS = re.compile(r"\s*(?:,|;|、|，|；|\band\b)\s*")
