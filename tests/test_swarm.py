@@ -330,3 +330,15 @@ def test_dry_run_shows_the_planned_fan_out(gateway: Gateway) -> None:
     assert explained["swarm"]["agents_planned"] >= 1
     swarm = next(c for c in explained["candidates"] if c["route"] == "swarm")
     assert any("wave(s) of up to 32" in note for note in swarm["notes"])
+
+
+def test_a_streamed_swarm_answer_can_be_a_client_tool_call(gateway: Gateway) -> None:
+    lookup = {"type": "function", "function": {"name": "lookup", "parameters": {
+        "type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}}}
+    stream = gateway.client().chat.completions.create(
+        model="auto:swarm", messages=user("Summarise: alpha, beta, gamma"), tools=[lookup],  # type: ignore[list-item]
+        tool_choice="required", stream=True)
+    chunks = [chunk for chunk in stream if chunk.choices]
+    calls = [c for chunk in chunks for c in (chunk.choices[0].delta.tool_calls or [])]
+    assert [c.function.name for c in calls if c.function] == ["lookup"] and calls[0].index == 0
+    assert [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason] == ["tool_calls"]
