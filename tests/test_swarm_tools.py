@@ -220,3 +220,10 @@ def test_dry_run_shows_the_route_of_each_subtask_without_calling_anything(
     assert planned["t1"]["route"] != planned["t6"]["route"]
     assert swarm["tools"] == ["calculator", "search"] and "planner may split differently" in swarm["subtasks_note"]
     assert gw.demo.stats("kimi")["requests"] == 0 and gw.demo.mcp_calls() == {}
+
+
+def test_a_failure_description_never_carries_the_servers_url() -> None:
+    from router.swarm.tools import describe
+
+    error = ExceptionGroup("g", [ValueError("Client error '401' for url 'https://mcp.example/mcp?token=SECRET'")])
+    assert "SECRET" not in describe(error) and describe(error).startswith("ValueError: Client error '401'")

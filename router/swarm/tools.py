@@ -59,11 +59,15 @@ class ToolOutcome:
     ms: float
 
 
+_URL = re.compile(r"\b(?:https?|wss?)://\S+")
+
+
 def describe(exc: BaseException) -> str:
-    """A short, secret-free description of a connection/protocol failure (first leaf of a group)."""
+    """A short, secret-free description of a connection/protocol failure (first leaf of a group);
+    URLs are cut out (an MCP URL may carry a token) — the server's policy name identifies it."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
-    text = str(exc).split("\n")[0][:200]
+    text = _URL.sub("<url>", str(exc).split("\n")[0])[:200]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
