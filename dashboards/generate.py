@@ -632,8 +632,10 @@ def swarm_tool_calls() -> Json:
 
 
 def swarm_tool_failure_share() -> Json:
-    expr = (f'sum by (tool) (rate(router_swarm_tool_calls_total{{status!="ok"}}[{RATE}]))'
-            f" / sum by (tool) (rate(router_swarm_tool_calls_total[{RATE}]))")
+    calls = f"sum by (tool) (rate(router_swarm_tool_calls_total[{RATE}]))"
+    # `or 0 * calls`: a tool with no failure shows 0, not a missing series.
+    expr = (f'(sum by (tool) (rate(router_swarm_tool_calls_total{{status!="ok"}}[{RATE}])) or 0 * {calls})'
+            f" / {calls}")
     return timeseries("Tool failure share", "Share of each tool's calls that did not return a result: "
                       "the sub-agents using it degrade (they answer without it and say so).",
                       [target(expr, "{{tool}}")], "percentunit", fill=0, min=0, max=1)
