@@ -35,6 +35,8 @@ _CLOSE_S = 5.0
 # The SDK's HTTP client logs every request with its full URL at INFO: an MCP URL may carry a token,
 # and a line per tool call is noise. Its warnings still show.
 logging.getLogger("httpx2").setLevel(logging.WARNING)
+# The SDK logs every JSON-RPC message — tool arguments, i.e. prompt text — at DEBUG: never in our logs.
+logging.getLogger("mcp").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True, slots=True)
