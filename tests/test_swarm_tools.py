@@ -227,3 +227,13 @@ def test_a_failure_description_never_carries_the_servers_url() -> None:
 
     error = ExceptionGroup("g", [ValueError("Client error '401' for url 'https://mcp.example/mcp?token=SECRET'")])
     assert "SECRET" not in describe(error) and describe(error).startswith("ValueError: Client error '401'")
+
+
+def test_max_steps_one_lets_no_tool_run(gateway_factory: Callable[..., Gateway]) -> None:
+    gw = gateway_factory(default_policy(swarm={"tools": {"max_steps": 1}}))
+    answer, _ = ask(gw, "Look up: Lisbon population, Oslo rainfall, Compute 6 * 7")
+    assert all(r["steps"] == 1 and r["tool_calls"] == [] for r in rows(answer).values())
+    workers = [r["body"] for r in gw.demo.stats("kimi")["last_requests"]
+               if "swarm worker" in str(r["body"]["messages"][0]["content"])]
+    assert workers and all(b["tool_choice"] == "none" for b in workers)
+    assert gw.demo.mcp_calls() == {}
