@@ -318,7 +318,8 @@ class _Run:
         def done(outcome: AgentOutcome) -> None:
             n = f"agent {outcome.spec.index + 1}/{total}"
             route, label = self._route_of(outcome.spec.subtasks[0].id)
-            self.swarm.metrics.swarm_agent_routes.labels(route, label.task_type).inc()
+            if outcome.attempts:  # agents that called their route (not those skipped before a call)
+                self.swarm.metrics.swarm_agent_routes.labels(route, label.task_type).inc()
             if outcome.status == "ok":
                 preview = " ".join(outcome.text.split())[:80]
                 tools = f", {len(outcome.tool_calls)} tool call(s)" if outcome.tool_calls else ""
