@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     # --- tenants, shared state and the admission queue (issue 14; see router/tenants/) -------------
     tenants_file: Path | None = Field(default=None, description="YAML tenants file (keys stored as hashes)")
     tenants_reload_interval_s: float = Field(default=2.0, ge=0, description="0 disables hot reload")
-    redis_url: str = Field(default="", description="shared by replicas: tenant counters, stored Responses; empty = in-process")
+    redis_url: str = Field(default="", description="tenant counters, stored Responses; empty = in-process")
     redis_password: str = Field(default="", description="if not in the URL (the chart passes it from a Secret)")
     redis_timeout_s: float = Field(default=1.0, gt=0, description="per call; a timeout counts as unreachable")
     redis_failure_budgets: Literal["open", "closed"] = "closed"
