@@ -43,6 +43,7 @@ lint: install-dev
 	$(BIN)/mypy router
 
 bench: install-dev
+	$(BIN)/python benchmarks/bench_floor.py
 	$(BIN)/python benchmarks/bench_gateway.py
 	$(BIN)/python benchmarks/bench_classifier.py
 	$(BIN)/python benchmarks/bench_decision.py
