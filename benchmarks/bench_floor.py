@@ -30,7 +30,7 @@ import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gateway import Cell, cpu_seconds, free_port, pct  # noqa: E402
+from bench_gateway import Cell, cpu_seconds, free_port, pct
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -48,6 +48,11 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def spawn(core: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    log = open(Path(tempfile.gettempdir()) / f"bench-floor-{Path(argv[-2]).stem}.log", "wb")
+    return subprocess.Popen(pinned(core, argv), env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
 async def wait_ready(url: str, within_s: float = 60) -> None:
@@ -102,8 +107,7 @@ async def measure(argv: list[str], env: dict[str, str], url: str, ready: str, bo
                   args: argparse.Namespace) -> Result:
     res = Result()
     started = time.perf_counter()
-    log = open(Path(tempfile.gettempdir()) / "bench-floor-server.log", "wb")
-    proc = subprocess.Popen(pinned(SERVER_CORE, argv), env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    proc = spawn(SERVER_CORE, argv, env)
     try:
         await wait_ready(ready)
         res.ready_s = time.perf_counter() - started
@@ -159,7 +163,7 @@ async def main() -> None:
     os.sched_setaffinity(0, {int(LOAD_CORE)})  # this client shares the load core
 
     up_port, floor_port, gw_port = free_port(), free_port(), free_port()
-    upstream = subprocess.Popen(pinned(LOAD_CORE, [PY, str(HERE / "canned_upstream.py"), str(up_port)]))
+    upstream = spawn(LOAD_CORE, [PY, str(HERE / "canned_upstream.py"), str(up_port)], dict(os.environ))
     up_base = f"http://127.0.0.1:{up_port}/v1"
     messages = [{"role": "user", "content": "Summarise the main causes of the 1929 stock market crash."}]
     try:
