@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any, Final, cast
 
 # Bumped whenever terms or dense features change meaning; the card records it and loading
 # an artifact built with another version fails (retrain with `model-router train`).
-FEATURES_VERSION: Final = 6
+FEATURES_VERSION: Final = 7
 
 # Head + tail of the last user turn that is read word by word; the question usually sits at
 # one end of a pasted document.
@@ -73,7 +74,100 @@ DENSE_NAMES: Final = (
     "cjk_ratio",
     "has_system",
     "turns",
+    # Length as bins, not one slope: code files (0.4-5k chars), short passages with a question (<1.5k)
+    # and 2-8k-token documents sit at different lengths, and one linear term cannot keep them apart.
+    "len_under_40",
+    "len_40_120",
+    "len_120_400",
+    "len_400_1200",
+    "len_1200_3000",
+    "len_3000_6000",
+    "len_6000_12000",
+    "len_12000_24000",
+    "len_24000_plus",
+    "code_and_long",  # code-like lines in a turn over 1,000 chars: a pasted file, not a document
+    "prose_block",  # a paragraph of 400+ chars: supplied material, whatever the request is
+    "short_request_at_end",  # last paragraph under 300 chars after longer text: material, then the ask
+    "short_request_at_start",  # first paragraph under 300 chars before longer text: the ask, then material
+    "lex_creative",
+    "lex_code",
+    "lex_environment",
+    "lex_wide",
+    "lex_reasoning",
+    "lex_lookup",
+    "lex_edit",
 )
+_LENGTH_EDGES: Final = (40, 120, 400, 1200, 3000, 6000, 12000, 24000)
+
+# What the request asks for, pooled over many words and languages: a benchmark's own phrasing is
+# unseen on new traffic, but "poem", "gedicht" and "诗" all say creative. One dense feature per
+# lexicon (log count), so a cue learned from one source carries to every source that uses any word
+# of it. Terms are as `terms()` makes them: lower-cased, CJK characters joined by a space.
+LEXICONS: Final[dict[str, tuple[str, ...]]] = {
+    "lex_creative": (
+        "poem", "poems", "poetry", "story", "stories", "lyrics", "song", "haiku", "limerick", "sonnet", "slogan",
+        "slogans", "tagline", "taglines", "jingle", "toast", "joke", "jokes", "fable", "tale", "novel", "screenplay",
+        "script", "scene", "monologue", "dialogue", "character", "characters", "roleplay", "role-play", "pretend",
+        "imagine", "fictional", "fiction", "fantasy", "verse", "rap", "ballad", "caption", "names", "brainstorm",
+        "creative", "narrative", "narrator", "plot", "villain", "hero", "rhyme", "rhyming", "ode", "essay",
+        "speech", "copy", "advert", "ad", "poema", "cuento", "historia", "poème", "histoire", "chanson",
+        "gedicht", "geschichte", "lied", "стихотворение", "стих", "рассказ", "сказку", "сказка", "песню",
+        "poesia", "conto", "诗", "诗 歌", "故 事", "小 说", "歌 词", "文 案", "剧 本", "台 词", "口 号", "创 作",
+        "詩", "物 語", "小 説",
+    ),
+    "lex_code": (
+        "code", "function", "functions", "script", "bug", "error", "exception", "traceback", "compile", "compiler",
+        "python", "javascript", "java", "typescript", "sql", "bash", "shell", "regex", "api", "class", "method",
+        "variable", "array", "loop", "debug", "refactor", "git", "npm", "pip", "docker", "kubernetes", "react",
+        "css", "html", "json", "query", "program", "programming", "algorithm", "implement", "implementation",
+        "library", "framework", "deploy", "build", "test", "tests", "unit", "stack", "runtime", "syntax",
+        "c++", "rust", "golang", "php", "ruby", "kotlin", "swift", "node", "database", "endpoint", "null",
+        "none", "undefined", "int", "string", "return", "def", "import", "const", "async", "thread",
+        "代 码", "函 数", "报 错", "编 程", "程 序", "脚 本", "コ ー ド", "関 数", "エ ラ ー", "código", "función",
+        "fonction", "funktion", "код", "функци", "ошибка",
+    ),
+    "lex_environment": (
+        "settings", "app", "browser", "tab", "tabs", "click", "open", "cart", "checkout", "order", "orders",
+        "account", "profile", "folder", "desktop", "inbox", "calendar", "alarm", "notification",
+        "notifications", "wifi", "wi-fi", "bluetooth", "repository", "website", "site", "download", "upload",
+        "install", "enable", "disable", "turn", "switch", "my", "me", "book", "reserve", "cancel", "subscribe",
+        "unsubscribe", "send", "forward", "reply", "delete", "remove", "rename", "move", "save", "add",
+        "set", "schedule", "navigate", "go", "log", "sign", "page", "window", "screen", "phone", "volume",
+        "brightness", "theme", "mode", "star", "fork", "playlist", "contacts", "message", "email",
+        "打 开", "设 置", "搜 索", "点 击", "帮 我", "我 的", "下 单", "预 订", "发 送", "删 除", "关 注",
+        "設 定", "開 い", "検 索", "abre", "activa", "öffne", "ouvre", "открой", "включи",
+    ),
+    "lex_wide": (
+        "each", "every", "compare", "comparison", "versus", "vs", "table", "spreadsheet", "top", "research",
+        "report", "reports", "survey", "landscape", "review", "competitors", "companies", "countries",
+        "cities", "products", "universities", "following", "these", "all", "across", "side-by-side",
+        "benchmark", "analyze", "analyse", "analysis", "overview", "trends", "market", "literature",
+        "分 别", "逐 一", "比 较", "调 研", "报 告", "各 个", "每 个", "研 究", "対 比", "比 較", "それぞれ",
+        "cada", "chaque", "jede", "jeden", "каждый", "каждого", "сравни", "compara", "compare",
+    ),
+    "lex_reasoning": (
+        "prove", "proof", "calculate", "compute", "solve", "probability", "percent", "%", "average", "total",
+        "therefore", "conclusion", "follows", "premise", "premises", "true", "false", "if", "then", "deduce",
+        "infer", "logic", "logical", "puzzle", "riddle", "equation", "sum", "product", "ratio", "how many",
+        "how much", "cost", "costs", "minutes", "hours", "km", "$", "=", "+", "*", "step", "steps",
+        "求", "计 算", "多 少", "几", "证 明", "概 率", "推 理", "сколько", "найдите", "докажите", "вычисли",
+        "cuánto", "cuántos", "combien", "wie viele", "wie viel", "beweise", "いくつ", "何 個", "計 算",
+    ),
+    "lex_lookup": (
+        "what", "who", "when", "where", "which", "why", "how", "define", "definition", "meaning", "mean",
+        "explain", "briefly", "difference", "什 么", "谁", "哪", "为 什", "怎 么", "是 什", "何", "誰", "qué",
+        "quién", "dónde", "cuál", "quoi", "qui", "où", "was", "wer", "wo", "что", "кто", "где", "почему",
+    ),
+    "lex_edit": (
+        "fix", "correct", "proofread", "grammar", "spelling", "typos", "rewrite", "rephrase", "paraphrase",
+        "summarise", "summarize", "summary", "tl", "extract", "classify", "sentiment", "positive", "negative",
+        "passage", "paragraph", "sentence", "text", "translate", "translation", "according", "tone",
+        "formal", "informal", "polite", "shorten", "simplify", "traduce", "traducir", "traduis", "traduire",
+        "traduza", "übersetze", "übersetzen", "переведи", "перевод", "翻 译", "翻 訳", "改 写", "润 色", "总 结",
+        "概 括", "修 改", "语 病", "要 約", "corrige", "korrigiere", "исправь",
+    ),
+}
+_LEXICON_OF: Final = {term: i for i, words in enumerate(LEXICONS.values()) for term in words}
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,11 +269,17 @@ def has_cjk(text: str) -> bool:
     return not text.isascii() and _CJK_CHAR.search(text) is not None
 
 
-def terms(text: str) -> list[str]:
-    """Unigrams and bigrams of the lower-cased text (every digit becomes `0`)."""
+BOS: Final = "\x02"  # marks the first and last token of the user's turn: "<s> open" is a command,
+EOS: Final = "\x03"  # "? </s>" a question; the position says more than the word alone
+
+
+def terms(text: str, *, bounds: bool = False) -> list[str]:
+    """Unigrams and bigrams of the lower-cased text (every digit becomes `0`); with `bounds`, the
+    bigrams also pair the first and last tokens with start/end markers."""
     spaced = text.lower().translate(_TRANSLATE)
     tokens = _TOKEN.findall(spaced) if has_cjk(text) else spaced.split()
-    return tokens + list(map(" ".join, pairwise(tokens)))
+    bigrams = list(map(" ".join, pairwise([BOS, *tokens, EOS] if bounds and tokens else tokens)))
+    return tokens + bigrams
 
 
 def user_window(text: str) -> str:
@@ -191,7 +291,7 @@ def user_window(text: str) -> str:
 
 def weighted_terms(view: RequestView) -> Mapping[str, float]:
     """Term counts: the last user turn at full weight, system prompt and history down-weighted."""
-    counts: Counter[str] = Counter(terms(user_window(view.last_user)))
+    counts: Counter[str] = Counter(terms(user_window(view.last_user), bounds=True))
     weighted = cast("dict[str, float]", counts)  # Counter adds floats fine; saves a copy on the hot path
     context = [(window(view.system, CONTEXT_CHARS, 0), SYSTEM_WEIGHT)] if view.system else []
     context += [(window(text, CONTEXT_CHARS, 0), HISTORY_WEIGHT) for text in view.history]
@@ -211,8 +311,20 @@ def _count(pattern: re.Pattern[str], text: str, cap: int) -> int:
     return n
 
 
-def dense(view: RequestView) -> list[float]:
-    """Structure of the last user turn, each roughly in [0, 1]; order matches DENSE_NAMES.
+def lexicon_counts(counts: Mapping[str, float]) -> list[float]:
+    """log1p of how often each lexicon's terms occur (order matches LEXICONS)."""
+    hits = [0.0] * len(LEXICONS)
+    get = _LEXICON_OF.get
+    for term, count in counts.items():
+        i = get(term)
+        if i is not None:
+            hits[i] += count
+    return [math.log1p(h) / 3.0 for h in hits]
+
+
+def dense(view: RequestView, counts: Mapping[str, float]) -> list[float]:
+    """Structure of the last user turn and its lexicon counts (`counts` from `weighted_terms`), each
+    roughly in [0, 1]; order matches DENSE_NAMES.
     Lengths come from the whole turn; patterns are searched in the window, and only when a cheap
     substring test says they can occur."""
     full = view.last_user
@@ -223,13 +335,18 @@ def dense(view: RequestView) -> list[float]:
     digits = sum(map(text.count, "0123456789"))
     maybe_trace = any(marker in text for marker in _TRACE_MARKERS)
     maybe_math = digits > 0 or "\\" in text or "$" in text or any(c in text for c in "²³√π∑∫≤≥≠")
+    code_lines = min(len(_CODE_LINE.findall(text)) / lines, 1.0) if lines >= 3 else 0.0
+    bins = [0.0] * (len(_LENGTH_EDGES) + 1)
+    bins[bisect_right(_LENGTH_EDGES, chars)] = 1.0
+    paragraphs = [p for p in text.split("\n\n") if p.strip()] if "\n\n" in text else [text]
+    longest = max(map(len, paragraphs))
     return [
         math.log1p(chars) / 12.0,
         math.log1p(view.input_tokens) / 12.0,
         1.0 if chars >= 8000 else 0.0,
         1.0 if chars >= 20000 else 0.0,
         1.0 if "```" in full else 0.0,
-        min(len(_CODE_LINE.findall(text)) / lines, 1.0) if lines >= 3 else 0.0,
+        code_lines,
         _count(_TRACE, text, 3) / 3.0 if maybe_trace else 0.0,
         _count(_MATH, text, 5) / 5.0 if maybe_math else 0.0,
         math.log1p(len(_LIST_ITEM.findall(text))) / 3.0 if lines >= 2 else 0.0,
@@ -238,4 +355,10 @@ def dense(view: RequestView) -> list[float]:
         len(_CJK_CHAR.findall(text)) / seen if has_cjk(text) else 0.0,
         1.0 if view.system else 0.0,
         math.log1p(view.messages) / 4.0,
+        *bins,
+        code_lines if chars >= 1000 else 0.0,
+        1.0 if longest >= 400 else 0.0,
+        1.0 if len(paragraphs) > 1 and len(paragraphs[-1]) < 300 and longest >= 400 else 0.0,
+        1.0 if len(paragraphs) > 1 and len(paragraphs[0]) < 300 and longest >= 400 else 0.0,
+        *lexicon_counts(counts),
     ]

@@ -34,6 +34,9 @@ class Classification:
     subtasks: int  # estimated independent subtasks (>= 1)
     input_tokens: int  # cheap estimate of prompt tokens (all messages)
     rule: str | None  # structural rule that decided, e.g. "vision: image part", else None
+    # Which path chose task_type: "model" (the learned model) or "rule" (a structural rule or the
+    # confidence floor). The gateway may overwrite it with "header" (client-forced) or "cascade".
+    label_source: str = "model"
 
 
 class TaskClassifier:
@@ -69,7 +72,7 @@ class TaskClassifier:
         tf = np.fromiter(counts.values(), dtype=np.float32, count=n)
         known = rows >= 0
         rows, tf = rows[known], tf[known]
-        logits = model.intercept + np.asarray(dense(view), dtype=np.float32) @ model.dense_coef
+        logits = model.intercept + np.asarray(dense(view, counts), dtype=np.float32) @ model.dense_coef
         if rows.size:
             values = np.log1p(tf) * model.idf[rows]
             norm = float(np.sqrt(values @ values))
@@ -122,6 +125,7 @@ class TaskClassifier:
             subtasks=n_subtasks,
             input_tokens=view.input_tokens,
             rule=rule,
+            label_source="model" if rule is None else "rule",
         )
 
 
