@@ -123,6 +123,7 @@ def test_fallback_request_span_tree(receiver: OTLPReceiver, gateway_factory: Cal
     classify = kids[0]
     assert classify.attributes["router.task_type"] == headers["x-router-task-type"]
     assert 0 <= classify.attributes["router.confidence"] <= 1
+    assert classify.attributes["router.label_source"] in ("model", "rule")  # issue 17
     assert kids[1].attributes["router.route"] == failed_route
 
     # The root carries the whole request's story: decision, outcome, GenAI usage.

@@ -100,7 +100,8 @@ class Pipeline:
                                               confidence_floor=cfg.confidence_floor,
                                               fallback=cfg.fallback_task_type)
             span.set_attributes({"router.task_type": result.task_type,
-                                 "router.confidence": float(result.confidence)})
+                                 "router.confidence": float(result.confidence),
+                                 "router.label_source": result.label_source})  # issue 17: model | rule
         self.metrics.classifier_confidence.labels(result.task_type).observe(result.confidence)
         label = Label(result.task_type, float(result.confidence), result.answer_length, int(result.subtasks))
         return label, dict(result.probabilities), result.rule
