@@ -23,12 +23,14 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import aiohttp
 import orjson
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_gateway import wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -72,20 +74,6 @@ def start_gateway(upstream: str, port: int) -> subprocess.Popen[bytes]:
     log = open(Path(tempfile.gettempdir()) / "bench-claude-gateway.log", "wb")
     return subprocess.Popen([PY, "-m", "router", "serve", "--config", str(policy_file()), "--host", "127.0.0.1",
                              "--port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-
-
-async def wait_ready(url: str, within_s: float = 60) -> None:
-    deadline = time.monotonic() + within_s
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not become ready")
 
 
 async def run(url: str, body: bytes, *, requests: int, concurrency: int) -> None:

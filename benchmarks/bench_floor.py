@@ -30,7 +30,7 @@ import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gateway import Cell, cpu_seconds, free_port, pct
+from bench_gateway import Cell, cpu_seconds, free_port, pct, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -53,20 +53,6 @@ def rss_mib(pid: int) -> float:
 def spawn(core: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     log = open(Path(tempfile.gettempdir()) / f"bench-floor-{Path(argv[-2]).stem}.log", "wb")
     return subprocess.Popen(pinned(core, argv), env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-
-
-async def wait_ready(url: str, within_s: float = 60) -> None:
-    deadline = time.monotonic() + within_s
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.02)
-    raise RuntimeError(f"{url} did not become ready")
 
 
 async def sequential(url: str, body: bytes, n: int, *, stream: bool) -> list[float]:
@@ -109,7 +95,7 @@ async def measure(argv: list[str], env: dict[str, str], url: str, ready: str, bo
     started = time.perf_counter()
     proc = spawn(SERVER_CORE, argv, env)
     try:
-        await wait_ready(ready)
+        await wait_ready(ready, poll_s=0.02)  # start -> ready is measured: poll finely
         res.ready_s = time.perf_counter() - started
         await asyncio.sleep(1.0)
         res.idle_rss = rss_mib(proc.pid)

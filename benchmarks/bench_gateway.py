@@ -73,7 +73,7 @@ def start_gateway(upstream: str, port: int) -> subprocess.Popen[bytes]:
                             env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
-async def wait_ready(url: str, within_s: float = 60) -> None:
+async def wait_ready(url: str, within_s: float = 60, poll_s: float = 0.1) -> None:
     deadline = time.monotonic() + within_s
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
@@ -83,7 +83,7 @@ async def wait_ready(url: str, within_s: float = 60) -> None:
                         return
             except aiohttp.ClientError:
                 pass
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(poll_s)
     raise RuntimeError(f"{url} did not become ready")
 
 
