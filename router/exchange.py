@@ -48,6 +48,9 @@ class Routed:
     api: str = CHAT_API  # which front door it came through (metrics, access log)
     tenant: str | None = None  # who sent it (the tenancy hook's answer; None: single tenant)
     admitted: Admitted | None = None  # hook (issue 14): its rate/budget reservation, settled by Accounting
+    # The client's request in a protocol some upstream speaks natively (the /v1/messages body, for
+    # Claude): sent as it came to such a route instead of ``body`` (dispatch/anthropic.py).
+    native: dict[str, Any] | None = None
 
     @property
     def chosen(self) -> Candidate:
@@ -100,7 +103,9 @@ class Routed:
 
 @dataclass(slots=True)
 class Answer:
-    """One complete answer: an OpenAI ``chat.completion`` (the internal shape) and its decision."""
+    """One complete answer: an OpenAI ``chat.completion`` (the internal shape) and its decision —
+    or, when a route answered ``Routed.native`` natively, that upstream's own answer (an Anthropic
+    ``Message``, ``"type": "message"``) for the door to pass on."""
 
     routed: Routed
     response: dict[str, Any]
@@ -130,7 +135,9 @@ StreamSource = Callable[["AnswerStream", StreamRenderer], AsyncGenerator[bytes, 
 
 
 class AnswerStream:
-    """A streamed answer: OpenAI ``chat.completion.chunk`` dicts, rendered by a door as they come.
+    """A streamed answer: OpenAI ``chat.completion.chunk`` dicts, rendered by a door as they come
+    (or, when a route answered ``Routed.native`` natively, that upstream's own events: dicts with a
+    ``type``, passed to the renderer unstamped).
 
     ``frames(renderer)`` gives the wire bytes: the renderer sees only chunks with choices (usage
     is collected, not passed on), all with the same ``id``, ``model`` and ``created``; before its

@@ -7,19 +7,27 @@ changes its shape. Sources: Messages API reference (docs.anthropic.com/en/api/me
 SDK's request/response types (anthropic-sdk-python ``types/message_create_params.py``,
 ``types/raw_message_stream_event.py``); structured outputs: build-with-claude/structured-outputs
 (``output_format`` with the ``structured-outputs-2025-11-13`` beta header).
+
+A request that came through the ``/v1/messages`` door is not translated at all: the client's own
+Messages body (``UpstreamCall.native``, built by ``passthrough_body``) goes to Claude with only what
+the route must change, and Claude's ``Message`` / stream events come back as they are; the pipeline
+reads usage and the first token straight off them (``usage_after_event``, ``event_has_payload``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import aiohttp
 import orjson
 
+from router.dispatch.dialects import ANTHROPIC_MIN_THINKING_BUDGET
 from router.dispatch.relay import OpenAIRelay
-from router.dispatch.upstream import UpstreamCall, UpstreamError, error_message_from_body
+from router.dispatch.upstream import UpstreamCall, UpstreamError, Usage, error_message_from_body
+from router.policy.model import Backend
 
 API_VERSION = "2023-06-01"
 STRUCTURED_OUTPUTS_BETA = "structured-outputs-2025-11-13"
@@ -170,6 +178,89 @@ def _in_tool_loop(messages: list[dict[str, Any]]) -> bool:
     return last is not None and any(b.get("type") == "tool_use" for b in last["content"])
 
 
+# --- the client's own Messages body (``/v1/messages`` routed to Claude) -------------------------
+# Messages API reference (platform.claude.com/docs/en/api/messages): everything the client sent is
+# Anthropic's own — system blocks and cache_control (build-with-claude/prompt-caching), thinking
+# blocks with their signatures (build-with-claude/extended-thinking), document blocks and citations
+# (build-with-claude/citations), tool_use ids and tool_result blocks, stop_sequences, metadata.user_id,
+# top_k, output_config, service_tier — so it is sent as it came. What the route must change:
+# ``model`` (the backend's id), ``max_tokens`` (the policy's money cap lowers it), ``stream``, and what
+# the CLAUDE dialect says Claude cannot take together (dialects.py): temperature with top_p; sampling
+# or a forced tool choice with extended thinking; a thinking budget not below max_tokens.
+_SAMPLING = ("temperature", "top_p", "top_k")
+
+
+def passthrough_body(native: dict[str, Any] | None, adapted: dict[str, Any], backend: Backend) -> dict[str, Any] | None:
+    """The client's Messages body for this route, or None when the route does not speak it natively.
+
+    ``native``: the body as the door kept it (router-only fields out, ``anthropic_messages.
+    claude_passthrough_body``); ``adapted``: this attempt's chat-shaped body (``modes.build_request``),
+    which carries the route's decisions: model id, output cap, stream, the mode's thinking.
+    """
+    if native is None or backend.provider != "anthropic" or backend.uses_relay:
+        return None
+    out = dict(native)
+    out["model"] = adapted["model"]
+    out["max_tokens"] = adapted["max_tokens"]
+    if adapted.get("stream"):
+        out["stream"] = True
+    else:
+        out.pop("stream", None)
+    if "thinking" not in out and "thinking" in adapted:
+        out["thinking"] = adapted["thinking"]  # the route's mode asks for thinking; the client named none
+    if "temperature" in out and "top_p" in out:
+        del out["top_p"]  # Claude takes one of them; the chat path keeps temperature too
+    thinking = out.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        _fit_thinking(out, thinking)
+    return out
+
+
+def _fit_thinking(out: dict[str, Any], thinking: dict[str, Any]) -> None:
+    choice = out.get("tool_choice")
+    budget = thinking.get("budget_tokens")
+    limit = int(out["max_tokens"])
+    if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+        del out["thinking"]  # a forced tool cannot be combined with thinking
+        return
+    if isinstance(budget, int) and budget >= limit:  # the money cap lowered max_tokens below the budget
+        if limit - 1 < ANTHROPIC_MIN_THINKING_BUDGET:
+            del out["thinking"]
+            return
+        out["thinking"] = {**thinking, "budget_tokens": limit - 1}
+    for name in _SAMPLING:  # thinking takes no sampling changes
+        out.pop(name, None)
+
+
+def event_has_payload(event: dict[str, Any]) -> bool:
+    """Does this Messages stream event carry anything the client sees (text, thinking, a tool call,
+    the stop)? ``message_start``, an empty block's start, ``ping`` and the stops do not."""
+    kind = event.get("type")
+    if kind in ("content_block_delta", "message_delta"):
+        return True
+    if kind == "content_block_start":
+        block = event.get("content_block")
+        return isinstance(block, dict) and block.get("type") not in ("text", "thinking")
+    return False
+
+
+def usage_after_event(event: dict[str, Any], usage: Usage) -> Usage:
+    """The request's usage once ``event`` is seen: ``message_start`` carries the input counts and
+    ``message_delta`` the cumulative ones (output always; input too on newer API versions)."""
+    kind = event.get("type")
+    if kind == "message_start":
+        message = event.get("message")
+        return Usage.from_anthropic(message.get("usage") if isinstance(message, dict) else None)
+    counts = event.get("usage") if kind == "message_delta" else None
+    if not isinstance(counts, dict):
+        return usage
+    given = Usage.from_anthropic(counts)
+    has_input = counts.get("input_tokens") is not None
+    return Usage(input_tokens=given.input_tokens if has_input else usage.input_tokens,
+                 cached_input_tokens=given.cached_input_tokens if has_input else usage.cached_input_tokens,
+                 output_tokens=given.output_tokens if counts.get("output_tokens") is not None else usage.output_tokens)
+
+
 # --- response -----------------------------------------------------------------------------------
 def openai_usage(usage: dict[str, Any]) -> dict[str, Any]:
     cached = int(usage.get("cache_read_input_tokens") or 0)
@@ -300,7 +391,7 @@ class AnthropicClient:
 
     @staticmethod
     def _request_args(call: UpstreamCall, *, stream: bool) -> dict[str, Any]:
-        body, beta = anthropic_request(call.body)
+        body, beta = (call.native, False) if call.native is not None else anthropic_request(call.body)
         headers = {"content-type": "application/json", "anthropic-version": API_VERSION}
         if call.api_key:
             headers["x-api-key"] = call.api_key
@@ -315,6 +406,7 @@ class AnthropicClient:
         return {"url": url, "data": orjson.dumps(body), "headers": headers, "timeout": timeout}
 
     async def complete(self, call: UpstreamCall) -> dict[str, Any]:
+        """An OpenAI ``chat.completion``; for a native call, Claude's ``Message`` as it came."""
         try:
             async with self._relay.session().post(**self._request_args(call, stream=False)) as resp:
                 raw = await resp.read()
@@ -332,12 +424,30 @@ class AnthropicClient:
             raise UpstreamError("protocol", f"{call.backend_name} sent a body that is not JSON") from None
         if not isinstance(data, dict) or data.get("type") != "message":
             raise UpstreamError("protocol", f"{call.backend_name} sent no message")
-        return openai_response(data)
+        return data if call.native is not None else openai_response(data)
 
-    async def stream(self, call: UpstreamCall) -> AsyncIterator[dict[str, Any]]:
-        """Yields OpenAI chunks; errors before the first one keep their kind, later ones are ``mid_stream``."""
-        started = False
+    def stream(self, call: UpstreamCall) -> AsyncIterator[dict[str, Any]]:
+        """OpenAI chunks; for a native call, Claude's events as they came (through ``message_stop``).
+        Errors before the first one keep their kind, later ones are ``mid_stream``."""
+        return self._events(call) if call.native is not None else self._chunks(call)
+
+    async def _chunks(self, call: UpstreamCall) -> AsyncGenerator[dict[str, Any], None]:
         state = _StreamState()
+        async with aclosing(self._events(call)) as events:  # closing this closes the upstream call
+            async for event in events:
+                if event.get("type") == "message_stop":
+                    if state.finish is None:
+                        raise UpstreamError("mid_stream", f"{call.backend_name} stopped before message_delta")
+                    yield state.usage_chunk()
+                    return
+                chunk = state.on_event(event)
+                if chunk is not None:
+                    yield chunk
+
+    async def _events(self, call: UpstreamCall) -> AsyncGenerator[dict[str, Any], None]:
+        """The upstream's events, parsed, up to and including ``message_stop``; an ``error`` event,
+        a malformed one or a stream cut short raise."""
+        started = False
         try:
             async with self._relay.session().post(**self._request_args(call, stream=True)) as resp:
                 if resp.status != 200:
@@ -350,18 +460,15 @@ class AnthropicClient:
                     except orjson.JSONDecodeError:
                         raise UpstreamError("protocol", f"{call.backend_name} sent a malformed event") from None
                     kind = event.get("type") if isinstance(event, dict) else None
+                    if not isinstance(kind, str):
+                        raise UpstreamError("protocol", f"{call.backend_name} sent an event without a type")
                     if kind == "error":
                         raise UpstreamError("mid_stream" if started else "http_5xx",
                                             error_message_from_body(line[5:].strip()))
+                    started = True
+                    yield event
                     if kind == "message_stop":
-                        if state.finish is not None:
-                            yield state.usage_chunk()
-                            return
-                        break
-                    chunk = state.on_event(event)
-                    if chunk is not None:
-                        started = True
-                        yield chunk
+                        return
             if started:
                 raise UpstreamError("mid_stream", f"{call.backend_name} ended the stream before message_stop")
             raise UpstreamError("protocol", f"{call.backend_name} sent an empty stream")

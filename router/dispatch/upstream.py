@@ -82,6 +82,10 @@ class UpstreamCall:
     body: dict[str, Any]
     timeout_s: float | None = None  # this attempt's limit; None: the backend's timeout_s
     first_token_s: float | None = None  # streams: the first token's limit; None: first_token_timeout_s
+    # The client's own Anthropic Messages body, adapted to this route, for a route that speaks the
+    # Messages API natively (``anthropic.passthrough_body``): sent instead of ``body``, and answered
+    # with the upstream's Messages answer / events as they are. None: the chat-shaped path.
+    native: dict[str, Any] | None = None
 
     @property
     def attempt_timeout_s(self) -> float:
@@ -94,6 +98,9 @@ class UpstreamCall:
 
 
 class UpstreamClient(Protocol):
+    """``complete`` gives an OpenAI ``chat.completion`` — or, for a ``call.native`` call, the
+    upstream's Anthropic ``Message``; ``stream`` gives chat chunks — or Anthropic's events."""
+
     async def complete(self, call: UpstreamCall) -> dict[str, Any]: ...
 
     def stream(self, call: UpstreamCall) -> AsyncIterator[dict[str, Any]]: ...
@@ -121,6 +128,23 @@ class Usage:
             output_tokens=_count(usage.get("completion_tokens")),
             reasoning_tokens=_count(completion_details.get("reasoning_tokens")),
         )
+
+    @classmethod
+    def from_anthropic(cls, usage: dict[str, Any] | None) -> Usage:
+        """Counts from Anthropic's ``usage``: cache reads and writes are apart from ``input_tokens``
+        there (their sum is the prompt; docs: platform.claude.com/docs/en/build-with-claude/prompt-caching)."""
+        if not usage:
+            return cls()
+        cached = _count(usage.get("cache_read_input_tokens"))
+        prompt = _count(usage.get("input_tokens")) + cached + _count(usage.get("cache_creation_input_tokens"))
+        return cls(input_tokens=prompt, cached_input_tokens=cached, output_tokens=_count(usage.get("output_tokens")))
+
+    @classmethod
+    def of_answer(cls, answer: dict[str, Any]) -> Usage:
+        """The usage of a client's answer: an Anthropic ``Message`` (a native call) or a ``chat.completion``."""
+        if answer.get("type") == "message":
+            return cls.from_anthropic(answer.get("usage"))
+        return cls.from_openai(answer.get("usage"))
 
     def as_openai(self) -> dict[str, Any]:
         """OpenAI's ``usage`` object."""
