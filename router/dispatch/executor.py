@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from router import errors
+from router.dispatch.anthropic import event_has_payload, passthrough_body
 from router.dispatch.modes import upstream_body
 from router.dispatch.upstream import UpstreamCall, UpstreamClient, UpstreamError, Usage
 from router.engine.circuit import Ticket
@@ -83,6 +84,7 @@ class OpenStream:
     first_at: float
     release: Callable[[bool | None], None]  # True ok, False failed, None: no verdict (client left)
     backend: Backend
+    native: bool = False  # hook: the chunks are Anthropic events of a native /v1/messages call
 
 
 _T = TypeVar("_T")
@@ -191,7 +193,7 @@ class Dispatcher:
     # --- shared per-attempt plumbing -----------------------------------------------------------
     def _prepare(self, loaded: LoadedPolicy, cand: Candidate, body: dict[str, Any], facts: RequestFacts,
                  money_left: float, deadline: float | None, first: bool,
-                 stream: bool) -> tuple[UpstreamCall, Ticket] | str:
+                 stream: bool, native: dict[str, Any] | None = None) -> tuple[UpstreamCall, Ticket] | str:
         """The call for this candidate and its circuit ticket, or the reason it is skipped."""
         backend = loaded.policy.backends[cand.backend]
         if self._live.inflight(cand.backend) >= backend.max_concurrency:
@@ -209,10 +211,11 @@ class Dispatcher:
             return "circuit_open"
         floor = self._live.hang_floor_s(cand.route, loaded.policy.retry, backend.first_token_timeout_s,
                                         stream=stream)
-        call = UpstreamCall(cand.backend, backend, loaded.keys.get(cand.backend),
-                            upstream_body(body, backend, cand.mode, max_output_tokens=cap, deadline=deadline),
+        adapted = upstream_body(body, backend, cand.mode, max_output_tokens=cap, deadline=deadline)
+        call = UpstreamCall(cand.backend, backend, loaded.keys.get(cand.backend), adapted,
                             timeout_s=attempt_timeout_s(loaded, backend, cand, None if stream else floor),
-                            first_token_s=floor)
+                            first_token_s=floor,
+                            native=passthrough_body(native, adapted, backend))  # hook: /v1/messages → Claude as is
         return call, ticket
 
     def _begin(self, backend_name: str) -> None:
@@ -338,25 +341,27 @@ class Dispatcher:
 
     # --- the attempt loop (one for JSON answers and streams) ------------------------------------
     async def _walk(self, loaded: LoadedPolicy, chain: list[Candidate], body: dict[str, Any], facts: RequestFacts,
-                    money: float, deadline: float | None, attempt: _AttemptFn[_T], *, stream: bool) -> _T:
+                    money: float, deadline: float | None, attempt: _AttemptFn[_T], *, stream: bool,
+                    native: dict[str, Any] | None = None) -> _T:
         """Try the chain in order with retries; ``attempt`` carries out one try (and raises an
         ``UpstreamError`` when it fails). Capacity, circuits, money, time, in-flight accounting,
         backoff, fallback metrics and the exhaustion error all live here, once."""
         log = AttemptLog()
         try:
-            return await self._walk_chain(log, loaded, chain, body, facts, money, deadline, attempt, stream)
+            return await self._walk_chain(log, loaded, chain, body, facts, money, deadline, attempt, stream, native)
         except BaseException:
             self._judge(log, "cancelled")  # whatever is still pending (a no-op once judged)
             raise
 
     async def _walk_chain(self, log: AttemptLog, loaded: LoadedPolicy, chain: list[Candidate],
                           body: dict[str, Any], facts: RequestFacts, money: float, deadline: float | None,
-                          attempt: _AttemptFn[_T], stream: bool) -> _T:
+                          attempt: _AttemptFn[_T], stream: bool, native: dict[str, Any] | None) -> _T:
         first = True
         for index, cand in enumerate(chain):
             reason = "http_5xx"
             for number in range(loaded.policy.retry.attempts_per_route):
-                prepared = self._prepare(loaded, cand, body, facts, money - log.spent_usd, deadline, first, stream)
+                prepared = self._prepare(loaded, cand, body, facts, money - log.spent_usd, deadline, first, stream,
+                                         native)
                 if isinstance(prepared, str):
                     reason = log.skip(cand, prepared)
                     break
@@ -384,9 +389,12 @@ class Dispatcher:
 
     # --- non-streaming ---------------------------------------------------------------------------
     async def complete(self, loaded: LoadedPolicy, chain: list[Candidate], body: dict[str, Any],
-                       facts: RequestFacts, money: float, *, deadline: float | None = None) -> Answer:
-        """``money``: USD this request may spend; ``deadline``: ``time.perf_counter()`` value."""
-        return await self._walk(loaded, chain, body, facts, money, deadline, self._complete_once, stream=False)
+                       facts: RequestFacts, money: float, *, deadline: float | None = None,
+                       native: dict[str, Any] | None = None) -> Answer:
+        """``money``: USD this request may spend; ``deadline``: ``time.perf_counter()`` value;
+        ``native``: the client's body for routes that speak its protocol (``Routed.native``)."""
+        return await self._walk(loaded, chain, body, facts, money, deadline, self._complete_once, stream=False,
+                                native=native)
 
     async def _complete_once(self, t: _Try) -> Answer:
         cand, call = t.cand, t.call
@@ -399,7 +407,8 @@ class Dispatcher:
             elapsed = time.perf_counter() - t.started
             t.log.upstream_s += elapsed
             self._settle(t, True)
-            usage = Usage.from_openai(response.get("usage"))
+            usage = (Usage.from_anthropic(response.get("usage")) if call.native is not None  # hook: native answer
+                     else Usage.from_openai(response.get("usage")))
             cost = usage.cost_usd(call.backend)
             span.succeeded(response.get("model"), usage, cost)
         self._metrics.upstream_duration.labels(cand.backend).observe(elapsed)
@@ -408,9 +417,11 @@ class Dispatcher:
 
     # --- streaming -------------------------------------------------------------------------------
     async def open_stream(self, loaded: LoadedPolicy, chain: list[Candidate], body: dict[str, Any],
-                          facts: RequestFacts, money: float, *, deadline: float | None = None) -> OpenStream:
+                          facts: RequestFacts, money: float, *, deadline: float | None = None,
+                          native: dict[str, Any] | None = None) -> OpenStream:
         """Walk the chain until a route produces its first token; nothing is sent before that."""
-        return await self._walk(loaded, chain, body, facts, money, deadline, self._open_once, stream=True)
+        return await self._walk(loaded, chain, body, facts, money, deadline, self._open_once, stream=True,
+                                native=native)
 
     async def _open_once(self, t: _Try) -> OpenStream:
         cand, call = t.cand, t.call
@@ -422,7 +433,7 @@ class Dispatcher:
                 while True:
                     chunk = await stream.__anext__()
                     held.append(chunk)
-                    if _has_payload(chunk):
+                    if event_has_payload(chunk) if call.native is not None else _has_payload(chunk):  # hook
                         break
         except (TimeoutError, UpstreamError, StopAsyncIteration) as raw:
             await stream.aclose()
@@ -442,7 +453,8 @@ class Dispatcher:
                 self._settle(t, success)
 
         rest: ChunkStream = _Replay(held[1:], stream) if len(held) > 1 else stream
-        return OpenStream(cand, held[0], rest, t.log, t.started, time.perf_counter(), release, call.backend)
+        return OpenStream(cand, held[0], rest, t.log, t.started, time.perf_counter(), release, call.backend,
+                          native=call.native is not None)  # hook: Anthropic events, not chat chunks
 
     def observe_stream(self, opened: OpenStream, usage: Usage, ended_at: float) -> None:
         ttft_ms = (opened.first_at - opened.started_at) * 1000
