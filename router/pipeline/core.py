@@ -62,9 +62,11 @@ class Pipeline:
         self.tenants: TenantGate | None = None  # hook (issue 14): set by Services.build
 
     async def serve(self, body: dict[str, Any], headers: Mapping[str, str], *, arrived: float,
-                    api: str = CHAT_API, tenant: str | None = None, size: int = 0) -> Answer | AnswerStream:
+                    api: str = CHAT_API, tenant: str | None = None, size: int = 0,
+                    native: dict[str, Any] | None = None) -> Answer | AnswerStream:
         """The whole request: trace, prepare, carry out (a stream when the body asks for one).
-        ``size``: the raw body's bytes (a big body is prepared in turns, see ``router.offload``)."""
+        ``size``: the raw body's bytes (a big body is prepared in turns, see ``router.offload``);
+        ``native``: the client's own body for routes that speak its protocol (``Routed.native``)."""
         trace = self.tracer.start_request(body.get("model"))  # ends with the answer or the stream
         rate_headers: dict[str, str] = {}
         try:
@@ -76,6 +78,7 @@ class Pipeline:
                         routed, lambda: self.prepare(body, headers, arrived=arrived, trace=trace, api=api,
                                                      tenant=tenant, may_queue=True), self._raise_infeasible)
                     rate_headers = routed.admitted.headers if routed.admitted is not None else {}
+                routed.native = native  # hook: /v1/messages → Claude without a double translation
                 out = await self.stream(routed) if body.get("stream") else await self.complete(routed)
                 out.headers.update(rate_headers)  # x-ratelimit-* on every answer
                 return out
@@ -194,7 +197,8 @@ class Pipeline:
     async def _complete_single(self, routed: Routed) -> Answer:
         try:
             answer = await self.dispatcher.complete(routed.loaded, routed.decision.chain, routed.body, routed.facts,
-                                                    routed.decision.spend_limit_usd, deadline=self._deadline(routed))
+                                                    routed.decision.spend_limit_usd, deadline=self._deadline(routed),
+                                                    native=routed.native)
         except errors.RouterError as exc:
             self.accounting.failed(routed, exc)
             raise
@@ -230,7 +234,7 @@ class Pipeline:
         try:
             opened = await self.dispatcher.open_stream(routed.loaded, routed.decision.chain, routed.body,
                                                        routed.facts, routed.decision.spend_limit_usd,
-                                                       deadline=self._deadline(routed))
+                                                       deadline=self._deadline(routed), native=routed.native)
         except errors.RouterError as exc:
             self.accounting.failed(routed, exc)
             raise
