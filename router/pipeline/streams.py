@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from router import errors, taxonomy
+from router.dispatch.anthropic import usage_after_event
 from router.dispatch.executor import Dispatcher, OpenStream
 from router.dispatch.upstream import UpstreamError, Usage
 from router.exchange import AnswerStream, Routed, StreamRenderer
@@ -45,6 +46,13 @@ async def upstream_frames(routed: Routed, opened: OpenStream, out: AnswerStream,
     cost = 0.0
     try:
         while chunk is not None:
+            if opened.native:  # hook: an Anthropic event of a native /v1/messages call, passed on as is
+                usage = usage_after_event(chunk, usage)
+                ttft_s = time.perf_counter() - routed.arrived if ttft_s is None else ttft_s
+                if frame := renderer.chunk(chunk):
+                    yield frame
+                chunk = await anext(opened.rest, None)
+                continue
             reported = chunk.pop("usage", None)
             if reported:
                 usage = Usage.from_openai(reported)
