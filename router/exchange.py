@@ -105,7 +105,7 @@ class Routed:
 class Answer:
     """One complete answer: an OpenAI ``chat.completion`` (the internal shape) and its decision —
     or, when a route answered ``Routed.native`` natively, that upstream's own answer (an Anthropic
-    ``Message``, ``"type": "message"``) for the door to pass on."""
+    ``Message``: no ``choices``) for the door to pass on."""
 
     routed: Routed
     response: dict[str, Any]
@@ -136,8 +136,8 @@ StreamSource = Callable[["AnswerStream", StreamRenderer], AsyncGenerator[bytes, 
 
 class AnswerStream:
     """A streamed answer: OpenAI ``chat.completion.chunk`` dicts, rendered by a door as they come
-    (or, when a route answered ``Routed.native`` natively, that upstream's own events: dicts with a
-    ``type``, passed to the renderer unstamped).
+    (or, when a route answered ``Routed.native`` natively, that upstream's own events — dicts
+    without ``choices`` — passed to the renderer unstamped).
 
     ``frames(renderer)`` gives the wire bytes: the renderer sees only chunks with choices (usage
     is collected, not passed on), all with the same ``id``, ``model`` and ``created``; before its

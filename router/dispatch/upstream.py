@@ -139,13 +139,6 @@ class Usage:
         prompt = _count(usage.get("input_tokens")) + cached + _count(usage.get("cache_creation_input_tokens"))
         return cls(input_tokens=prompt, cached_input_tokens=cached, output_tokens=_count(usage.get("output_tokens")))
 
-    @classmethod
-    def of_answer(cls, answer: dict[str, Any]) -> Usage:
-        """The usage of a client's answer: an Anthropic ``Message`` (a native call) or a ``chat.completion``."""
-        if answer.get("type") == "message":
-            return cls.from_anthropic(answer.get("usage"))
-        return cls.from_openai(answer.get("usage"))
-
     def as_openai(self) -> dict[str, Any]:
         """OpenAI's ``usage`` object."""
         return {"prompt_tokens": self.input_tokens, "completion_tokens": self.output_tokens,

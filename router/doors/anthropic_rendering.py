@@ -262,6 +262,65 @@ class MessagesStreamRenderer:
         return out
 
 
+# --- Claude's own answer, passed through -------------------------------------------------------
+# A /v1/messages request that a route answered natively (dispatch/anthropic.py) comes back as
+# Claude's ``Message`` / events: everything in them is the client's protocol already (content blocks
+# with citations and signatures, tool_use ids, stop_sequence, usage with the cache counts), so they
+# go out as they came, with the ``router`` object added as on every other answer.
+
+
+def relayed_message(message: dict[str, Any], *, model: str, router: dict[str, Any] | None) -> dict[str, Any]:
+    """Claude's ``Message`` for the client: as it came, plus ``router`` (and ``model`` if it had none)."""
+    out = dict(message)
+    if not out.get("model"):
+        out["model"] = model
+    if router is not None:
+        out["router"] = router
+    return out
+
+
+class MessagesEventRelay:
+    """Claude's stream events out as they came, in order; ``message_delta`` and ``message_stop`` are
+    held until ``finish`` so that ``message_delta`` can carry the ``router`` object (its cost is
+    known only once the stream ended). Same calls as ``MessagesStreamRenderer``."""
+
+    __slots__ = ("_delta", "_model", "_stop")
+
+    def __init__(self, *, model: str) -> None:
+        self._model = model
+        self._delta: dict[str, Any] | None = None
+        self._stop: dict[str, Any] | None = None
+
+    def feed(self, event: dict[str, Any]) -> bytes:
+        kind = str(event.get("type"))
+        if kind == "message_delta":
+            self._delta = event
+            return b""
+        if kind == "message_stop":
+            self._stop = event
+            return b""
+        if kind == "message_start":
+            message = event.get("message")
+            if isinstance(message, dict) and not message.get("model"):
+                message["model"] = self._model
+        return sse.event(kind, event)
+
+    def finish(self, *, usage: dict[str, Any] | None = None, router: dict[str, Any] | None = None) -> bytes:
+        """``message_delta`` (with ``router``) and ``message_stop``; ``usage`` is the upstream's own already."""
+        delta = self._delta if self._delta is not None else {
+            "type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": 0}}
+        if router is not None:
+            delta["router"] = router
+        return (sse.event("message_delta", delta)
+                + sse.event("message_stop", self._stop if self._stop is not None else {"type": "message_stop"}))
+
+    @staticmethod
+    def error(status: int, message: str) -> bytes:
+        """The gateway's ``error`` event when the upstream failed after the stream started."""
+        return sse.event("error", error_object(status, message))
+
+
 # --- models ----------------------------------------------------------------------------------
 
 # No real release date exists for a route or an alias; a fixed epoch keeps the list stable.

@@ -1,9 +1,12 @@
 """``POST /v1/messages`` and ``/v1/messages/count_tokens``: Anthropic's Messages API on the one pipeline.
 
-The request becomes the internal chat body (``anthropic_messages.to_chat_request``); ``thinking``
-picks the mode when the client named none (``model: auto`` without ``X-Router-Mode`` or
-``router.mode``); the answer is rendered as a ``Message`` and a stream as Anthropic's events
-(``anthropic_rendering``), with the ``router`` object on the ``Message`` and on ``message_delta``.
+The request becomes the internal chat body (``anthropic_messages.to_chat_request``), which routing
+reads; ``thinking`` picks the mode when the client named none (``model: auto`` without
+``X-Router-Mode`` or ``router.mode``). The client's own body rides along (``Routed.native``): a
+route to Claude gets it as it came and answers in Anthropic's shape, passed on as it came
+(``anthropic_rendering.relayed_message`` / ``MessagesEventRelay``); any other route answers in the
+chat shape, rendered as a ``Message`` and Anthropic's events (``anthropic_rendering``). The
+``router`` object rides on the ``Message`` and on ``message_delta`` either way.
 Errors are Anthropic's ``{"type": "error", "error": {"type", "message"}}``.
 """
 
@@ -42,8 +45,9 @@ class MessagesDoor:
         chat = anthropic_messages.to_chat_request(body)
         prefer_mode(chat, anthropic_messages.mode_hint(body), incoming.headers)
         options = _Options(body.get("stop_sequences") or None, anthropic_messages.omit_thinking(body))
+        native = anthropic_messages.claude_passthrough_body(body, model=chat["model"])
         result = await services.pipeline.serve(chat, incoming.headers, arrived=incoming.arrived, api=self.api,
-                                               tenant=incoming.tenant)
+                                               tenant=incoming.tenant, native=native)
         headers = {**result.headers, "request-id": result.routed.request_id}  # what the SDK reports as _request_id
         if isinstance(result, AnswerStream):
             return StreamReply(result.frames(MessagesStreamAdapter(result.routed, options)), headers)
@@ -59,23 +63,37 @@ class _Options(NamedTuple):
 
 def render_message(answer: Answer, options: _Options) -> bytes:
     response = answer.response
+    if "choices" not in response:  # Claude answered the client's own body (a Message): no conversion
+        return orjson.dumps(anthropic_rendering.relayed_message(
+            response, model=answer.routed.chosen.route, router=answer.router))
     message = anthropic_rendering.from_chat_response(
         response, model=str(response.get("model") or answer.routed.chosen.route),
         stop_sequences=options.stop_sequences, router=answer.router, omit_thinking=options.omit_thinking)
     return orjson.dumps(message)
 
 
+# Chat chunks → Anthropic events, or Claude's own events passed on.
+_Renderer = anthropic_rendering.MessagesStreamRenderer | anthropic_rendering.MessagesEventRelay
+
+
 class MessagesStreamAdapter:
-    """The pipeline's chunks into ``anthropic_rendering.MessagesStreamRenderer``, which writes the events."""
+    """The pipeline's chunks into ``anthropic_rendering.MessagesStreamRenderer``, which writes the
+    events — or, when Claude streams its own events (they have no ``choices``), ``MessagesEventRelay``."""
 
     __slots__ = ("_options", "_renderer", "_routed")
 
     def __init__(self, routed: Routed, options: _Options) -> None:
         self._routed = routed
         self._options = options
-        self._renderer: anthropic_rendering.MessagesStreamRenderer | None = None
+        self._renderer: _Renderer | None = None
 
-    def _start(self, first: dict[str, Any]) -> anthropic_rendering.MessagesStreamRenderer:
+    def _start(self, first: dict[str, Any]) -> _Renderer:
+        if "choices" not in first:  # chat chunks always have choices; Claude's events never do
+            self._renderer = anthropic_rendering.MessagesEventRelay(model=self._routed.chosen.route)
+            return self._renderer
+        return self._render_chat(first)
+
+    def _render_chat(self, first: dict[str, Any]) -> anthropic_rendering.MessagesStreamRenderer:
         self._renderer = anthropic_rendering.MessagesStreamRenderer(
             model=str(first.get("model") or self._routed.chosen.route),
             message_id=anthropic_rendering.message_id(first.get("id") or self._routed.request_id),
@@ -87,7 +105,7 @@ class MessagesStreamAdapter:
         return (self._renderer or self._start(chunk)).feed(chunk)
 
     def end(self, stream: AnswerStream) -> bytes:
-        renderer = self._renderer or self._start({})
+        renderer = self._renderer or self._render_chat({})  # nothing came: the gateway opens the message
         if stream.error is not None:
             return renderer.error(stream.error.status, stream.error.message)
         # Cumulative usage and the router object ride on message_delta.

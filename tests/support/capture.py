@@ -24,6 +24,9 @@ class CaptureUpstream:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self.port = 0
+        # Scripted Anthropic replies (None: the minimal one): a Message, and a stream's (event, data) list.
+        self.anthropic_message: dict[str, Any] | None = None
+        self.anthropic_events: list[tuple[str, dict[str, Any]]] | None = None
 
     @property
     def last(self) -> dict[str, Any]:
@@ -63,10 +66,10 @@ class CaptureUpstream:
                    "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn", "stop_sequence": None,
                    "usage": {"input_tokens": 5, "output_tokens": 2}}
         if not body.get("stream"):
-            return web.json_response(message)
+            return web.json_response(self.anthropic_message or message)
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
-        events = [
+        events = self.anthropic_events or [
             ("message_start", {"type": "message_start", "message": {
                 **message, "content": [], "stop_reason": None, "usage": {"input_tokens": 5, "output_tokens": 1}}}),
             ("content_block_start", {"type": "content_block_start", "index": 0,
