@@ -1,0 +1,97 @@
+"""The native Claude call's pieces, without HTTP: the body a route gets from the client's Messages
+request (``passthrough_body``), and what the pipeline reads off Claude's events (first token, usage)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from router.dispatch.anthropic import event_has_payload, passthrough_body, usage_after_event
+from router.dispatch.modes import build_request
+from router.dispatch.upstream import Usage
+from router.policy.model import Backend
+
+PRICE = {"input_per_mtok": 3.0, "output_per_mtok": 15.0}
+CLAUDE = Backend(provider="anthropic", model="claude-sonnet-4-5", pricing=PRICE)
+KIMI = Backend(provider="openai_compatible", flavour="vllm", model="moonshotai/Kimi-K2.5", pricing=PRICE)
+HI = [{"role": "user", "content": [{"type": "text", "text": "Hi", "cache_control": {"type": "ephemeral"}}]}]
+
+
+def native(**fields: Any) -> dict[str, Any]:
+    return {"model": "auto", "max_tokens": 4000, "messages": HI, **fields}
+
+
+def adapted(backend: Backend, *, mode: str = "default", cap: int | None = None, **chat: Any) -> dict[str, Any]:
+    """The attempt's chat-shaped body, as the dispatcher builds it."""
+    body = {"model": "auto", "max_tokens": 4000, "messages": [{"role": "user", "content": "Hi"}], **chat}
+    return build_request(body, backend, mode, max_output_tokens=cap).body
+
+
+def test_only_a_native_anthropic_backend_gets_a_native_body() -> None:
+    assert passthrough_body(None, adapted(CLAUDE), CLAUDE) is None  # the chat door: translated as before
+    assert passthrough_body(native(), adapted(KIMI), KIMI) is None  # a fallback to Kimi: chat-shaped
+    assert passthrough_body(native(), adapted(CLAUDE), CLAUDE) == {
+        "model": "claude-sonnet-4-5", "max_tokens": 4000, "messages": HI}
+
+
+def test_stream_flag_follows_the_attempt() -> None:
+    streamed = passthrough_body(native(stream=True), adapted(CLAUDE, stream=True), CLAUDE)
+    assert streamed is not None and streamed["stream"] is True
+    whole = passthrough_body(native(stream=False), adapted(CLAUDE), CLAUDE)
+    assert whole is not None and "stream" not in whole
+
+
+def test_the_money_cap_lowers_max_tokens_and_the_budget_follows() -> None:
+    thinking = {"type": "enabled", "budget_tokens": 3000}
+    out = passthrough_body(native(thinking=thinking), adapted(CLAUDE, cap=2500), CLAUDE)
+    assert out is not None and out["max_tokens"] == 2500 and out["thinking"] == {"type": "enabled",
+                                                                                  "budget_tokens": 2499}
+    out = passthrough_body(native(thinking=thinking), adapted(CLAUDE, cap=1000), CLAUDE)
+    assert out is not None and out["max_tokens"] == 1000 and "thinking" not in out  # no room for 1024
+
+
+def test_a_thinking_mode_fills_in_thinking_the_client_did_not_send() -> None:
+    out = passthrough_body(native(temperature=0.3), adapted(CLAUDE, mode="thinking", temperature=0.3), CLAUDE)
+    assert out is not None and out["thinking"]["type"] == "enabled" and "temperature" not in out
+    kept = {"type": "disabled"}
+    out = passthrough_body(native(thinking=kept), adapted(CLAUDE, mode="thinking"), CLAUDE)
+    assert out is not None and out["thinking"] == kept
+
+
+@pytest.mark.parametrize(("fields", "gone"), [
+    ({"temperature": 0.5, "top_p": 0.9}, {"top_p"}),
+    ({"top_k": 4, "top_p": 0.9}, set()),
+    ({"thinking": {"type": "enabled", "budget_tokens": 1024}, "temperature": 0.5, "top_k": 4},
+     {"temperature", "top_k"}),
+    ({"thinking": {"type": "enabled", "budget_tokens": 1024}, "tool_choice": {"type": "tool", "name": "f"}},
+     {"thinking"}),
+])
+def test_what_claude_cannot_take_together_is_dropped(fields: dict[str, Any], gone: set[str]) -> None:
+    out = passthrough_body(native(**fields), adapted(CLAUDE), CLAUDE)
+    assert out is not None and set(fields) - set(out) == gone
+
+
+def test_the_first_token_is_content_not_the_opening() -> None:
+    assert not event_has_payload({"type": "message_start", "message": {}})
+    assert not event_has_payload({"type": "ping"})
+    assert not event_has_payload({"type": "content_block_start", "index": 0, "content_block": {"type": "text"}})
+    assert event_has_payload({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use"}})
+    assert event_has_payload({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta"}})
+    assert event_has_payload({"type": "message_delta", "delta": {"stop_reason": "end_turn"}})
+
+
+def test_usage_from_message_start_then_message_delta() -> None:
+    start = {"type": "message_start", "message": {"usage": {
+        "input_tokens": 10, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 1000, "output_tokens": 1}}}
+    usage = usage_after_event(start, Usage())
+    assert usage == Usage(input_tokens=1110, cached_input_tokens=1000, output_tokens=1)
+    usage = usage_after_event({"type": "content_block_delta", "delta": {}}, usage)
+    usage = usage_after_event({"type": "message_delta", "usage": {"output_tokens": 50}}, usage)
+    assert usage == Usage(input_tokens=1110, cached_input_tokens=1000, output_tokens=50)
+    # Newer API versions repeat the cumulative input counts on message_delta: they win.
+    usage = usage_after_event({"type": "message_delta", "usage": {
+        "input_tokens": 12, "cache_read_input_tokens": 1000, "cache_creation_input_tokens": None,
+        "output_tokens": 60}}, usage)
+    assert usage == Usage(input_tokens=1012, cached_input_tokens=1000, output_tokens=60)
+    assert usage_after_event({"type": "message_start", "message": "garbage"}, usage) == Usage()
