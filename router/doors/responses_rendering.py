@@ -18,9 +18,24 @@ from __future__ import annotations
 
 import os
 import time
+from contextvars import ContextVar
 from typing import Any
 
 from router import sse
+
+# The stream this request's task is rendering. The shutdown drain ends a request in its own task
+# but cannot reach the door's renderer: through this, its error event continues the numbering.
+_rendering: ContextVar[ResponsesStreamRenderer | None] = ContextVar("responses_stream", default=None)
+
+
+def drain_error_event(message: str, *, code: str | None = None, param: str | None = None) -> bytes:
+    """The ``error`` event for a stream the gateway cuts short, numbered after the last event sent
+    (``sequence_number`` 0 when this task rendered no Responses stream)."""
+    renderer = _rendering.get()
+    if renderer is None:
+        return sse.event("error", {"type": "error", "sequence_number": 0, "code": code, "message": message,
+                                   "param": param})
+    return renderer.error_event(message, code=code, param=param)
 
 
 def response_id() -> str:
@@ -174,6 +189,7 @@ class ResponsesStreamRenderer:
 
     def start(self) -> bytes:
         self._started = True
+        _rendering.set(self)  # for ``drain_error_event``: the request's task is this stream's
         snapshot = self._snapshot("in_progress")
         return (self._event("response.created", response=snapshot)
                 + self._event("response.in_progress", response=snapshot))
