@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from router import errors, sse, taxonomy
+from router import errors, taxonomy
 from router.doors import openai_responses, responses_rendering
 from router.doors.base import Incoming, JsonReply, Reply, StreamReply, prefer_mode
 from router.doors.response_store import ResponseStore, build_response_store, remember
@@ -55,12 +55,9 @@ class ResponsesDoor:
         return exc.body_bytes()  # the Responses API answers errors in OpenAI's usual shape
 
     def stream_error_frames(self, exc: errors.RouterError) -> bytes:
-        """A stream cut short by the gateway (the shutdown drain): the Responses ``error`` event.
-
-        The drain cannot see the stream's renderer, so the event's ``sequence_number`` is not the
-        next one; the SDKs parse it by ``type`` and raise with the message all the same."""
-        return sse.event("error", {"type": "error", "sequence_number": 0, "code": exc.instance_code,
-                                   "message": exc.message, "param": exc.param})
+        """A stream cut short by the gateway (the shutdown drain): the Responses ``error`` event,
+        numbered after the stream's last event (the drain runs in the request's task)."""
+        return responses_rendering.drain_error_event(exc.message, code=exc.instance_code, param=exc.param)
 
     async def handle(self, incoming: Incoming, services: Services) -> Reply:
         store = self.store(services.settings)
