@@ -436,3 +436,45 @@ async def test_async_sdk_stream_reads_the_rendered_events() -> None:
         final = await stream.get_final_response()
     assert kinds[-1] == "response.completed" and final.output_text == "Checking."
     await client.close()
+
+
+async def test_the_drain_error_event_continues_the_streams_numbering() -> None:
+    """The shutdown drain ends a stream from the request's own task, after its frames were cancelled:
+    the door's ``error`` event then takes the next ``sequence_number`` (not 0)."""
+    import asyncio
+
+    from router.doors.responses_door import ResponsesDoor
+    from router.errors import Unavailable
+
+    door, cut = ResponsesDoor(), Unavailable("The gateway is shutting down.")
+
+    async def request() -> bytes:  # one request's task: a stream under way, then the drain
+        renderer = ResponsesStreamRenderer(request=REQUEST, model="auto")
+
+        async def frames() -> Any:
+            yield renderer.feed(chunk({"content": "partial"}))
+            await asyncio.sleep(3600)  # the upstream trickles; the drain comes first
+            yield b""
+
+        sent = b""
+        stream = frames()
+        try:
+            async with asyncio.timeout(0.05):
+                async for frame in stream:
+                    sent += frame
+        except TimeoutError:
+            await stream.aclose()
+        return sent + door.stream_error_frames(cut)
+
+    from tests.support.door_conformance import parse_named_sse
+
+    events = [payload for _, payload in parse_named_sse(await asyncio.create_task(request()))]
+    for event in events:
+        assert_strict(EVENT.validate_python(event), event)
+    assert [e["sequence_number"] for e in events] == list(range(len(events))) and len(events) > 3
+    assert events[-1]["type"] == "error" and events[-1]["message"] == "The gateway is shutting down."
+    # A task that rendered no Responses stream has nothing to continue.
+    import contextvars
+
+    lone = contextvars.Context().run(door.stream_error_frames, cut)
+    assert b'"sequence_number":0' in lone
