@@ -26,7 +26,14 @@ import orjson
 
 from router.dispatch.dialects import ANTHROPIC_MIN_THINKING_BUDGET
 from router.dispatch.relay import OpenAIRelay
-from router.dispatch.upstream import UpstreamCall, UpstreamError, Usage, error_message_from_body
+from router.dispatch.upstream import (
+    UpstreamCall,
+    UpstreamError,
+    Usage,
+    error_message_from_body,
+    status_error,
+    transport_error,
+)
 from router.policy.model import Backend
 
 API_VERSION = "2023-06-01"
@@ -370,19 +377,6 @@ class _StreamState:
 
 
 # --- client -------------------------------------------------------------------------------------
-def _status_error(status: int, raw: bytes, headers: Any) -> UpstreamError:
-    message = error_message_from_body(raw)
-    if status == 429:
-        try:
-            retry_after: float | None = float(headers.get("retry-after", ""))
-        except ValueError:
-            retry_after = None
-        return UpstreamError("rate_limited", message, status=status, retry_after_s=retry_after)
-    if status >= 500:  # 529 overloaded included
-        return UpstreamError("http_5xx", message, status=status)
-    return UpstreamError("http_4xx", message, status=status)
-
-
 class AnthropicClient:
     """Calls ``{api_base}/v1/messages`` on the relay's connection pool."""
 
@@ -411,13 +405,9 @@ class AnthropicClient:
             async with self._relay.session().post(**self._request_args(call, stream=False)) as resp:
                 raw = await resp.read()
                 if resp.status != 200:
-                    raise _status_error(resp.status, raw, resp.headers)
-        except UpstreamError:
-            raise
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise UpstreamError("timeout", f"{call.backend_name} did not answer in time") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError("connection", f"{call.backend_name}: {type(exc).__name__}") from None
+                    raise status_error(resp.status, raw, resp.headers, names_params=False)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise transport_error(exc, call.backend_name) from None
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -451,7 +441,7 @@ class AnthropicClient:
         try:
             async with self._relay.session().post(**self._request_args(call, stream=True)) as resp:
                 if resp.status != 200:
-                    raise _status_error(resp.status, await resp.read(), resp.headers)
+                    raise status_error(resp.status, await resp.read(), resp.headers, names_params=False)
                 async for line in resp.content:
                     if not line.startswith(b"data:"):
                         continue  # event: lines (the data repeats the type), blank separators
@@ -472,14 +462,8 @@ class AnthropicClient:
             if started:
                 raise UpstreamError("mid_stream", f"{call.backend_name} ended the stream before message_stop")
             raise UpstreamError("protocol", f"{call.backend_name} sent an empty stream")
-        except UpstreamError:
-            raise
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise UpstreamError("mid_stream" if started else "timeout",
-                                f"{call.backend_name} stopped sending") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError("mid_stream" if started else "connection",
-                                f"{call.backend_name}: {type(exc).__name__}") from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise transport_error(exc, call.backend_name, stream=True, started=started) from None
 
     async def aclose(self) -> None:
         return None  # the session is the relay's

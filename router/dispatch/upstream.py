@@ -266,3 +266,34 @@ def error_message_from_body(raw: bytes, limit: int = 300) -> str:
         if isinstance(data.get("message"), str):
             return str(data["message"])[:limit]
     return raw[:limit].decode("utf-8", "replace")
+
+
+def status_error(status: int, raw: bytes, headers: Any, *, names_params: bool = True) -> UpstreamError:
+    """An upstream's non-200 answer as an ``UpstreamError``: 429 (with its ``retry-after``), 5xx (529
+    "overloaded" included), 4xx. ``names_params``: the error body is OpenAI's, whose ``param`` and
+    ``code`` tell a parameter this route refuses from the request's own fault (``classify_4xx``);
+    without them (Anthropic's errors) every 4xx is the request's."""
+    message = error_message_from_body(raw)
+    if status == 429:
+        try:
+            retry_after: float | None = float(headers.get("retry-after", ""))
+        except ValueError:
+            retry_after = None
+        return UpstreamError("rate_limited", message, status=status, retry_after_s=retry_after)
+    if status >= 500:
+        return UpstreamError("http_5xx", message, status=status)
+    if not names_params:
+        return UpstreamError("http_4xx", message, status=status)
+    param, code = error_details_from_body(raw)
+    return UpstreamError(classify_4xx(status, message, param, code), message, status=status, param=param, code=code)
+
+
+def transport_error(exc: BaseException, backend_name: str, *, stream: bool = False,
+                    started: bool = False) -> UpstreamError:
+    """A timeout or a connection failure (aiohttp's) as an ``UpstreamError``; after a stream's first
+    event it is ``mid_stream`` (the answer is incomplete; nothing else may be tried)."""
+    if isinstance(exc, TimeoutError):  # aiohttp's ServerTimeoutError is one too
+        kind, text = "timeout", f"{backend_name} {'stopped sending' if stream else 'did not answer in time'}"
+    else:
+        kind, text = "connection", f"{backend_name}: {type(exc).__name__}"
+    return UpstreamError("mid_stream" if started else kind, text)
