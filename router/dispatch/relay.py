@@ -14,27 +14,12 @@ from router.dispatch.upstream import (
     UpstreamCall,
     UpstreamError,
     answer_problem,
-    classify_4xx,
     complete_choice,
-    error_details_from_body,
     error_message_from_body,
     normalize_reasoning,
+    status_error,
+    transport_error,
 )
-
-
-def _status_error(status: int, raw: bytes, headers: Any) -> UpstreamError:
-    message = error_message_from_body(raw)
-    if status == 429:
-        retry_after: float | None = None
-        try:
-            retry_after = float(headers.get("retry-after", ""))
-        except ValueError:
-            retry_after = None
-        return UpstreamError("rate_limited", message, status=status, retry_after_s=retry_after)
-    if status >= 500:
-        return UpstreamError("http_5xx", message, status=status)
-    param, code = error_details_from_body(raw)
-    return UpstreamError(classify_4xx(status, message, param, code), message, status=status, param=param, code=code)
 
 
 class OpenAIRelay:
@@ -75,13 +60,9 @@ class OpenAIRelay:
             async with self._client().post(**self._request_args(call, stream=False)) as resp:
                 raw = await resp.read()
                 if resp.status != 200:
-                    raise _status_error(resp.status, raw, resp.headers)
-        except UpstreamError:
-            raise
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise UpstreamError("timeout", f"{call.backend_name} did not answer in time") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError("connection", f"{call.backend_name}: {type(exc).__name__}") from None
+                    raise status_error(resp.status, raw, resp.headers)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise transport_error(exc, call.backend_name) from None
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -101,7 +82,7 @@ class OpenAIRelay:
         try:
             async with self._client().post(**self._request_args(call, stream=True)) as resp:
                 if resp.status != 200:
-                    raise _status_error(resp.status, await resp.read(), resp.headers)
+                    raise status_error(resp.status, await resp.read(), resp.headers)
                 async for line in resp.content:
                     if not line.startswith(b"data:"):
                         continue  # blank separators, comments, event: lines
@@ -128,14 +109,8 @@ class OpenAIRelay:
             if started:
                 raise UpstreamError("mid_stream", f"{call.backend_name} ended the stream without [DONE]")
             raise UpstreamError("protocol", f"{call.backend_name} sent an empty stream")
-        except UpstreamError:
-            raise
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise UpstreamError("mid_stream" if started else "timeout",
-                                f"{call.backend_name} stopped sending") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError("mid_stream" if started else "connection",
-                                f"{call.backend_name}: {type(exc).__name__}") from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise transport_error(exc, call.backend_name, stream=True, started=started) from None
 
     async def aclose(self) -> None:
         if self._session is not None:
