@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from router import taxonomy
+from router.dispatch.anthropic import passthrough_adjusted
 from router.dispatch.modes import adjusted_params
 from router.dispatch.upstream import Usage
 from router.engine.decide import Candidate, Decision, Label
@@ -76,12 +77,16 @@ class Routed:
         }
         if self.decision.best_effort:
             obj["best_effort"] = True
-        if route != taxonomy.SWARM_ROUTE and (adjusted := adjusted_params(
-                self.body, self.loaded.policy.backends[answered.backend], answered.mode)):
+        if route != taxonomy.SWARM_ROUTE and (adjusted := self._adjusted(answered)):
             obj["adjusted_params"] = adjusted  # client params the route could not take as given
         if swarm is not None:
             obj["swarm"] = swarm
         return obj
+
+    def _adjusted(self, answered: Candidate) -> list[str]:
+        backend = self.loaded.policy.backends[answered.backend]
+        native = passthrough_adjusted(self.native, self.body, backend, answered.mode)  # sent as the client's
+        return native if native is not None else adjusted_params(self.body, backend, answered.mode)
 
     def headers(self, router_obj: Mapping[str, Any]) -> dict[str, str]:
         """The ``x-router-*`` decision headers, the same on every door."""

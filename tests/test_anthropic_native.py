@@ -95,3 +95,14 @@ def test_usage_from_message_start_then_message_delta() -> None:
         "output_tokens": 60}}, usage)
     assert usage == Usage(input_tokens=1012, cached_input_tokens=1000, output_tokens=60)
     assert usage_after_event({"type": "message_start", "message": "garbage"}, usage) == Usage()
+
+
+def test_adjusted_params_name_what_the_native_call_changed() -> None:
+    from router.dispatch.anthropic import passthrough_adjusted
+
+    chat = {"model": "auto", "max_tokens": 4000, "messages": [{"role": "user", "content": "Hi"}], "temperature": 0.2,
+            "top_p": 0.9}
+    assert passthrough_adjusted(native(temperature=0.2, top_p=0.9, stream=True), chat, CLAUDE, "default") == ["top_p"]
+    assert passthrough_adjusted(native(), chat, CLAUDE, "default") == []
+    assert passthrough_adjusted(native(), chat, KIMI, "instant") is None  # not a native route
+    assert passthrough_adjusted(None, chat, CLAUDE, "default") is None  # not a Messages request

@@ -144,7 +144,8 @@ def test_claude_receives_the_clients_body_as_it_came(gw: Gateway, capture: Captu
     request = copy.deepcopy(REQUEST)
     request["messages"].insert(0, {"role": "user", "content": "Earlier question"})
     request["messages"].insert(1, {"role": "assistant", "content": [RELAYED_THINKING, {"type": "text", "text": "A"}]})
-    sdk(gw).messages.create(model="claude:default", **request, extra_body={"router": {"max_cost_usd": 1.0}})
+    answer = sdk(gw).messages.create(model="claude:default", **request, extra_body={"router": {"max_cost_usd": 1.0}})
+    assert "adjusted_params" not in (answer.model_extra or {})["router"]  # nothing the client sent was changed
     expected = copy.deepcopy(request)
     expected["model"] = "claude-sonnet-4-5"  # the route's upstream model
     expected["messages"][1]["content"] = [{"type": "text", "text": "A"}]  # only the router's own thinking goes
@@ -173,15 +174,17 @@ def test_only_what_the_claude_dialect_cannot_take_is_dropped(gw: Gateway, captur
     hi = [{"role": "user", "content": "Hi"}]
     client = sdk(gw)
     # (this SDK version has no keywords for the sampling parameters; the API still takes them)
-    client.messages.create(model="claude:default", max_tokens=300, messages=hi,
-                           extra_body={"temperature": 0.2, "top_p": 0.9, "top_k": 5})
+    answer = client.messages.create(model="claude:default", max_tokens=300, messages=hi,
+                                    extra_body={"temperature": 0.2, "top_p": 0.9, "top_k": 5})
     body = sent(capture)
     assert body == {"model": "claude-sonnet-4-5", "max_tokens": 300, "messages": hi, "temperature": 0.2, "top_k": 5}
+    assert (answer.model_extra or {})["router"]["adjusted_params"] == ["top_p"]
     # Thinking takes no sampling changes and no forced tool (build-with-claude/extended-thinking).
     thinking = {"type": "enabled", "budget_tokens": 1024}
-    client.messages.create(model="claude:default", max_tokens=3000, messages=hi, thinking=thinking,
-                           extra_body={"temperature": 0.2, "top_k": 5})
+    answer = client.messages.create(model="claude:default", max_tokens=3000, messages=hi, thinking=thinking,
+                                    extra_body={"temperature": 0.2, "top_k": 5})
     assert sent(capture) == {"model": "claude-sonnet-4-5", "max_tokens": 3000, "messages": hi, "thinking": thinking}
+    assert (answer.model_extra or {})["router"]["adjusted_params"] == ["temperature", "top_k"]
     client.messages.create(model="claude:default", max_tokens=3000, messages=hi, thinking=thinking, tools=[WEATHER],
                            tool_choice={"type": "any"})
     assert "thinking" not in sent(capture) and sent(capture)["tool_choice"] == {"type": "any"}

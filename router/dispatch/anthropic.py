@@ -25,6 +25,7 @@ import aiohttp
 import orjson
 
 from router.dispatch.dialects import ANTHROPIC_MIN_THINKING_BUDGET
+from router.dispatch.modes import build_request
 from router.dispatch.relay import OpenAIRelay
 from router.dispatch.upstream import (
     UpstreamCall,
@@ -197,6 +198,11 @@ def _in_tool_loop(messages: list[dict[str, Any]]) -> bool:
 _SAMPLING = ("temperature", "top_p", "top_k")
 
 
+def speaks_messages(backend: Backend) -> bool:
+    """Does this backend's client (``AnthropicClient``) send a Messages body as it is?"""
+    return backend.provider == "anthropic" and not backend.uses_relay
+
+
 def passthrough_body(native: dict[str, Any] | None, adapted: dict[str, Any], backend: Backend) -> dict[str, Any] | None:
     """The client's Messages body for this route, or None when the route does not speak it natively.
 
@@ -204,7 +210,7 @@ def passthrough_body(native: dict[str, Any] | None, adapted: dict[str, Any], bac
     claude_passthrough_body``); ``adapted``: this attempt's chat-shaped body (``modes.build_request``),
     which carries the route's decisions: model id, output cap, stream, the mode's thinking.
     """
-    if native is None or backend.provider != "anthropic" or backend.uses_relay:
+    if native is None or not speaks_messages(backend):
         return None
     out = dict(native)
     out["model"] = adapted["model"]
@@ -221,6 +227,24 @@ def passthrough_body(native: dict[str, Any] | None, adapted: dict[str, Any], bac
     if isinstance(thinking, dict) and thinking.get("type") == "enabled":
         _fit_thinking(out, thinking)
     return out
+
+
+# Fields every passthrough sets, whatever the client sent (the money cap's max_tokens is in cost_usd).
+_ROUTE_OWNED = frozenset({"model", "stream", "max_tokens"})
+
+
+def passthrough_adjusted(native: dict[str, Any] | None, body: dict[str, Any], backend: Backend,
+                         mode: str) -> list[str] | None:
+    """The client's fields a native call did not send as given (the ``router`` object's
+    ``adjusted_params``), or None when this route is not a native one."""
+    if native is None or not speaks_messages(backend):
+        return None
+    out = passthrough_body(native, build_request(body, backend, mode, max_output_tokens=None).body, backend)
+    assert out is not None
+    return sorted(k for k, v in native.items() if k not in _ROUTE_OWNED and out.get(k, _MISSING) != v)
+
+
+_MISSING = object()
 
 
 def _fit_thinking(out: dict[str, Any], thinking: dict[str, Any]) -> None:
