@@ -388,3 +388,27 @@ def test_every_door_makes_the_same_span_tree(receiver: OTLPReceiver, gateway_fac
         assert [k.name for k in tree.children(root)][:2] == ["router.classify", "router.decide"]
         attempts = [s for s in tree.spans if s.name.startswith("chat ")]
         assert len(attempts) == 1 and attempts[0].parent_id == root.span_id
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_messages_to_claude_untranslated_makes_the_same_span_tree(receiver: OTLPReceiver,
+                                                                  gateway_factory: Callable[..., Gateway],
+                                                                  stream: bool) -> None:
+    """/v1/messages routed to Claude goes as the client sent it (no chat round trip): still one root with
+    the decision and the usage read off Claude's answer, classify and decide, one attempt span."""
+    gw = gateway_factory(default_policy(), tracer=otlp_tracer(receiver))
+    body = {"model": "claude:default", "max_tokens": 256, "stream": stream,
+            "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+            "messages": [{"role": "user", "content": PROMPT}]}
+    with httpx.stream("POST", f"{gw.url}/v1/messages", json=body, timeout=20) as resp:
+        assert resp.status_code == 200
+        resp.read()
+    assert gw.demo.stats("claude")["last_requests"][-1]["body"]["system"] == body["system"]  # sent as it came
+    tree = wait_for_trace(receiver, resp.headers["x-router-request-id"])
+    root = tree.root
+    assert root.attributes["router.api"] == "messages" and root.attributes["router.route"] == "claude:default"
+    assert root.attributes["router.status"] == "ok" and root.attributes["gen_ai.usage.output_tokens"] > 0
+    assert root.attributes["gen_ai.usage.input_tokens"] > 0
+    assert [k.name for k in tree.children(root)][:2] == ["router.classify", "router.decide"]
+    attempts = [s for s in tree.spans if s.name.startswith("chat ")]
+    assert len(attempts) == 1 and attempts[0].parent_id == root.span_id
