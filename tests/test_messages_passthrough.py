@@ -301,3 +301,11 @@ def test_a_failing_claude_falls_back_to_kimi_translated(gateway_factory: Any, st
         door_conformance.assert_strict(door_conformance.ANTHROPIC_MESSAGE.validate_python(answer), answer)
         text = "".join(b["text"] for b in answer["content"] if b["type"] == "text")
     assert "Kimi" in text  # the demo Kimi says who answered
+
+
+def test_a_malformed_message_from_claude_is_an_upstream_failure(gw: Gateway, capture: CaptureUpstream) -> None:
+    capture.anthropic_message = {**MESSAGE, "content": "not a list of blocks"}
+    response = httpx.post(f"{gw.url}/v1/messages", json={"model": "claude:default", **REQUEST}, timeout=20)
+    assert response.status_code == 502, response.text
+    assert response.json()["type"] == "error" and response.json()["error"]["type"] == "api_error"
+    assert "not a list of blocks" not in response.text  # never passed on

@@ -438,6 +438,9 @@ class AnthropicClient:
             raise UpstreamError("protocol", f"{call.backend_name} sent a body that is not JSON") from None
         if not isinstance(data, dict) or data.get("type") != "message":
             raise UpstreamError("protocol", f"{call.backend_name} sent no message")
+        if not isinstance(data.get("content"), list) or not isinstance(data.get("usage") or {}, dict):
+            # garbage is an upstream failure, never passed on (nor converted) for the client
+            raise UpstreamError("protocol", f"{call.backend_name} sent a malformed message")
         return data if call.native is not None else openai_response(data)
 
     def stream(self, call: UpstreamCall) -> AsyncIterator[dict[str, Any]]:
