@@ -127,8 +127,10 @@ def plan_anthropic(state: DemoServerState, body: dict[str, Any]) -> Planned:
 
 
 def _output_schema(body: dict[str, Any]) -> dict[str, Any] | None:
-    """Structured outputs (`output_format: {"type": "json_schema", "schema": ...}`)."""
-    fmt = body.get("output_format")
+    """Structured outputs (`output_format: {"type": "json_schema", "schema": ...}`, or the same object
+    as `output_config.format`)."""
+    config = body.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) and "format" in config else body.get("output_format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
         return dict(fmt["schema"])
     return None

@@ -86,7 +86,10 @@ def moonshot_refusal(body: dict[str, Any]) -> Refusal | None:
 _ANTHROPIC_FIELDS = frozenset({
     "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature", "top_p",
     "top_k", "tools", "tool_choice", "thinking", "service_tier", "output_format", "container", "mcp_servers",
-    "context_management"})
+    "context_management",
+    # structured outputs / effort, automatic prompt caching (platform.claude.com/docs/en/api/messages):
+    # what a /v1/messages client sends, which the gateway passes to Claude as it came
+    "output_config", "cache_control"})
 
 
 def anthropic_refusal(body: dict[str, Any]) -> str | None:
