@@ -15,6 +15,7 @@ from typing import Any
 
 import anthropic
 import httpx
+import orjson
 import pytest
 
 from router.dispatch.dialects import ANTHROPIC_MIN_THINKING_BUDGET
@@ -309,3 +310,18 @@ def test_a_malformed_message_from_claude_is_an_upstream_failure(gw: Gateway, cap
     assert response.status_code == 502, response.text
     assert response.json()["type"] == "error" and response.json()["error"]["type"] == "api_error"
     assert "not a list of blocks" not in response.text  # never passed on
+
+
+def test_structured_output_config_reaches_claude_as_sent(gateway_factory: Any) -> None:
+    """``output_config.format`` (structured outputs, platform.claude.com/docs/en/build-with-claude/
+    structured-outputs) goes to Claude as the client wrote it; the demo Claude answers the schema."""
+    gw: Gateway = gateway_factory(default_policy())
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+              "additionalProperties": False}
+    body = {"model": "claude:default", "max_tokens": 256, "messages": [{"role": "user", "content": "Capital of Peru?"}],
+            "output_config": {"format": {"type": "json_schema", "schema": schema}, "effort": "low"}}
+    response = httpx.post(f"{gw.url}/v1/messages", json=body, timeout=20)
+    assert response.status_code == 200, response.text
+    assert gw.demo.stats("claude")["last_requests"][-1]["body"]["output_config"] == body["output_config"]
+    text = "".join(b["text"] for b in response.json()["content"] if b["type"] == "text")
+    assert set(orjson.loads(text)) == {"city"}
