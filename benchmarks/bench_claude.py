@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -144,6 +145,7 @@ async def messages_cells(upstream: str, rev: str, *, requests: int, concurrency:
         for proc in procs.values():
             proc.terminate()
             proc.wait(timeout=10)
+        shutil.rmtree(gateways["before"][0], ignore_errors=True)
 
 
 async def run(url: str, body: bytes, *, requests: int, concurrency: int) -> None:
