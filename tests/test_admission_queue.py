@@ -108,8 +108,11 @@ def test_a_tight_latency_budget_sheds_only_what_cannot_be_served_in_time(
     assert {status for status, _, _ in shed} <= {503}
     assert all("retry-after" in headers for _, headers, _ in shed)
     assert len(ok) >= 64 and shed, (len(ok), len(shed))  # the first wave always; not everyone fits
-    # Shed requests are told early (within the budget), not after a long wait.
-    assert max(elapsed for _, _, elapsed in shed) < budget_ms / 1000 + 2.0
     metrics = httpx.get(f"{gw.url}/metrics").text
     assert _metric(metrics, r'router_admission_queue_wait_seconds_count\{outcome="timeout",tenant="default"\}') \
         == len(shed)
+    # Shed requests are told early (within the budget), not after a long wait. Measured by the gateway:
+    # the client's own clock also counts how long 256 client tasks wait for a loaded 2-core machine.
+    assert _metric(metrics, r'router_admission_queue_wait_seconds_bucket\{le="2.5",outcome="timeout",'
+                            r'tenant="default"\}') == len(shed)
+    assert max(elapsed for _, _, elapsed in shed) < budget_ms / 1000 + 10.0  # and never a hang
