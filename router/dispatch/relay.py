@@ -4,7 +4,7 @@ Moonshot, OpenAI) over one pooled aiohttp session, with orjson. No translation, 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
@@ -20,6 +20,7 @@ from router.dispatch.upstream import (
     status_error,
     transport_error,
 )
+from router.sse import DataLines, LineTooLong
 
 
 class OpenAIRelay:
@@ -75,18 +76,20 @@ class OpenAIRelay:
             complete_choice(choice)
         return answer
 
-    async def stream(self, call: UpstreamCall) -> AsyncIterator[dict[str, Any]]:
-        """Yields parsed chunks. Errors before the first chunk keep their kind; later ones are
-        ``mid_stream``. Closing the generator closes the upstream connection (a cancel)."""
+    def stream(self, call: UpstreamCall) -> RelayStream:
+        """The upstream's chunks, parsed. Errors before the first chunk keep their kind; later ones
+        are ``mid_stream``. ``aclose()`` closes the upstream connection (a cancel)."""
+        lines = DataLines()
+        return RelayStream(self._chunks(call, lines), lines)
+
+    async def _chunks(self, call: UpstreamCall, lines: DataLines) -> AsyncGenerator[dict[str, Any], None]:
         started = False
         try:
             async with self._client().post(**self._request_args(call, stream=True)) as resp:
                 if resp.status != 200:
                     raise status_error(resp.status, await resp.read(), resp.headers)
-                async for line in resp.content:
-                    if not line.startswith(b"data:"):
-                        continue  # blank separators, comments, event: lines
-                    payload = line[5:].strip()
+                lines.attach(resp.content)
+                while (payload := await lines.next()) is not None:
                     if payload == b"[DONE]":
                         return
                     try:
@@ -109,9 +112,42 @@ class OpenAIRelay:
             if started:
                 raise UpstreamError("mid_stream", f"{call.backend_name} ended the stream without [DONE]")
             raise UpstreamError("protocol", f"{call.backend_name} sent an empty stream")
+        except LineTooLong:
+            raise UpstreamError("mid_stream" if started else "protocol",
+                                f"{call.backend_name} sent an over-long event") from None
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise transport_error(exc, call.backend_name, stream=True, started=started) from None
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+class RelayStream:
+    """The relay's chunks, plus ``ready()``: whether the next one is already in memory, so the
+    gateway may wait for it and send several frames in one write without delaying any."""
+
+    __slots__ = ("_chunks", "_lines")
+
+    def __init__(self, chunks: AsyncGenerator[dict[str, Any], None], lines: DataLines) -> None:
+        self._chunks = chunks
+        self._lines = lines
+
+    def __aiter__(self) -> RelayStream:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        await self._chunks.aclose()
+
+    def ready(self) -> bool:
+        return self._lines.ready()
+
+
+def ready_now(stream: object) -> bool:
+    """Whether ``stream``'s next chunk is already in memory; False for a stream that cannot tell
+    (litellm's, a swarm's): its frames are then sent one by one, as they come."""
+    ready = getattr(stream, "ready", None)
+    return ready is not None and bool(ready())
