@@ -28,6 +28,7 @@ from typing import Any, Protocol, TypeVar
 from router import errors
 from router.dispatch.anthropic import event_has_payload, passthrough_body
 from router.dispatch.modes import upstream_body
+from router.dispatch.relay import ready_now
 from router.dispatch.upstream import UpstreamCall, UpstreamClient, UpstreamError, Usage
 from router.engine.circuit import Ticket
 from router.engine.decide import Candidate
@@ -165,6 +166,9 @@ class _Replay:
     async def aclose(self) -> None:
         self._held.clear()
         await self._stream.aclose()
+
+    def ready(self) -> bool:  # frame coalescing asks whether the next chunk is in memory (relay.ready_now)
+        return bool(self._held) or ready_now(self._stream)
 
 
 def attempt_timeout_s(loaded: LoadedPolicy, backend: Backend, cand: Candidate, floor_s: float | None = None) -> float:
