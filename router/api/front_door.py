@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping
 from typing import Any
 
-from router import errors
+from router import errors, sse
 from router.doors.base import Door, Incoming, JsonReply
 from router.services import Services
 
@@ -101,20 +101,21 @@ async def unless_disconnected(receive: Receive, work: Awaitable[Any]) -> Any:
     return result
 
 
-async def relay_sse(frames: AsyncGenerator[bytes, None], headers: dict[str, str], receive: Receive,
-                    send: Send) -> None:
-    """Send the frames as they come; a disconnect cancels the generator (and so the upstream)."""
-    await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + _encode(headers)})
-
-    async def pump() -> None:
-        async for frame in frames:
-            await send({"type": "http.response.body", "body": frame, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
+async def relay_sse(frames: AsyncGenerator[bytes, None], headers: dict[str, str], send: Send) -> None:
+    """Send the frames as they come (run under ``unless_disconnected``: a disconnect cancels the
+    generator, and so the upstream call)."""
     try:
-        await unless_disconnected(receive, pump())
-    except (ClientGone, OSError):
-        pass
+        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + _encode(headers)})
+        ended = False  # the end of the body rode on a frame marked ``sse.Last``: one write, not two
+        async for frame in frames:
+            if ended:
+                raise RuntimeError("a stream yielded bytes after its sse.Last frame")
+            ended = type(frame) is sse.Last
+            await send({"type": "http.response.body", "body": frame, "more_body": not ended})
+        if not ended:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except OSError:
+        pass  # the client's socket broke mid-write: nobody left to tell
     finally:
         await frames.aclose()  # idempotent; runs the generator's cleanup if it was not finished
 
@@ -174,8 +175,16 @@ class FrontDoor:
         tenant = services.tenants.resolve(headers)
         body = await read_body(receive, headers, services.settings.max_body_bytes)
         incoming = Incoming(scope["method"], scope["path"], headers, body, arrived, tenant)
-        reply = await unless_disconnected(receive, door.handle(incoming, services))
-        if isinstance(reply, JsonReply):
+        reply = await unless_disconnected(receive, self._answer(door, incoming, services, send))
+        if reply is not None:
             await send_json(send, reply.status, reply.body, reply.headers)
-            return
-        await relay_sse(reply.frames, reply.headers, receive, send)
+
+    @staticmethod
+    async def _answer(door: Door, incoming: Incoming, services: Services, send: Send) -> JsonReply | None:
+        """The door's answer: a JSON reply, to send; or a stream, sent here — under the same
+        disconnect watch as the work before it (one watcher task per request, not two)."""
+        reply = await door.handle(incoming, services)
+        if isinstance(reply, JsonReply):
+            return reply
+        await relay_sse(reply.frames, reply.headers, send)
+        return None

@@ -4,6 +4,10 @@ Each generator hands the renderer the chunks that carry choices — every one st
 ``id``, ``model`` and ``created`` — collects usage, and when the stream ends (finished, failed
 mid-way or abandoned by the client) releases the route, records the attempt and accounts for the
 request, then says on the ``AnswerStream`` how it ended and sends the renderer's closing bytes.
+
+Frames are coalesced, never delayed: while the upstream's next chunk is already in memory
+(``ready_now``), a frame waits for it and both go out in one write; a frame whose successor is
+still on the network is sent at once — so a burst costs one send, and a lone token no latency.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from router import errors, taxonomy
+from router import errors, sse, taxonomy
 from router.dispatch.anthropic import usage_after_event
 from router.dispatch.executor import Dispatcher, OpenStream
+from router.dispatch.relay import ready_now
 from router.dispatch.upstream import UpstreamError, Usage
 from router.exchange import AnswerStream, Routed, StreamRenderer
 from router.observability.tracing import Tracer
@@ -23,6 +28,8 @@ from router.pipeline.accounting import Accounting
 from router.swarm import SwarmStream
 
 log = logging.getLogger("router")
+
+_MAX_PENDING = 64 << 10  # a burst bigger than this goes out in several writes: the client sees progress
 
 
 def _identity(routed: Routed, first: dict[str, Any], model: str) -> tuple[Any, Any, Any]:
@@ -44,6 +51,8 @@ async def upstream_frames(routed: Routed, opened: OpenStream, out: AnswerStream,
     chunk_id, model, created = _identity(routed, opened.first_chunk, backend.model)
     chunk: dict[str, Any] | None = opened.first_chunk
     cost = 0.0
+    rest = opened.rest
+    pending = b""  # frames whose next chunk is already in memory: sent together with it, in one write
     try:
         while chunk is not None:
             if opened.native:  # hook: an Anthropic event of a native /v1/messages call, passed on as is
@@ -60,10 +69,12 @@ async def upstream_frames(routed: Routed, opened: OpenStream, out: AnswerStream,
                 if ttft_s is None:
                     ttft_s = time.perf_counter() - routed.arrived
                 chunk["id"], chunk["model"], chunk["created"] = chunk_id, model, created
-                frame = renderer.chunk(chunk)
-                if frame:
-                    yield frame
-            chunk = await anext(opened.rest, None)
+                pending += renderer.chunk(chunk)
+            # A frame is never held while the upstream is awaited, nor held past _MAX_PENDING bytes.
+            if pending and (len(pending) >= _MAX_PENDING or not ready_now(rest)):
+                yield pending
+                pending = b""
+            chunk = await anext(rest, None)
         ended_at = time.perf_counter()
     except UpstreamError as exc:
         status, error_kind = "upstream_error", exc.kind
@@ -92,7 +103,7 @@ async def upstream_frames(routed: Routed, opened: OpenStream, out: AnswerStream,
     if status == "ok":
         out.router = routed.router_object(route=cand.route, mode=cand.mode, fallbacks=opened.log.failed,
                                           cost_usd=cost)
-    yield renderer.end(out)
+    yield sse.Last(pending + renderer.end(out))  # what was held when the stream ended or broke, then the end
 
 
 async def swarm_frames(routed: Routed, swarm_stream: SwarmStream, out: AnswerStream, renderer: StreamRenderer, *,
@@ -124,4 +135,4 @@ async def swarm_frames(routed: Routed, swarm_stream: SwarmStream, out: AnswerStr
         out.usage = result.usage
         out.router = routed.router_object(route=taxonomy.SWARM_ROUTE, mode="swarm", fallbacks=result.log.failed,
                                           cost_usd=result.cost_usd, swarm=result.swarm)
-    yield renderer.end(out)
+    yield sse.Last(renderer.end(out))
