@@ -1,0 +1,226 @@
+"""Frame coalescing on the stream path (router/sse.py DataLines, router/pipeline/streams.py).
+
+A burst of frames the upstream sent at once leaves the gateway in few writes; a frame whose
+successor is still on the network leaves at once — checked without timing: the upstream holds the
+rest of its stream until the client has seen the first token, so a gateway that held that token
+back would never get the rest (the upstream gives up after a fail-safe and the test fails).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+from aiohttp import web
+
+from router.sse import DataLines, LineTooLong
+from tests.conftest import Gateway, default_policy, start_gateway
+
+HI = [{"role": "user", "content": "Hi"}]
+WORDS = [f"w{i} " for i in range(30)]
+
+
+def _frame(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    chunk = {"id": "chatcmpl-pace", "object": "chat.completion.chunk", "created": 1, "model": "m",
+             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+class PacedUpstream:
+    """An OpenAI-compatible upstream whose stream is one burst (``mode = "burst"``: every frame in
+    one write), gated (``"gated"``: the first token, then the rest once ``release`` is set) or
+    broken (``"endless"``: the first token, then a line that never ends)."""
+
+    def __init__(self) -> None:
+        self.mode = "burst"
+        self.release = threading.Event()
+        self.gave_up = False  # a gated stream whose first token never reached the client
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        out = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await out.prepare(request)
+        head = _frame({"role": "assistant", "content": ""})
+        rest = b"".join(_frame({"content": w}) for w in WORDS[1:]) + _frame({}, "stop") + b"data: [DONE]\n\n"
+        if self.mode == "burst":
+            await out.write(head + _frame({"content": WORDS[0]}) + rest)
+        elif self.mode == "endless":  # a line past DataLines' 8 MiB cap, never ended
+            await out.write(head + _frame({"content": WORDS[0]}) + b"data: " + b"x" * (9 << 20))
+        else:
+            await out.write(head + _frame({"content": WORDS[0]}))
+            released = await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 20)
+            self.gave_up = not released
+            await out.write(rest)
+        await out.write_eof()
+        return out
+
+    def start(self) -> PacedUpstream:
+        ready: Future[None] = Future()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            app = web.Application()
+            app.router.add_post("/v1/chat/completions", self._chat)
+            runner = web.AppRunner(app, access_log=None)
+
+            async def setup() -> None:
+                await runner.setup()
+                await web.TCPSite(runner, "127.0.0.1", 0).start()
+                self.port = int(runner.addresses[0][1])
+
+            loop.run_until_complete(setup())
+            ready.set_result(None)
+            loop.run_forever()
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+
+        threading.Thread(target=run, name="paced-upstream", daemon=True).start()
+        ready.result(timeout=10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[PacedUpstream]:
+    paced = PacedUpstream().start()
+    yield paced
+    paced.stop()
+
+
+@pytest.fixture(scope="module")
+def gw(upstream: PacedUpstream, classifier: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    env = {"KIMI_API_BASE": f"http://127.0.0.1:{upstream.port}/v1"}
+    gateway = start_gateway(None, default_policy(), Path(tmp_path_factory.mktemp("coalesce")),  # type: ignore[arg-type]
+                            classifier=classifier, env=env)
+    yield gateway
+    gateway.stop()
+
+
+def test_a_burst_leaves_the_gateway_in_few_writes_and_whole(gw: Gateway, upstream: PacedUpstream) -> None:
+    upstream.mode = "burst"
+    stream = gw.client().chat.completions.create(model="kimi:instant", messages=HI, stream=True)
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "".join(WORDS)
+    assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].model_extra["router"]["route"] == "kimi:instant"
+
+    async def http_chunks() -> tuple[int, bytes]:
+        async with aiohttp.ClientSession() as session, session.post(
+                f"{gw.base_url}/chat/completions", headers={"authorization": "Bearer test-key"},
+                json={"model": "kimi:instant", "messages": HI, "stream": True}) as resp:
+            count, body = 0, b""
+            async for data, end_of_chunk in resp.content.iter_chunks():
+                body += data
+                count += end_of_chunk
+            return count, body
+
+    count, body = asyncio.run(http_chunks())
+    frames = body.count(b"data: ")
+    assert frames == len(WORDS) + 3  # role, words, finish (+router), [DONE]
+    # Uncoalesced, each frame was its own HTTP chunk (and the end one more); the burst sat in the
+    # gateway's socket buffer at once, so it leaves in a handful.
+    assert count <= 4, f"{frames} frames in {count} HTTP chunks"
+
+
+def test_a_lone_token_is_not_held_for_its_successor(gw: Gateway, upstream: PacedUpstream) -> None:
+    upstream.mode = "gated"
+    upstream.release.clear()
+    client = gw.client(timeout=60)
+    seen = ""
+    with client.chat.completions.create(model="kimi:instant", messages=HI, stream=True) as stream:
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                seen += chunk.choices[0].delta.content
+                upstream.release.set()  # the first token arrived while the rest was still held upstream
+    assert not upstream.gave_up, "the first token reached the client only after the upstream gave up waiting"
+    assert seen == "".join(WORDS)
+
+
+# --- DataLines on its own: bytes split anywhere ---------------------------------------------------
+class Pieces:
+    """A byte source handing out fixed pieces, as a socket would (``read_nowait`` sees only what
+    has "arrived": pieces up to ``arrived``)."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+        self.arrived = 0
+        self.taken = 0
+
+    def read_nowait(self, n: int = -1) -> bytes:
+        data = b"".join(self.pieces[self.taken:self.arrived])
+        self.taken = max(self.taken, self.arrived)
+        return data
+
+    async def readany(self) -> bytes:
+        if self.taken >= len(self.pieces):
+            return b""
+        self.arrived = max(self.arrived, self.taken + 1)
+        return self.read_nowait()
+
+
+async def _drain(lines: DataLines) -> list[bytes]:
+    out = []
+    while (payload := await lines.next()) is not None:
+        out.append(payload)
+    return out
+
+
+STREAM = b": keep-alive\n\nevent: x\ndata: {\"a\":1}\r\n\r\ndata:{\"b\":2}\n\ndata: [DONE]\n\n"
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64])
+def test_data_lines_are_the_same_however_the_bytes_are_split(size: int) -> None:
+    lines = DataLines()
+    lines.attach(Pieces([STREAM[i:i + size] for i in range(0, len(STREAM), size)]))
+    assert asyncio.run(_drain(lines)) == [b'{"a":1}', b'{"b":2}', b"[DONE]"]
+
+
+def test_ready_only_when_a_whole_data_line_is_in_memory() -> None:
+    source = Pieces([b"data: {\"a\":1}\n\nda", b"ta: {\"b\"", b":2}\n\n"])
+    lines = DataLines()
+    assert not lines.ready()  # nothing attached yet
+    lines.attach(source)
+    assert not lines.ready()  # nothing arrived
+    assert asyncio.run(lines.next()) == b'{"a":1}'
+    assert not lines.ready()  # "da" is not a line
+    source.arrived = 2
+    assert not lines.ready()  # 'data: {"b"' is not a whole line either
+    source.arrived = 3
+    assert lines.ready()
+    assert asyncio.run(lines.next()) == b'{"b":2}'
+    assert asyncio.run(lines.next()) is None
+
+
+def test_a_last_line_without_its_newline_still_counts_and_an_endless_one_is_refused() -> None:
+    lines = DataLines()
+    lines.attach(Pieces([b"data: [DONE]"]))
+    assert asyncio.run(_drain(lines)) == [b"[DONE]"]
+    lines = DataLines(max_line=16)
+    lines.attach(Pieces([b"data: " + b"x" * 32]))
+    with pytest.raises(LineTooLong):
+        asyncio.run(lines.next())
+
+
+def test_an_endless_line_from_the_upstream_ends_the_stream_with_an_error_event(
+        gw: Gateway, upstream: PacedUpstream) -> None:
+    upstream.mode = "endless"
+    seen = ""
+    with pytest.raises(openai.APIError) as caught:  # the SDK raises on the error event
+        for chunk in gw.client().chat.completions.create(model="kimi:instant", messages=HI, stream=True):
+            if chunk.choices:
+                seen += chunk.choices[0].delta.content or ""
+    assert seen == WORDS[0]
+    assert "mid-stream" in caught.value.message
