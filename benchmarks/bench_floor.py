@@ -5,11 +5,14 @@ run to run on a shared machine, ratios measured in the same run do not.
 Placement on the 2-core machine: the server under test (floor, then gateway) is pinned to core 1;
 the upstream and the load generators share core 0. Both servers see the same load, one at a time.
 
-    python benchmarks/bench_floor.py [--seconds 5] [--requests 400] [--model kimi:instant]
+    python benchmarks/bench_floor.py [--seconds 5] [--requests 400] [--model kimi:instant] [--runs 3]
 
 Measures, per server: start → ready, idle RSS, added p50 at c=1 (JSON: whole answer; stream: first
-byte of the first SSE frame), max req/s at c=64 (wrk, JSON and stream), CPU per stream request, and
-stream p99/p50 at c=64. Needs `wrk` (apt-get install -y wrk).
+byte of the first SSE frame), max req/s at c=64 (wrk, JSON and stream), CPU per JSON and per stream
+request (the server process's utime+stime over the c=64 cell, all its threads, divided by the
+requests wrk completed: CPU time, not wall time, so a noisy neighbour on the core inflates it far
+less than it does latency), and stream p99/p50 at c=64. With ``--runs N`` the whole side-by-side is
+repeated and each ratio is the median, with its range. Needs `wrk` (apt-get install -y wrk).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import asyncio
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,6 +86,7 @@ class Result:
     idle_rss: float = 0.0
     json_p50: float = 0.0
     json_rps: float = 0.0
+    json_cpu_ms: float = 0.0
     ttfb_p50: float = 0.0
     stream_rps: float = 0.0
     stream_cpu_ms: float = 0.0
@@ -104,7 +109,10 @@ async def measure(argv: list[str], env: dict[str, str], url: str, ready: str, bo
         res.json_p50 = pct(await sequential(url, json_body, args.requests, stream=False), .5)
         await sequential(url, stream_body, 50, stream=True)
         res.ttfb_p50 = pct(await sequential(url, stream_body, args.requests, stream=True), .5)
-        res.json_rps = wrk_cell(url, json_body, concurrency=64, seconds=args.seconds).rps
+        cpu0 = cpu_seconds(proc.pid)
+        cell = wrk_cell(url, json_body, concurrency=64, seconds=args.seconds)
+        res.json_cpu_ms = (cpu_seconds(proc.pid) - cpu0) / max(1, cell.done) * 1e3
+        res.json_rps = cell.rps
         cpu0 = cpu_seconds(proc.pid)
         cell = wrk_cell(url, stream_body, concurrency=64, seconds=args.seconds)
         res.stream_cpu_ms = (cpu_seconds(proc.pid) - cpu0) / max(1, cell.done) * 1e3
@@ -135,6 +143,8 @@ def wrk_cell(url: str, body: bytes, *, concurrency: int, seconds: float) -> Cell
     done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50, p99 = (float(m.group(1)) * _UNITS[m.group(2)] for m in (found["50"], found["99"]))  # type: ignore[union-attr]
+    if p50 <= 0:
+        raise RuntimeError(f"wrk against {url}: no latency measured:\n{out}")
     return Cell(p50, p99, rps, done)
 
 
@@ -143,11 +153,62 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=5, help="seconds per wrk cell")
     parser.add_argument("--requests", type=int, default=400, help="sequential requests per c=1 cell")
     parser.add_argument("--model", default="kimi:instant")
+    parser.add_argument("--runs", type=int, default=3, help="repeat the side-by-side; ratios are the median")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench_floor needs wrk: apt-get install -y wrk")
     os.sched_setaffinity(0, {int(LOAD_CORE)})  # this client shares the load core
 
+    runs = [await one_run(args) for _ in range(args.runs)]
+    print(f"model={args.model}; wrk {args.seconds:g} s per c=64 cell, {args.requests} sequential requests per "
+          "c=1 cell; server under test on core 1, upstream + load on core 0; CPU = utime+stime of the server "
+          "process over the c=64 cell / requests completed")
+    print(f"{'':<18} {'+p50 JSON':>8} {'JSON r/s':>8} {'CPU/JSON':>8} {'+TTFB str':>9} {'CPU/str':>8} "
+          f"{'str r/s':>8} {'p99/p50':>8} {'RSS MiB':>7} {'ready':>6}")
+    print(f"{'(units)':<18} {'ms c=1':>8} {'c=64':>8} {'ms':>8} {'ms c=1':>9} {'ms':>8} {'c=64':>8} {'c=64':>8} "
+          f"{'idle':>7} {'s':>6}")
+    for i, run in enumerate(runs, 1):
+        for name, r in (("floor", run.floor), ("model-router", run.gateway)):
+            print(f"{name + (f' #{i}' if len(runs) > 1 else ''):<18} {(r.json_p50 - run.direct_json) * 1e3:>8.2f} "
+                  f"{r.json_rps:>8.0f} {r.json_cpu_ms:>8.2f} {(r.ttfb_p50 - run.direct_ttfb) * 1e3:>9.2f} "
+                  f"{r.stream_cpu_ms:>8.2f} {r.stream_rps:>8.0f} {r.stream_p99_c64 / r.stream_p50_c64:>8.1f} "
+                  f"{r.idle_rss:>7.0f} {r.ready_s:>6.2f}")
+
+    def ratio(label: str, values: list[float], op: str, target: float | None) -> None:
+        value = statistics.median(values)
+        spread = f"  [{min(values):.2f}–{max(values):.2f}]" if len(values) > 1 else ""
+        verdict = "" if target is None else \
+            f"  (target {op} {target:g})  {'ok' if (value >= target if op == '>=' else value <= target) else 'MISSED'}"
+        print(f"  {label:<42} {value:6.2f}{spread}{verdict}")
+
+    print(f"ratios, gateway / floor{f' (median of {len(runs)} runs [min–max])' if len(runs) > 1 else ''}:")
+    ratio("JSON max req/s", [r.gateway.json_rps / r.floor.json_rps for r in runs], ">=", 0.5)
+    ratio("JSON added p50 at c=1", [(r.gateway.json_p50 - r.direct_json) / max(1e-6, r.floor.json_p50 - r.direct_json)
+                                    for r in runs], "<=", 2.5)
+    ratio("CPU per JSON request", [r.gateway.json_cpu_ms / r.floor.json_cpu_ms for r in runs], "", None)
+    ratio("stream added TTFB p50 at c=1", [(r.gateway.ttfb_p50 - r.direct_ttfb)
+                                           / max(1e-6, r.floor.ttfb_p50 - r.direct_ttfb) for r in runs], "<=", 2.0)
+    ratio("CPU per stream request", [r.gateway.stream_cpu_ms / r.floor.stream_cpu_ms for r in runs], "<=", 1.5)
+    ratio("stream max req/s", [r.gateway.stream_rps / r.floor.stream_rps for r in runs], ">=", 0.5)
+    ratio("gateway stream p99/p50 at c=64", [r.gateway.stream_p99_c64 / r.gateway.stream_p50_c64 for r in runs],
+          "<=", 3.0)
+    ratio("gateway CPU/stream - CPU/JSON, ms (the frames)",
+          [r.gateway.stream_cpu_ms - r.gateway.json_cpu_ms for r in runs], "", None)
+    gw = runs[len(runs) // 2].gateway
+    print(f"  gateway start → ready {statistics.median(r.gateway.ready_s for r in runs):.2f} s (target <= 3), "
+          f"idle RSS {gw.idle_rss:.0f} MiB (target <= 150)")
+
+
+@dataclass
+class Run:
+    direct_json: float
+    direct_ttfb: float
+    floor: Result
+    gateway: Result
+
+
+async def one_run(args: argparse.Namespace) -> Run:
+    """One side-by-side: the upstream alone (the direct latency), then the floor, then the gateway."""
     up_port, floor_port, gw_port = free_port(), free_port(), free_port()
     upstream = spawn(LOAD_CORE, [PY, str(HERE / "canned_upstream.py"), str(up_port)], dict(os.environ))
     up_base = f"http://127.0.0.1:{up_port}/v1"
@@ -174,36 +235,7 @@ async def main() -> None:
     finally:
         upstream.terminate()
         upstream.wait(timeout=10)
-
-    def row(name: str, r: Result) -> str:
-        return (f"{name:<14} {(r.json_p50 - direct_json) * 1e3:>8.2f} {r.json_rps:>8.0f} "
-                f"{(r.ttfb_p50 - direct_ttfb) * 1e3:>9.2f} {r.stream_cpu_ms:>8.2f} {r.stream_rps:>8.0f} "
-                f"{r.stream_p99_c64 / r.stream_p50_c64:>8.1f} {r.idle_rss:>7.0f} {r.ready_s:>6.2f}")
-
-    print(f"model={args.model}; wrk {args.seconds:g} s per c=64 cell, {args.requests} sequential requests per "
-          "c=1 cell; server under test on core 1, upstream + load on core 0")
-    print(f"{'':<14} {'+p50 JSON':>8} {'JSON r/s':>8} {'+TTFB str':>9} {'CPU/str':>8} {'str r/s':>8} "
-          f"{'p99/p50':>8} {'RSS MiB':>7} {'ready':>6}")
-    print(f"{'(units)':<14} {'ms c=1':>8} {'c=64':>8} {'ms c=1':>9} {'ms':>8} {'c=64':>8} {'c=64':>8} "
-          f"{'idle':>7} {'s':>6}")
-    print(row("floor", floor))
-    print(row("model-router", gateway))
-
-    def ratio(label: str, value: float, op: str, target: float) -> None:
-        ok = value >= target if op == ">=" else value <= target
-        print(f"  {label:<42} {value:6.2f}  (target {op} {target:g})  {'ok' if ok else 'MISSED'}")
-
-    print("ratios, gateway / floor:")
-    ratio("JSON max req/s", gateway.json_rps / floor.json_rps, ">=", 0.5)
-    ratio("JSON added p50 at c=1", (gateway.json_p50 - direct_json) / max(1e-6, floor.json_p50 - direct_json),
-          "<=", 2.5)
-    ratio("stream added TTFB p50 at c=1", (gateway.ttfb_p50 - direct_ttfb) / max(1e-6, floor.ttfb_p50 - direct_ttfb),
-          "<=", 2.0)
-    ratio("CPU per stream request", gateway.stream_cpu_ms / floor.stream_cpu_ms, "<=", 1.5)
-    ratio("stream max req/s", gateway.stream_rps / floor.stream_rps, ">=", 0.5)
-    ratio("gateway stream p99/p50 at c=64", gateway.stream_p99_c64 / gateway.stream_p50_c64, "<=", 3.0)
-    print(f"  gateway start → ready {gateway.ready_s:.2f} s (target <= 3), idle RSS {gateway.idle_rss:.0f} MiB "
-          "(target <= 150)")
+    return Run(direct_json, direct_ttfb, floor, gateway)
 
 
 if __name__ == "__main__":
