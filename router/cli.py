@@ -33,7 +33,7 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["demo"] = True
     settings = Settings(**overrides)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from router.server import ConnectionLimits, GatewayServer, guarded_protocol
+    from router.server import ConnectionLimits, GatewayServer, guarded_protocol, tune_collector
     from router.services import Services
 
     # Built before the server starts, so a bad policy or artifact is one clear message, not a traceback.
@@ -45,6 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
                             timeout_keep_alive=max(1, round(settings.keep_alive_s)),
                             timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
                             backlog=2048)
+    tune_collector()
     GatewayServer(config, app.drain).run()  # type: ignore[attr-defined]
     return 0
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import resource
 import socket
@@ -48,6 +49,18 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Descriptors kept free under the cap: upstream connections, log files, the policy file, the demo.
 _FD_HEADROOM = 160
+
+# The collector's young-generation threshold while serving. CPython's 700 made a stream-heavy load
+# (c=64) run ~550 young and ~50 middle collections in 8 s: ~2.7% of the server's CPU (thread time
+# inside gc callbacks), with middle-generation pauses up to 6 ms. A request's objects are nearly all
+# freed by reference counting, so the net count rarely reaches 10,000: ~2 collections in the same
+# 8 s. What start-up loaded is frozen already (Services.start); cycles still get collected.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def tune_collector() -> None:
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 @dataclass(frozen=True, slots=True)
