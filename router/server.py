@@ -94,6 +94,47 @@ class _Guard:
         self.reaped = 0
 
 
+class HeadWithBody:
+    """One response's transport, holding its head until the first body bytes so both leave in one
+    write: uvicorn writes the status line and headers on ``http.response.start`` and the body on the
+    next message — two syscalls and two TCP segments per answer, and a stream's client waits for the
+    second one. The head is never held past the current turn of the event loop."""
+
+    __slots__ = ("_head", "_loop", "_started", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._head = b""
+        self._started = False
+
+    def write(self, data: bytes) -> None:
+        if not self._started:  # the head (or a 100 Continue): wait for the body, at most this turn
+            self._started = True
+            self._head = data
+            self._loop.call_soon(self.flush)
+            return
+        if self._head:
+            data, self._head = self._head + data, b""
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._head:
+            head, self._head = self._head, b""
+            if not self._transport.is_closing():
+                self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:  # anything else uvicorn may ask of a transport
+        return getattr(self._transport, name)
+
+
 class GuardedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with header/body timeouts, the cap and JSON 400s."""
 
@@ -160,6 +201,8 @@ class GuardedProtocol(HttpToolsProtocol):
         self._in_headers = False
         self._arm(self.guard.limits.body_timeout_s)
         super().on_headers_complete()
+        if self.cycle is not None:
+            self.cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         self._disarm()  # the app has the whole request; from here the answer takes what it takes
