@@ -6,7 +6,7 @@ mid-way or abandoned by the client) releases the route, records the attempt and 
 request, then says on the ``AnswerStream`` how it ended and sends the renderer's closing bytes.
 
 Frames are coalesced, never delayed: while the upstream's next chunk is already in memory
-(``ready_now``), a frame waits for it and both go out in one write; a frame whose successor is
+(``relay.ready_now``), a frame waits for it and both go out in one write; a frame whose successor is
 still on the network is sent at once — so a burst costs one send, and a lone token no latency.
 """
 
@@ -20,7 +20,6 @@ from typing import Any
 from router import errors, sse, taxonomy
 from router.dispatch.anthropic import usage_after_event
 from router.dispatch.executor import Dispatcher, OpenStream
-from router.dispatch.relay import ready_now
 from router.dispatch.upstream import UpstreamError, Usage
 from router.exchange import AnswerStream, Routed, StreamRenderer
 from router.observability.tracing import Tracer
@@ -52,6 +51,7 @@ async def upstream_frames(routed: Routed, opened: OpenStream, out: AnswerStream,
     chunk: dict[str, Any] | None = opened.first_chunk
     cost = 0.0
     rest = opened.rest
+    ready = getattr(rest, "ready", None)  # see relay.ready_now; looked up once, asked once per frame
     pending = b""  # frames whose next chunk is already in memory: sent together with it, in one write
     try:
         while chunk is not None:
@@ -71,7 +71,7 @@ async def upstream_frames(routed: Routed, opened: OpenStream, out: AnswerStream,
                 chunk["id"], chunk["model"], chunk["created"] = chunk_id, model, created
                 pending += renderer.chunk(chunk)
             # A frame is never held while the upstream is awaited, nor held past _MAX_PENDING bytes.
-            if pending and (len(pending) >= _MAX_PENDING or not ready_now(rest)):
+            if pending and (len(pending) >= _MAX_PENDING or ready is None or not ready()):
                 yield pending
                 pending = b""
             chunk = await anext(rest, None)
