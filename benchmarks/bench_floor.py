@@ -132,8 +132,10 @@ def wrk_cell(url: str, body: bytes, *, concurrency: int, seconds: float) -> Cell
         script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                      f"wrk.body = [==[{body.decode()}]==]\n")
     try:
+        # --timeout 10s: wrk's default (2 s) drops slower answers from the latency table — on a busy
+        # machine that hides the very tail p99 is about (and aborts the run as a socket error).
         out = subprocess.run(pinned(LOAD_CORE, ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--latency",
-                                                "-s", script.name, url]),
+                                                "--timeout", "10s", "-s", script.name, url]),
                              capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
     finally:
         os.unlink(script.name)
