@@ -48,6 +48,8 @@ def test_exact_replay_of_the_live_policy_reproduces_every_logged_decision(
     log = _log(gw)
     records = [orjson.loads(x) for x in log.read_bytes().splitlines()]
     assert len(records) == 40 and any(r["explored"] for r in records)
+    # exploration is counted off the request thread (by the log's writer), and exactly
+    assert _explored_total(gw) == sum(1 for r in records if r["explored"])
     assert all("prompt_messages" not in r and len(r["prompt_sha256"]) == 64 for r in records)
     assert any(r["signals"]["routes"] for r in records)
     live = tmp_path / "live.yaml"
@@ -55,6 +57,17 @@ def test_exact_replay_of_the_live_policy_reproduces_every_logged_decision(
     assert main(["replay", "--log", str(log), "--policy", str(live), "--exact", "--json"]) == 0
     out = orjson.loads(capsys.readouterr().out)
     assert out["same_decision_share"] == 1.0 and out["rows"] == 40
+
+
+def _explored_total(gw: Gateway) -> float:
+    return sum(s.value for m in gw.services.metrics.exploration.collect() for s in m.samples
+               if s.name.endswith("_total"))
+
+
+def test_exploration_is_counted_without_a_decision_log(gateway_factory: Callable[..., Gateway]) -> None:
+    gw = gateway_factory(default_policy(exploration={"rate": 0.5}))
+    _traffic(gw, 24)
+    assert 0 < _explored_total(gw) <= 24  # counted on the request thread (nothing is queued)
 
 
 def test_prompts_are_logged_only_when_asked(gateway_factory: Callable[..., Gateway], tmp_path: Path) -> None:
