@@ -47,8 +47,12 @@ def test_tune_recovers_the_truth_and_replay_shows_the_saving(classifier: Any, tm
         try:
             prompts = load_prompts(TASKS)
             traffic = asyncio.run(run_traffic(gw.url, prompts, requests=2000, feedback_share=1 / 3, concurrency=16))
-            # (a failed request is printed by run_traffic; a stray one must not fail the loop's check)
-            assert traffic.answered >= 1990 and traffic.answered + traffic.errors == 2000
+            # 8,000 requests in 4 runs of this traffic had no failure. An HTTP error from the gateway
+            # is a bug (0 allowed); a connection-level one (no status: an idle keep-alive connection
+            # closed as the client reuses it, or a stall on 2 shared cores) is not the loop's: 2 allowed.
+            assert traffic.answered + traffic.errors == 2000
+            http_errors = [f for f in traffic.failures if f[0] is not None]
+            assert not http_errors and traffic.errors <= 2, traffic.failures
             assert 550 <= traffic.feedback <= 780
             sample = random.Random(3).sample(prompts, 200)
             eval_prompts = [evaluate.EvalPrompt(evaluate.prompt_id([{"role": "user", "content": p.text}]), p.label,

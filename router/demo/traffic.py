@@ -39,6 +39,8 @@ class TrafficResult:
     feedback: int = 0
     routes: dict[str, int] = field(default_factory=dict)
     request_ids: list[str] = field(default_factory=list)
+    # The first few failed requests: (HTTP status, None for a connection-level error; what was said).
+    failures: list[tuple[int | None, str]] = field(default_factory=list)
 
 
 def load_prompts(task_types: list[str] | None = None, corpus: Path = CORPUS) -> list[Prompt]:
@@ -81,8 +83,11 @@ async def run_traffic(base_url: str, prompts: list[Prompt], *, requests: int, fe
                     request_id, route = raw.headers["x-router-request-id"], raw.headers["x-router-route"]
             except openai.APIError as exc:
                 result.errors += 1
-                if result.errors <= 3:
-                    print(f"traffic: {type(exc).__name__}: {exc}", file=sys.stderr)
+                if result.errors <= 10:
+                    status = getattr(exc, "status_code", None)
+                    said = f"{'stream' if stream else 'json'} {type(exc).__name__}: {exc.body or exc}"
+                    result.failures.append((status, said))
+                    print(f"traffic: {status} {said}", file=sys.stderr)
                 return
             result.answered += 1
             result.routes[route] = result.routes.get(route, 0) + 1
