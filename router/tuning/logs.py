@@ -36,7 +36,7 @@ COLUMNS: dict[str, str] = {
     "est_cost_usd": "DOUBLE", "est_latency_ms": "DOUBLE",
     "status": "VARCHAR", "route": "VARCHAR", "mode": "VARCHAR", "tokens_in": "BIGINT", "tokens_out": "BIGINT",
     "tokens_reasoning": "BIGINT", "cost_usd": "DOUBLE", "ttft_ms": "DOUBLE", "latency_ms": "DOUBLE",
-    "fallbacks": "INTEGER", "shadow_route": "VARCHAR",
+    "fallbacks": "INTEGER", "shadow_route": "VARCHAR", "label_source": "VARCHAR", "cascade_cost_usd": "DOUBLE",
     "signals": "JSON", "probabilities": "JSON", "prompt_messages": "JSON", "prompt_sha256": "VARCHAR",
     # feedback events
     "score": "DOUBLE", "thumbs": "VARCHAR", "corrected_task_type": "VARCHAR",

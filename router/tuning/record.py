@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from router.engine.decide import Label, Limits
+from router.engine.label_source import label_source
+from router.engine.label_source import model_labelled as is_model_labelled
 from router.engine.request_facts import RequestFacts
 from router.engine.signals import BackendSignals, RouteSignals
 
@@ -72,7 +74,9 @@ def decision_record(routed: Routed, outcome: Outcome, *, log_prompts: bool = Fal
     probs = routed.probabilities
     # The learned model's own top label (before the confidence floor): what the request most likely
     # is, and what replay needs to re-apply another floor without parsing the probability map.
-    model_labelled = bool(probs) and (routed.rule is None or routed.rule.startswith("floor:"))
+    source = label_source(routed.rule)
+    # (a cascade label still has the model's probabilities: its top label is logged for calibration)
+    model_labelled = bool(probs) and (source == "cascade" or is_model_labelled(routed.rule))
     top = max(probs, key=probs.__getitem__) if model_labelled else None
     chosen = decision.chosen
     answered = routed.candidate(outcome.route) if chosen is not None else None
@@ -89,7 +93,7 @@ def decision_record(routed: Routed, outcome: Outcome, *, log_prompts: bool = Fal
         "stream": facts.stream, "messages": facts.messages, "input_tokens": facts.input_tokens,
         # label
         "task_type": label.task_type, "confidence": label.confidence, "answer_length": label.answer_length,
-        "subtasks": label.subtasks, "rule": routed.rule, "probabilities": probs,
+        "subtasks": label.subtasks, "rule": routed.rule, "label_source": source, "probabilities": probs,
         "top_task_type": top, "top_probability": probs[top] if top else None,
         # limits and the live view the decision read
         "max_cost_usd": decision.limits.max_cost_usd, "latency_budget_ms": decision.limits.latency_budget_ms,
@@ -112,6 +116,7 @@ def decision_record(routed: Routed, outcome: Outcome, *, log_prompts: bool = Fal
         "tokens_reasoning": outcome.usage.reasoning_tokens, "cost_usd": outcome.cost_usd,
         "ttft_ms": None if outcome.ttft_s is None else outcome.ttft_s * 1000,
         "latency_ms": outcome.duration_s * 1000, "fallbacks": outcome.fallbacks,
+        "cascade_cost_usd": routed.cascade_cost_usd,
     }
     if log_prompts:
         record["prompt_messages"] = routed.body.get("messages")
