@@ -190,9 +190,23 @@ class SwarmSettings(_Strict):
     tools: SwarmTools = Field(default_factory=lambda: SwarmTools())
 
 
+class CascadeSettings(_Strict):
+    """Ask a cheap route for the label when the classifier is unsure (issue 17; router.pipeline.cascade)."""
+
+    below: float = Field(default=0.5, gt=0, le=1, description="ask when the model's top probability is below this")
+    route: str = Field(default="kimi:instant", description="the cheap, non-thinking route that answers the label")
+    timeout_ms: float = Field(default=300, gt=0, le=10_000, description="past this the model's label is kept")
+    min_latency_budget_ms: float = Field(default=2_000, ge=0, description="only for requests whose latency "
+                                         "budget is at least this")
+    max_tokens: int = Field(default=4, ge=1, le=8, description="the label answer's token cap")
+    max_prompt_chars: int = Field(default=2_000, ge=200, description="the request text sent is cut to this "
+                                  "(head and tail), which bounds the call's cost")
+
+
 class ClassifierSettings(_Strict):
     confidence_floor: float = Field(default=0.35, ge=0, le=1)
     fallback_task_type: str = "reasoning"
+    cascade: CascadeSettings | None = Field(default=None, description="off when absent")
 
 
 class ExplorationSettings(_Strict):
