@@ -207,6 +207,9 @@ def semantic_problems(policy: Policy) -> list[str]:
         route = getattr(policy.swarm, role)
         if (p := _route_problem(route, policy, f"swarm.{role}", allow_swarm=False)) is not None:
             problems.append(p)
+    if policy.classifier.cascade is not None and (p := _route_problem(  # hook (issue 17): the cascade's route
+            policy.classifier.cascade.route, policy, "classifier.cascade.route", allow_swarm=False)) is not None:
+        problems.append(p)
     if policy.classifier.fallback_task_type not in taxonomy.TASK_TYPES:
         problems.append(f"classifier.fallback_task_type: '{policy.classifier.fallback_task_type}' is not a "
                         f"task type (known: {', '.join(taxonomy.TASK_TYPES)})")
