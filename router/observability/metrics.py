@@ -164,6 +164,17 @@ class RouterMetrics:
         self.admission_queue_wait = Histogram(
             "router_admission_queue_wait_seconds", "Time requests waited in the admission queue, by outcome "
             "(admitted | timeout).", ["tenant", "outcome"], buckets=_REQUEST_BUCKETS[:9], registry=r)
+        # --- labelling (issue 17): which path labelled a request; the cascade for the unsure
+        self.label_source = Counter(
+            "router_label_source_total", "Requests by the path that labelled them "
+            "(model | rule | cascade | header).", ["source"], registry=r)
+        self.cascade = Counter(
+            "router_cascade_total", "Cascade label calls and skips, by outcome (relabelled | confirmed | "
+            "unparseable | timeout | error | over_limits | skipped_cost | skipped_latency | skipped_unavailable).",
+            ["outcome"], registry=r)
+        self.cascade_cost = Counter(
+            "router_cascade_cost_usd_total", "Cost of cascade label calls in USD (the estimate when one timed out).",
+            ["route"], registry=r)
         self._memoize_children()
 
     def publish_policy(self, name: str, version: str) -> None:
