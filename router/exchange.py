@@ -17,6 +17,7 @@ from router.dispatch.anthropic import passthrough_adjusted
 from router.dispatch.modes import adjusted_params
 from router.dispatch.upstream import Usage
 from router.engine.decide import Candidate, Decision, Label
+from router.engine.label_source import label_source
 from router.engine.request_facts import RequestFacts
 from router.errors import RouterError
 from router.observability.tracing import NO_TRACE, RequestTrace
@@ -52,6 +53,7 @@ class Routed:
     # The client's request in a protocol some upstream speaks natively (the /v1/messages body, for
     # Claude): sent as it came to such a route instead of ``body`` (dispatch/anthropic.py).
     native: dict[str, Any] | None = None
+    cascade_cost_usd: float = 0.0  # hook (issue 17): spent asking the cascade route for the label
 
     @property
     def chosen(self) -> Candidate:
@@ -75,6 +77,9 @@ class Routed:
             "max_cost_usd": self.decision.limits.max_cost_usd,
             "latency_budget_ms": self.decision.limits.latency_budget_ms,
         }
+        obj["label_source"] = label_source(self.rule)  # hook (issue 17): model | rule | cascade | header
+        if self.cascade_cost_usd:
+            obj["cascade_cost_usd"] = round(self.cascade_cost_usd, 8)
         if self.decision.best_effort:
             obj["best_effort"] = True
         if route != taxonomy.SWARM_ROUTE and (adjusted := self._adjusted(answered)):
