@@ -28,6 +28,7 @@ from router.observability.access_log import AccessLog
 from router.observability.metrics import RouterMetrics
 from router.observability.tracing import NO_TRACE, RequestTrace, Tracer
 from router.pipeline.accounting import Accounting
+from router.pipeline.cascade import Cascade
 from router.pipeline.model_names import resolve_model
 from router.pipeline.streams import swarm_frames, upstream_frames
 from router.policy.loader import LoadedPolicy
@@ -60,6 +61,7 @@ class Pipeline:
         self.accounting = Accounting(metrics, access_log)
         self.swarm = swarm
         self.tenants: TenantGate | None = None  # hook (issue 14): set by Services.build
+        self.cascade = Cascade(dispatcher=dispatcher, signals=live, metrics=metrics, tracer=tracer)  # hook (issue 17)
 
     async def serve(self, body: dict[str, Any], headers: Mapping[str, str], *, arrived: float,
                     api: str = CHAT_API, tenant: str | None = None, size: int = 0,
@@ -73,6 +75,9 @@ class Pipeline:
             with trace.activate():
                 routed = await offload.sized(size, self.prepare, body, headers, arrived=arrived, trace=trace,
                                              api=api, tenant=tenant, may_queue=self.tenants is not None)
+                routed = await self.cascade.label(routed, lambda given: self.prepare(  # hook (issue 17): unsure label
+                    body, headers, arrived=arrived, dry_run=True, trace=trace, api=api, tenant=tenant,
+                    given_label=given))
                 if self.tenants is not None:  # hook: tenants — queue for capacity, rate limits, budget
                     routed = await self.tenants.admit(
                         routed, lambda: self.prepare(body, headers, arrived=arrived, trace=trace, api=api,
@@ -111,7 +116,8 @@ class Pipeline:
 
     def prepare(self, body: dict[str, Any], headers: Mapping[str, str], *, arrived: float | None = None,
                 dry_run: bool = False, trace: RequestTrace = NO_TRACE, api: str = CHAT_API,
-                tenant: str | None = None, may_queue: bool = False) -> Routed:
+                tenant: str | None = None, may_queue: bool = False,
+                given_label: tuple[Label, dict[str, float], str | None] | None = None) -> Routed:
         arrived = time.perf_counter() if arrived is None else arrived
         request = validate_chat_request(body)
         controls = parse_controls(headers, request.router)
@@ -125,7 +131,7 @@ class Pipeline:
         if key is not None:
             key.check_request(request.model, forced_mode, direct_route)
         facts = extract_facts(body)
-        label, probabilities, rule = self._label(loaded, body, facts, controls)
+        label, probabilities, rule = given_label or self._label(loaded, body, facts, controls)  # hook (issue 17)
         defaults = loaded.policy.defaults
         limits = Limits(
             max_cost_usd=min(defaults.max_cost_usd, controls.max_cost_usd or defaults.max_cost_usd),
