@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from router.demo import structured, swarm_replies
+from router.demo import labeller, structured, swarm_replies
 from router.demo.answers import Reply, chat_reply, quote, reasoning_text
 from router.demo.completion import Completion, finish
 from router.demo.conversation import Conversation
@@ -44,6 +44,9 @@ def plan_reply(
     `response_format` json_object) wraps a plain answer as `{"answer": ...}`; `json_schema`
     (`json_schema` formats, Anthropic's `output_format`) answers with a value valid against it."""
     role = conv.swarm_role or "chat"
+    if labeller.is_labeller_call(conv.system):  # the gateway's cascade asks for a label (no thinking)
+        reply = Reply(None, labeller.label_reply(conv.system, conv.last_user))
+        return Planned(mode, "labeller", conv, finish(reply, max_tokens=max_tokens, stop=stop))
     if role == "chat":
         reply = chat_reply(conv, who=who, mode=mode, reasoning=reasoning, tools=tools,
                            tool_choice=tool_choice, call_id=call_id)
