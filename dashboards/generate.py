@@ -747,6 +747,23 @@ def decision_log_health() -> Json:
                       "errors, rendering bugs).", targets, "short", fill=0)
 
 
+# --- labelling (issue 17): which path labelled requests, the cascade for unsure labels
+def label_sources() -> Json:
+    return timeseries("Label source", "Requests per second by the path that labelled them: model, rule (a "
+                      "structural rule or the confidence floor), cascade, header (X-Router-Task-Type).",
+                      [target(f"sum by (source) (rate(router_label_source_total[{RATE}]))", "{{source}}")],
+                      "reqps", stack="normal")
+
+
+def cascade_outcomes() -> Json:
+    targets = [
+        target(f"sum by (outcome) (rate(router_cascade_total[{RATE}]))", "{{outcome}}", "A"),
+        target(f"sum(rate(router_cascade_cost_usd_total[{RATE}])) * 3600", "cost USD/h", "B"),
+    ]
+    return timeseries("Cascade outcomes", "Cascade label calls by outcome (policy classifier.cascade) and their "
+                      "cost per hour (the estimate for calls that timed out).", targets, "short", fill=0)
+
+
 def tuning() -> Json:
     return dashboard(
         "model-router-tuning", "model-router / Tuning",
@@ -760,6 +777,7 @@ def tuning() -> Json:
             (feedback_score_by_route(), 12, 8), (feedback_by_route(), 12, 8),
             (row("Classifier and exploration"), 24, 1),
             (confidence_distribution(), 12, 8), (exploration_by_route(), 12, 8),
+            (label_sources(), 12, 8), (cascade_outcomes(), 12, 8),  # issue 17: labelling
             (row("Decision log"), 24, 1),
             (decision_log_health(), 24, 7),
         ],
