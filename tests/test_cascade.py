@@ -125,7 +125,7 @@ def test_a_long_request_is_cut_to_its_head_and_tail(pipeline: Pipeline) -> None:
 
 
 def test_the_policy_names_a_route_that_exists() -> None:
-    with pytest.raises(PolicyError, match="classifier.cascade.route"):
+    with pytest.raises(PolicyError, match=r"classifier\.cascade\.route"):
         load_policy_text(_policy_yaml(route="kimi:nonsense"), env=ENV)
 
 
