@@ -14,6 +14,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from router import taxonomy
+from router.engine.label_source import LABEL_SOURCES
+from router.pipeline.cascade import OUTCOMES as CASCADE_OUTCOMES
 from tests.conftest import Gateway, default_policy
 from tests.support.prometheus import find_binary
 
@@ -49,12 +51,14 @@ def closed_sets(policy: dict[str, Any]) -> dict[str, set[str]]:
         "kind": ERROR_KINDS,
         "reason": REJECTION_REASONS | ERROR_KINDS | DECISION_LOG_DROPS | TENANT_REASONS,
         "direction": {"input", "output", "reasoning"},
-        "outcome": {"met", "missed", "admitted", "timeout"},  # latency budget; admission queue
+        "outcome": {"met", "missed", "admitted", "timeout"} | set(CASCADE_OUTCOMES),  # budget; admission; cascade
         "result": {"applied", "rejected"},
         "name": {policy["name"]}, "version": {str(policy["version"])},
         "le": set(),  # histogram buckets: numbers, checked apart
         # tenants (issue 14): names from the tenants file (none here: auth off is the tenant `default`)
         "tenant": {"default", "other"}, "period": {"day", "month"},
+        # labelling (issue 17): which path labelled a request; the cascade's outcomes
+        "source": set(LABEL_SOURCES),
     }
 
 
