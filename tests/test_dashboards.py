@@ -103,7 +103,7 @@ def record_sample_traffic(m: RouterMetrics, tick: int = 0) -> None:
         m.exploration.labels(route=route, task_type="coding").inc()
         m.label_source.labels(source="cascade" if route == "kimi:instant" else "model").inc()
         m.cascade.labels(outcome="relabelled").inc()
-        m.cascade_cost.labels(route=route).inc(0.00002)
+        m.cascade_cost.inc(0.00002)
         m.shadow_decisions.labels(route=route, shadow_route=shadow_route).inc(2)
         m.shadow_estimated_cost.labels(shadow_route=shadow_route).inc(0.001)
         m.shadow_live_estimated_cost.labels(route=route).inc(0.0015)

@@ -174,7 +174,7 @@ class RouterMetrics:
             ["outcome"], registry=r)
         self.cascade_cost = Counter(
             "router_cascade_cost_usd_total", "Cost of cascade label calls in USD (the estimate when one timed out).",
-            ["route"], registry=r)
+            registry=r)
         self._memoize_children()
 
     def publish_policy(self, name: str, version: str) -> None:

@@ -177,6 +177,8 @@ class Cascade:
         self.metrics = metrics
         self.tracer = tracer
         self.clock = clock
+        for outcome in OUTCOMES:  # the series exist (at 0) from the start, as dashboards expect
+            metrics.cascade.labels(outcome)
 
     async def label(self, routed: Routed, relabel: Relabel) -> Routed:
         """``routed``, or the request decided again under the cascade's label."""
@@ -205,7 +207,7 @@ class Cascade:
                                                         deadline=self.clock() + timeout_s)
         except TimeoutError:
             # The upstream may bill a call we stopped waiting for: its estimate is taken off the ceiling.
-            self._charge(routed, ask.candidate.route, ask.candidate.cost_usd)
+            self._charge(routed, ask.candidate.cost_usd)
             return routed, "timeout"
         except Exception as exc:  # an upstream error, an open circuit: the model's label stands
             log.debug("cascade call failed: %s", type(exc).__name__)
@@ -213,27 +215,27 @@ class Cascade:
         cost = answer.cost_usd
         said = parse_label(reply_text(answer.response), ask.labels)
         if said is None:
-            self._charge(routed, answer.candidate.route, cost)
+            self._charge(routed, cost)
             return routed, "unparseable"
         rule = (f"{CASCADE_PREFIX} {answer.candidate.route} said {said}; the model said {ask.top} at "
                 f"{ask.top_probability:.2f} < {cfg.below:.2f}")
         if said == routed.label.task_type:  # the decision stands; the label is now the cascade's
             routed.rule = rule
-            self._charge(routed, answer.candidate.route, cost)
+            self._charge(routed, cost)
             return routed, "confirmed"
         label = Label(said, float(routed.probabilities.get(said, 0.0)), routed.label.answer_length,
                       routed.label.subtasks)
         again = relabel((label, routed.probabilities, rule))
         chosen = again.decision.chosen
         if chosen is None or again.decision.best_effort or chosen.cost_usd + cost > routed.decision.limits.max_cost_usd:
-            self._charge(routed, answer.candidate.route, cost)
+            self._charge(routed, cost)
             return routed, "over_limits"
-        self._charge(again, answer.candidate.route, cost)
+        self._charge(again, cost)
         return again, "relabelled"
 
-    def _charge(self, routed: Routed, route: str, cost: float) -> None:
+    def _charge(self, routed: Routed, cost: float) -> None:
         """The cascade's spend: off the ceiling the answer may use, onto the request and the metric."""
         routed.cascade_cost_usd += cost
         limits = routed.decision.limits
         routed.decision.limits = Limits(max(0.0, limits.max_cost_usd - cost), limits.latency_budget_ms)
-        self.metrics.cascade_cost.labels(route).inc(cost)
+        self.metrics.cascade_cost.inc(cost)
