@@ -5,7 +5,9 @@ A hand-driven clock (``now_ms``) makes windows and expiries exact; no sleeps.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,8 +15,9 @@ import pytest
 
 from router.tenants.limits import Meter
 from router.tenants.redis_state import RedisState
-from router.tenants.state import Admission, MemoryState, Settlement, SharedState
+from router.tenants.state import Admission, MemoryState, Settlement, SharedState, StateError
 from tests.support.redis_server import RedisServer
+from tests.support.redis_wire import RoundTrips, count_round_trips
 
 T0 = 1_796_000_000_000  # a fixed instant (ms) mid-month
 
@@ -144,3 +147,104 @@ async def test_redis_unreachable_raises_state_error_fast() -> None:
 
 def test_fixture_uses_a_private_directory(redis_server: RedisServer) -> None:
     assert os.path.isdir(redis_server.directory) and Path(redis_server.directory).name.startswith("redis")
+
+
+# --- Redis: one round trip per request (settlements ride on the next admission) -----------------
+@pytest.fixture
+async def redis_backend(redis_server: RedisServer) -> AsyncIterator[tuple[RedisState, RoundTrips]]:
+    backend = RedisState(redis_server.url, settle_delay_s=60.0)  # the timer stays out of the way
+    trips = count_round_trips(backend._client)
+    await backend._client.flushdb()
+    yield backend, trips
+    await backend.aclose()
+
+
+async def test_an_admission_carries_the_queued_settlements_in_its_one_round_trip(
+        redis_backend: tuple[RedisState, RoundTrips]) -> None:
+    backend, trips = redis_backend
+    meters = (Meter("t", monthly_usd=1.0, tpm=10_000),)
+    for i in range(3):  # warm: connection open, script loaded
+        assert (await backend.admit(admission(meters, f"w{i}", T0 + i, reserve=0.1, need=0.01, tokens=10))).ok
+        backend.settle_now(Settlement("team", meters, f"w{i}", 0.0, -10, T0 + i, T0 + i))
+    first = await backend.admit(admission(meters, "a", T0 + 10, reserve=0.4, need=0.01, tokens=100))
+    assert first.ok and backend.pending == 0
+    backend.settle_now(Settlement("team", meters, "a", 0.05, -60, T0 + 11, T0 + 10))
+    assert backend.pending == 1
+    before = trips.count
+    second = await backend.admit(admission(meters, "b", T0 + 12, reserve=0.4, need=0.01, tokens=100))
+    assert trips.count - before == 1  # the settlement went with the admission
+    assert backend.pending == 0
+    reading = second.readings[0]
+    assert reading.monthly_spent == pytest.approx(0.05)       # a's actual, applied before b was read
+    assert reading.monthly_reserved == pytest.approx(0.4)     # only b's reservation is held
+    assert reading.tokens == 140                              # a: 100 - 60, b: 100
+
+
+async def test_settlements_go_out_within_the_settle_delay_when_traffic_stops(redis_server: RedisServer) -> None:
+    backend = RedisState(redis_server.url, settle_delay_s=0.02)
+    try:
+        await backend._client.flushdb()
+        meters = (Meter("t", monthly_usd=1.0),)
+        assert (await backend.admit(admission(meters, "a", T0, reserve=0.4, need=0.01))).ok
+        backend.settle_now(Settlement("team", meters, "a", 0.05, 0, T0 + 1, T0))
+        deadline = time.monotonic() + 10  # the timer fires after 20 ms; generous for a loaded machine
+        while backend.pending:
+            assert time.monotonic() < deadline, "the flush timer never sent the settlement"
+            await asyncio.sleep(0.01)
+        reading = (await backend.peek("team", meters, T0 + 2))[0]
+        assert (reading.monthly_spent, reading.monthly_reserved) == (pytest.approx(0.05), pytest.approx(0))
+    finally:
+        await backend.aclose()
+
+
+async def test_shutdown_flushes_the_queue(redis_server: RedisServer) -> None:
+    meters = (Meter("t", monthly_usd=1.0),)
+    backend = RedisState(redis_server.url, settle_delay_s=60.0)
+    await backend._client.flushdb()
+    assert (await backend.admit(admission(meters, "a", T0, reserve=0.4, need=0.01))).ok
+    backend.settle_now(Settlement("team", meters, "a", 0.05, 0, T0 + 1, T0))
+    await backend.aclose()
+    other = RedisState(redis_server.url)
+    try:
+        reading = (await other.peek("team", meters, T0 + 2))[0]
+        assert (reading.monthly_spent, reading.monthly_reserved) == (pytest.approx(0.05), pytest.approx(0))
+    finally:
+        await other.aclose()
+
+
+async def test_settlements_carried_by_a_failed_admission_are_kept_and_counted_once(tmp_path: Path) -> None:
+    meters = (Meter("t", monthly_usd=1.0),)
+    with RedisServer(tmp_path / "redis") as server:
+        backend = RedisState(server.url, settle_delay_s=60.0, retry_after_failure_s=0.01)
+        try:
+            assert (await backend.admit(admission(meters, "a", T0, reserve=0.4, need=0.01))).ok
+            backend.settle_now(Settlement("team", meters, "a", 0.05, 0, T0 + 1, T0))
+            server.kill()
+            with pytest.raises(StateError):
+                await backend.admit(admission(meters, "b", T0 + 2, reserve=0.4, need=0.01))
+            assert backend.pending == 1  # back in the queue, not lost
+            server.start()
+            await asyncio.sleep(0.02)  # past the back-off
+            c = await backend.admit(admission(meters, "c", T0 + 3, reserve=0.4, need=0.01))
+            assert c.ok and backend.pending == 0
+            # The same settlement again (as after a lost reply): counted once.
+            backend.settle_now(Settlement("team", meters, "a", 0.05, 0, T0 + 4, T0))
+            assert await backend.flush()
+            reading = (await backend.peek("team", meters, T0 + 5))[0]
+            assert reading.monthly_spent == pytest.approx(0.05)
+            assert reading.monthly_reserved == pytest.approx(0.4)  # c's; b never reached Redis
+        finally:
+            await backend.aclose()
+
+
+async def test_an_admission_settled_before_it_ran_counts_nowhere(
+        redis_backend: tuple[RedisState, RoundTrips]) -> None:
+    """A stalled admission whose caller gave up (and released it) must not hold money when it runs late."""
+    backend, _ = redis_backend
+    meters = (Meter("t", rpm=10, monthly_usd=1.0),)
+    backend.settle_now(Settlement("team", meters, "late", 0.0, 0, T0, T0))  # the release came first
+    assert await backend.flush()
+    with pytest.raises(StateError):
+        await backend.admit(admission(meters, "late", T0 + 1, reserve=0.4, need=0.01))
+    reading = (await backend.peek("team", meters, T0 + 2))[0]
+    assert (reading.requests, reading.monthly_reserved) == (0, pytest.approx(0))

@@ -92,7 +92,6 @@ class Enforcer:
         self.budgets_on_failure = budgets_on_failure
         self.rate_limits_on_failure = rate_limits_on_failure
         self._clock = clock
-        self._pending: set[object] = set()
         # Reservation ids: a random per-process prefix and a counter (unique across replicas, and
         # cheaper than random bytes per request).
         self._rid_prefix = os.urandom(8).hex() + "-"
@@ -159,15 +158,7 @@ class Enforcer:
             return
         settlement = Settlement(r.limits.tenant, r.limits.meters, r.rid, actual_usd, actual_tokens - r.tokens,
                                 self._now_ms(), r.admitted_ms)
-        settle_now = getattr(self.state, "settle_now", None)
-        if settle_now is not None:  # in-process: no need for a task
-            settle_now(settlement)
-            return
-        import asyncio
-
-        task = asyncio.get_running_loop().create_task(self.state.settle(settlement))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self.state.settle_now(settlement)
 
     async def peek(self, limits: KeyLimits) -> list[Reading] | None:
         if not limits.meters:

@@ -1,6 +1,6 @@
-"""The shared state in Redis: the rules of ``state.py``, each admission one atomic Lua script.
+"""The shared state in Redis: the rules of ``state.py``, one atomic Lua script per request.
 
-Keys (all of a tenant's share the hash tag ``{tenant}``, so a cluster keeps them on one slot):
+Keys (all of a tenant's share the hash tag ``{tenant}``):
 
     mr:{T}:<scope>:rq                 sorted set: admission times of the last minute (score ms)
     mr:{T}:<scope>:tk:<minute>        tokens counted in that minute (expires after 2 minutes)
@@ -9,11 +9,20 @@ Keys (all of a tenant's share the hash tag ``{tenant}``, so a cluster keeps them
     mr:{T}:s:<rid>                    "settled" marker (a day), so a retried settlement counts once
 
 where <scope> is ``t`` (the tenant) or ``k:<key id>``. Every key expires (the minute window, the
-period plus a margin). One admission = one ``EVALSHA`` (one round trip). Settlements are queued and
-sent by a background task in one pipeline per batch: under load many requests share a round trip,
-and a settlement that fails (Redis away) stays queued and is retried, idempotently, on recovery.
+period plus a margin).
+
+**One round trip per request.** A request's settlement is queued in the process; the next
+admission's ``EVALSHA`` carries the queued settlements (up to ``MAX_CARRIED``) and applies them
+before it admits, in the same script. When no admission comes within ``settle_delay_s`` (50 ms:
+traffic stopped), a timer sends them on their own; on shutdown they are flushed. So while Redis is
+up a settlement is applied within ``settle_delay_s`` plus one round trip. A settlement whose call
+failed (Redis away, or the reply lost) goes back to the queue and is sent again on recovery; its
+marker makes the resend count once. One script may touch several tenants' keys: a single Redis
+(or a primary), not Redis Cluster.
+
 After a failure the backend does not try Redis again for ``retry_after_failure_s``, so an outage
-costs requests one fast refusal (or admission, per the failure mode), not a timeout each.
+costs requests one fast refusal (or admission, per the failure mode), not a timeout each; the first
+call after it starts on fresh connections (pooled ones may be dead sockets to a restarted server).
 """
 
 from __future__ import annotations
@@ -93,14 +102,63 @@ local function pack(out, r)
 end
 """
 
-ADMIT = _COMMON + """
-local now, rid = tonumber(ARGV[1]), ARGV[2]
-local want, need, tokens, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local day, month, n = ARGV[7], ARGV[8], tonumber(ARGV[9])
+# Applies one queued settlement starting at ARGV[b]; returns where the next one starts.
+# Layout: now, rid, actual, token delta, day, month, admitted day, admitted month, marker, n meters,
+# then per meter: prefix, daily, monthly.
+_SETTLE_ONE = """
+local function settle_one(b)
+  local now, rid, actual, delta = tonumber(ARGV[b]), ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+  local day, month, aday, amonth = ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7]
+  local marker, n = ARGV[b + 8], tonumber(ARGV[b + 9])
+  local after = b + 10 + n * 3
+  if not redis.call('SET', marker, '1', 'NX', 'EX', 86400) then return after end  -- settled before
+  local minute = math.floor(now / WINDOW)
+  for i = 0, n - 1 do
+    local m = b + 10 + i * 3
+    local p, daily, monthly = ARGV[m], tonumber(ARGV[m + 1]), tonumber(ARGV[m + 2])
+    if delta ~= 0 then
+      local tk = p .. ':tk:' .. minute
+      local v = redis.call('INCRBY', tk, delta)
+      if v < 0 then redis.call('SET', tk, 0) end
+      redis.call('PEXPIRE', tk, 2 * WINDOW + 1000)
+    end
+    for _, pr in ipairs({{daily, day, aday, DAY_TTL}, {monthly, month, amonth, MONTH_TTL}}) do
+      if pr[1] >= 0 then
+        local held_in = p .. ':b:' .. pr[3]
+        local amount = redis.call('HGET', held_in .. ':h', rid)
+        if amount then
+          redis.call('HINCRBYFLOAT', held_in, 'reserved', -tonumber(amount))
+          redis.call('HDEL', held_in .. ':h', rid)
+          redis.call('ZREM', held_in .. ':x', rid)
+        end
+        local bk = p .. ':b:' .. pr[2]
+        if actual > 0 then redis.call('HINCRBYFLOAT', bk, 'spent', actual) end
+        redis.call('EXPIRE', bk, pr[4])
+      end
+    end
+  end
+  return after
+end
+local function settle_all()
+  local b = 2
+  for _ = 1, tonumber(ARGV[1]) do b = settle_one(b) end
+  return b
+end
+""".replace("DAY_TTL", str(DAY_TTL_S)).replace("MONTH_TTL", str(MONTH_TTL_S))
+
+# ARGV[1] = number of settlements carried, the settlements, then the admission: now, rid, want,
+# need, tokens, ttl, day, month, its own settled-marker, n meters, then per meter: prefix, rpm,
+# tpm, daily, monthly. The settlements are applied first, so the admission sees them.
+ADMIT = _COMMON + _SETTLE_ONE + """
+local a = settle_all()
+local now, rid = tonumber(ARGV[a]), ARGV[a + 1]
+local want, need, tokens, ttl = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]),
+  tonumber(ARGV[a + 5])
+local day, month, marker, n = ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], tonumber(ARGV[a + 9])
 local meters, reads = {}, {}
 local left = nil
 for i = 0, n - 1 do
-  local b = 10 + i * 5
+  local b = a + 10 + i * 5
   local m = {p = ARGV[b], rpm = tonumber(ARGV[b + 1]), tpm = tonumber(ARGV[b + 2]),
              daily = tonumber(ARGV[b + 3]), monthly = tonumber(ARGV[b + 4])}
   meters[i + 1] = m
@@ -111,6 +169,9 @@ local function refuse(reason, retry)
   for _, r in ipairs(reads) do pack(out, r) end
   return out
 end
+-- Settled already: the caller gave up on this admission (its reply was lost) and released it
+-- before this ran (a stalled connection). Counting it now would hold money nobody settles.
+if redis.call('EXISTS', marker) == 1 then return refuse('abandoned', 0) end
 for i, m in ipairs(meters) do
   local r = reads[i]
   if m.rpm >= 0 and r.requests + 1 > m.rpm then return refuse('requests', math.max(r.req_reset, 1)) end
@@ -154,35 +215,9 @@ for _, r in ipairs(reads) do pack(out, r) end
 return out
 """.replace("DAY_TTL", str(DAY_TTL_S)).replace("MONTH_TTL", str(MONTH_TTL_S))
 
-SETTLE = _COMMON + """
-local now, rid, actual, delta = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local day, month, aday, amonth, marker, n = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10])
-if not redis.call('SET', marker, '1', 'NX', 'EX', 86400) then return 0 end
-local minute = math.floor(now / WINDOW)
-for i = 0, n - 1 do
-  local b = 11 + i * 3
-  local p, daily, monthly = ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
-  if delta ~= 0 then
-    local tk = p .. ':tk:' .. minute
-    local v = redis.call('INCRBY', tk, delta)
-    if v < 0 then redis.call('SET', tk, 0) end
-    redis.call('PEXPIRE', tk, 2 * WINDOW + 1000)
-  end
-  for _, pr in ipairs({{daily, day, aday, DAY_TTL}, {monthly, month, amonth, MONTH_TTL}}) do
-    if pr[1] >= 0 then
-      local held_in = p .. ':b:' .. pr[3]
-      local amount = redis.call('HGET', held_in .. ':h', rid)
-      if amount then
-        redis.call('HINCRBYFLOAT', held_in, 'reserved', -tonumber(amount))
-        redis.call('HDEL', held_in .. ':h', rid)
-        redis.call('ZREM', held_in .. ':x', rid)
-      end
-      local bk = p .. ':b:' .. pr[2]
-      if actual > 0 then redis.call('HINCRBYFLOAT', bk, 'spent', actual) end
-      redis.call('EXPIRE', bk, pr[4])
-    end
-  end
-end
+# Settlements alone (when no admission came to carry them): ARGV[1] = count, then the settlements.
+SETTLE = _COMMON + _SETTLE_ONE + """
+settle_all()
 return 1
 """.replace("DAY_TTL", str(DAY_TTL_S)).replace("MONTH_TTL", str(MONTH_TTL_S))
 
@@ -198,10 +233,17 @@ return out
 """
 
 _FIELDS = 8
+MAX_CARRIED = 64       # settlements one admission carries (bounds its script's run time)
+FLUSH_CHUNK = 512      # settlements per EVALSHA when flushing without an admission
+SETTLE_DELAY_S = 0.05  # the longest a settlement waits for an admission to carry it (Redis up)
 
 
 def _prefix(tenant: str, meter: Meter) -> str:
     return f"mr:{{{tenant}}}:{meter.scope}"
+
+
+def _marker(tenant: str, rid: str) -> str:
+    return f"mr:{{{tenant}}}:s:{rid}"
 
 
 def _opt(value: float | None) -> str:
@@ -213,6 +255,15 @@ def _meter_args(tenant: str, meters: tuple[Meter, ...]) -> list[str]:
     for m in meters:
         out += [_prefix(tenant, m), _opt(m.rpm), _opt(m.tpm), _opt(m.daily_usd), _opt(m.monthly_usd)]
     return out
+
+
+def _settle_args(s: Settlement, out: list[str]) -> None:
+    day, month = periods(s.now_ms)
+    aday, amonth = periods(s.admitted_ms)
+    out += [str(s.now_ms), s.rid, repr(s.actual_usd), str(s.token_delta), day, month, aday, amonth,
+            _marker(s.tenant, s.rid), str(len(s.meters))]
+    for m in s.meters:
+        out += [_prefix(s.tenant, m), _opt(m.daily_usd), _opt(m.monthly_usd)]
 
 
 def _readings(meters: tuple[Meter, ...], flat: list[Any]) -> list[Reading]:
@@ -229,22 +280,28 @@ class RedisState:
     name = "redis"
 
     def __init__(self, url: str, *, password: str = "", timeout_s: float = 1.0, retry_after_failure_s: float = 1.0,
-                 max_pending: int = 100_000) -> None:
+                 settle_delay_s: float = SETTLE_DELAY_S, max_pending: int = 100_000) -> None:
         import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
+        # No client-side retries: a script that ran but whose reply was lost must not run twice
+        # (admission is not idempotent); the failure mode and the queue handle a failed call.
         self._client = aioredis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                                               health_check_interval=0, retry_on_timeout=False,
+                                               health_check_interval=0, retry=Retry(NoBackoff(), 0),
                                                password=password or None)  # None: the URL's, if any
         self._admit = self._client.register_script(ADMIT)
         self._settle = self._client.register_script(SETTLE)
         self._peek = self._client.register_script(PEEK)
         self._retry_after_failure_s = retry_after_failure_s
         self._down_until = 0.0
-        self._pending: deque[Settlement] = deque(maxlen=max_pending)
-        self._wake = asyncio.Event()
-        self._flush_lock = asyncio.Lock()
+        self._reconnect = False
+        self.settle_delay_s = settle_delay_s
+        self._pending: deque[tuple[float, Settlement]] = deque(maxlen=max_pending)  # (queued at, settlement)
+        self._in_flight = 0  # settlements sent with a call not yet answered
+        self._timer: asyncio.TimerHandle | None = None
         self._flusher: asyncio.Task[None] | None = None
-        self.round_trips = 0  # admissions + settlement batches + peeks sent (for the benchmark)
+        self._closed = False
 
     @property
     def available(self) -> bool:
@@ -255,6 +312,7 @@ class RedisState:
             log.warning("redis unreachable (%s: %s); trying again in %gs", type(exc).__name__, exc,
                         self._retry_after_failure_s)
         self._down_until = time.monotonic() + self._retry_after_failure_s
+        self._reconnect = True
         return StateError(type(exc).__name__)
 
     async def _call(self, script: Any, args: list[str]) -> Any:
@@ -262,81 +320,111 @@ class RedisState:
 
         if not self.available:
             raise StateError("redis is marked down")
-        self.round_trips += 1
         try:
+            if self._reconnect:
+                # The first call after a failure: drop the pooled connections, which may be dead
+                # sockets to a server that restarted (each would fail once, and buy another back-off).
+                self._reconnect = False
+                await self._client.connection_pool.disconnect(inuse_connections=False)
             return await script(keys=[], args=args)
         except (TimeoutError, rexc.RedisError, OSError) as exc:
             raise self._failed(exc) from None
 
-    async def admit(self, a: Admission) -> Verdict:
-        day, month = periods(a.now_ms)
-        args = [str(a.now_ms), a.rid, repr(a.reserve_usd), repr(a.need_usd), str(a.tokens), str(a.ttl_ms),
-                day, month, str(len(a.meters)), *_meter_args(a.tenant, a.meters)]
-        res = await self._call(self._admit, args)
-        ok, reason = int(res[0]), res[1].decode() if isinstance(res[1], bytes) else str(res[1])
-        readings = _readings(a.meters, res[4:])
-        if ok:
-            return Verdict(True, granted_usd=float(res[2]), readings=readings)
-        return Verdict(False, reason, retry_after_ms=int(res[3]), readings=readings)
+    # --- settlements: queued, carried by the next admission, or flushed after settle_delay_s ---------
+    def _take(self, limit: int) -> list[tuple[float, Settlement]]:
+        taken = [self._pending.popleft() for _ in range(min(limit, len(self._pending)))]
+        self._in_flight += len(taken)
+        return taken
+
+    def _done(self, taken: list[tuple[float, Settlement]], *, sent: bool) -> None:
+        self._in_flight -= len(taken)
+        if not sent:  # back at the front, oldest first: sent again (idempotently) on recovery
+            self._pending.extendleft(reversed(taken))
+            self._arm()
+
+    def settle_now(self, s: Settlement) -> None:
+        """Queue a settlement: the next admission carries it, or the timer sends it."""
+        self._pending.append((time.monotonic(), s))
+        if self._timer is None and self._flusher is None and not self._closed:
+            self._timer = asyncio.get_running_loop().call_later(self.settle_delay_s, self._due)
 
     async def settle(self, s: Settlement) -> None:
-        """Queued; the flusher sends it (with whatever else is waiting) in one pipeline."""
-        self._pending.append(s)
-        self._wake.set()
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_forever(), name="tenant-settle")
+        self.settle_now(s)
 
-    def _settle_args(self, s: Settlement) -> list[str]:
-        day, month = periods(s.now_ms)
-        aday, amonth = periods(s.admitted_ms)
-        args = [str(s.now_ms), s.rid, repr(s.actual_usd), str(s.token_delta), day, month, aday, amonth,
-                f"mr:{{{s.tenant}}}:s:{s.rid}", str(len(s.meters))]
-        for m in s.meters:
-            args += [_prefix(s.tenant, m), _opt(m.daily_usd), _opt(m.monthly_usd)]
-        return args
+    def _arm(self, at_least_s: float = 0.0) -> None:
+        if self._timer is None and self._flusher is None and self._pending and not self._closed:
+            self._timer = asyncio.get_running_loop().call_later(max(at_least_s, 0.0), self._due)
+
+    def _due(self) -> None:
+        """The timer: flush if the oldest queued settlement has waited ``settle_delay_s``."""
+        self._timer = None
+        if not self._pending:
+            return
+        wait = max(self._pending[0][0] + self.settle_delay_s, self._down_until) - time.monotonic()
+        if wait > 0:
+            self._arm(wait)
+            return
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_due(), name="tenant-settle")
+
+    async def _flush_due(self) -> None:
+        pause = 0.0
+        try:
+            await self.flush()
+        except Exception:  # never let the queue stall on a bug
+            log.exception("tenant settlement flush failed")
+            pause = 1.0
+        finally:
+            self._flusher = None
+        self._arm(pause)
 
     async def flush(self) -> bool:
-        """Send every queued settlement in one pipeline; False (and kept queued) if Redis failed."""
-        async with self._flush_lock:
-            return await self._flush_locked()
-
-    async def _flush_locked(self) -> bool:
-        import redis.exceptions as rexc
-
-        if not self._pending:
-            return True
-        if not self.available:
-            return False
-        batch = list(self._pending)
-        self.round_trips += 1
-        try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for s in batch:
-                    await self._settle(keys=[], args=self._settle_args(s), client=pipe)
-                await pipe.execute()
-        except (TimeoutError, rexc.RedisError, OSError) as exc:
-            self._failed(exc)
-            return False  # kept: the markers make a partly applied batch safe to resend
-        for _ in batch:  # settle() only appends, and flushes are serialised: these are the batch
-            self._pending.popleft()
+        """Send every queued settlement now (one EVALSHA per chunk); False, kept queued, if Redis failed."""
+        while self._pending:
+            if not self.available:
+                return False
+            taken = self._take(FLUSH_CHUNK)
+            args = [str(len(taken))]
+            for _, s in taken:
+                _settle_args(s, args)
+            sent = False
+            try:
+                await self._call(self._settle, args)
+                sent = True
+            except StateError:
+                return False
+            finally:
+                self._done(taken, sent=sent)
         return True
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        """Settlements not yet known to be applied (queued, or sent and not yet answered)."""
+        return len(self._pending) + self._in_flight
 
-    async def _flush_forever(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                if not await self.flush():
-                    await asyncio.sleep(max(0.05, self._down_until - time.monotonic()))
-                    self._wake.set()
-            except Exception:  # never let the flusher die
-                log.exception("tenant settlement flush failed")
-                await asyncio.sleep(1.0)
-                self._wake.set()
+    # --- admission: one EVALSHA, carrying the queued settlements ---------------------------------
+    async def admit(self, a: Admission) -> Verdict:
+        if not self.available:
+            raise StateError("redis is marked down")
+        taken = self._take(MAX_CARRIED)
+        args = [str(len(taken))]
+        for _, s in taken:
+            _settle_args(s, args)
+        day, month = periods(a.now_ms)
+        args += [str(a.now_ms), a.rid, repr(a.reserve_usd), repr(a.need_usd), str(a.tokens), str(a.ttl_ms),
+                 day, month, _marker(a.tenant, a.rid), str(len(a.meters)), *_meter_args(a.tenant, a.meters)]
+        sent = False
+        try:
+            res = await self._call(self._admit, args)
+            sent = True
+        finally:  # failed or cancelled: the carried settlements go back to the queue
+            self._done(taken, sent=sent)
+        ok, reason = int(res[0]), res[1].decode() if isinstance(res[1], bytes) else str(res[1])
+        if reason == "abandoned":  # only a replayed admission sees this; nobody waits for its answer
+            raise StateError("admission already settled")
+        readings = _readings(a.meters, res[4:])
+        if ok:
+            return Verdict(True, granted_usd=float(res[2]), readings=readings)
+        return Verdict(False, reason, retry_after_ms=int(res[3]), readings=readings)
 
     async def peek(self, tenant: str, meters: tuple[Meter, ...], now_ms: int) -> list[Reading]:
         day, month = periods(now_ms)
@@ -345,7 +433,14 @@ class RedisState:
         return _readings(meters, res)
 
     async def aclose(self) -> None:
+        """Flush on shutdown (bounded), then close the connections."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         with contextlib.suppress(Exception):
+            if self._flusher is not None:
+                await asyncio.wait_for(asyncio.shield(self._flusher), timeout=2.0)
             await asyncio.wait_for(self.flush(), timeout=2.0)
         if self._flusher is not None:
             self._flusher.cancel()

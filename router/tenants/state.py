@@ -112,6 +112,9 @@ class SharedState(Protocol):
 
     async def settle(self, settlement: Settlement) -> None: ...
 
+    def settle_now(self, settlement: Settlement) -> None:
+        """Apply (in-process) or queue (Redis) a settlement, without waiting."""
+
     async def peek(self, tenant: str, meters: tuple[Meter, ...], now_ms: int) -> list[Reading]: ...
 
     async def aclose(self) -> None: ...
