@@ -4,11 +4,16 @@
 
 1. In-process state: for each request, what the request path adds for a tenant with rpm, tpm, a
    daily and a monthly budget and per-request ceilings — ``identify`` (hash look-up), ``tenant_policy``,
-   ``check_request``, ``request_limits``, ``Enforcer.admit`` (sliding windows, reservation) and
-   ``settle``. Single event loop, no I/O. Target: p99 <= 50 µs (exit 1 above it).
+   ``check_request``, ``request_limits``, ``Enforcer.admit`` (sliding windows, reservation, the
+   ``x-ratelimit-*`` headers) and ``Admitted.finish`` (tenant metrics, settlement). Single event
+   loop, no I/O; CPU time of the thread (what preemption by other processes does not inflate),
+   three runs, and the floor (the timing loop with nothing in it) measured in the same run.
+   Target: median p99 <= 50 µs (exit 1 above it).
 2. Redis on loopback (a private ``redis-server`` on a free port, when installed): the same
    admission/settlement at concurrency 1 and 32 — latency per admission, and Redis round trips
-   per request (one EVALSHA per admission; settlements share pipelined batches).
+   per request counted at the client's connections (every command or pipeline written is one),
+   cross-checked by the server's own ``EVALSHA`` count; the run's settlements (flushed on
+   shutdown) are then read back from Redis: spend, reservations and requests must be exact.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from router.observability.metrics import RouterMetrics
 from router.policy.loader import load_policy_file
 from router.settings import PACKAGED_POLICY
 from router.tenants import manage
-from router.tenants.enforce import Enforcer
+from router.tenants.enforce import Admitted, Enforcer
 from router.tenants.gate import tenant_policy
 from router.tenants.metrics import TenantMetrics
 from router.tenants.state import MemoryState, SharedState
@@ -58,15 +63,21 @@ def setup(directory: Path) -> tuple[TenantStore, str]:
 
 
 async def per_request(store: TenantStore, key: str, state: SharedState,
-                      requests: int) -> tuple[list[float], list[float]]:
+                      requests: int) -> tuple[list[float], list[float], list[float]]:
+    """Wall and CPU µs per request, and the CPU µs of the empty timing loop (the floor)."""
     loaded = load_policy_file(PACKAGED_POLICY, env=ENV)
-    enforcer = Enforcer(state, TenantMetrics(RouterMetrics(), store.current.names))
+    metrics = TenantMetrics(RouterMetrics(), store.current.names)
+    enforcer = Enforcer(state, metrics)
     header = f"Bearer {key}"
     samples: list[float] = []
     cpu: list[float] = []
+    floor: list[float] = []
+    exempt: frozenset[str] = frozenset()
     gc.collect()
     gc.freeze()  # as the gateway does after start-up
     for _ in range(requests):
+        c0 = time.thread_time()
+        floor.append((time.thread_time() - c0) * 1e6)
         c0 = time.thread_time()
         t0 = time.perf_counter()
         limits = store.identify(header)
@@ -75,16 +86,24 @@ async def per_request(store: TenantStore, key: str, state: SharedState,
         limits.check_request("auto", None, None)
         limits.request_limits(1.0, 180000, None, 30000)
         reservation = await enforcer.admit(limits, reserve_usd=0.05, need_usd=0.001, tokens=600, ttl_ms=600_000)
-        reservation.settle(0.0012, 640)
+        admitted = Admitted(reservation, metrics, exempt)
+        assert admitted.headers  # sent on the answer
+        admitted.finish("gpt:default", "ok", 0.0012, 640)
         samples.append((time.perf_counter() - t0) * 1e6)
         cpu.append((time.thread_time() - c0) * 1e6)
-    return samples, cpu
+    return samples, cpu, floor
 
 
 async def redis_run(url: str, store: TenantStore, key: str, requests: int, concurrency: int) -> dict[str, float]:
-    from router.tenants.redis_state import RedisState
+    import redis.asyncio as aioredis
 
+    from router.tenants.redis_state import RedisState
+    from tests.support.redis_wire import count_round_trips
+
+    admin = aioredis.Redis.from_url(url)
+    await admin.flushdb()
     state = RedisState(url)
+    trips = count_round_trips(state._client)
     limits = store.identify(f"Bearer {key}")
     assert limits is not None
     enforcer = Enforcer(state, TenantMetrics(RouterMetrics(), store.current.names))
@@ -97,40 +116,57 @@ async def redis_run(url: str, store: TenantStore, key: str, requests: int, concu
             reservation = await enforcer.admit(limits, reserve_usd=0.05, need_usd=0.001, tokens=600,
                                                ttl_ms=600_000)
             latencies.append((time.perf_counter() - t0) * 1e6)
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # the request runs
             reservation.settle(0.0012, 640)
 
-    await asyncio.gather(*(one() for _ in range(50)))  # warm-up: scripts loaded, connections open
-    state.round_trips = 0
+    warm = 50
+    await asyncio.gather(*(one() for _ in range(warm)))  # warm-up: scripts loaded, connections open
+    await state.flush()
     latencies.clear()
+    evalsha_before = (await admin.info("commandstats")).get("cmdstat_evalsha", {}).get("calls", 0)
+    trips_before = trips.count
     started = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(requests)))
-    await asyncio.sleep(0.01)  # let the settlement tasks queue their work
-    await state.flush()  # whatever the flusher has not sent yet
+    await state.aclose()  # the flush on shutdown: the last settlements, counted too
     wall = time.perf_counter() - started
-    trips = state.round_trips
-    await state.aclose()
-    return {"p50": statistics.median(latencies), "p99": pct(latencies, 0.99), "trips": trips / requests,
-            "rps": requests / wall}
+    sent = trips.count - trips_before
+    evalsha = (await admin.info("commandstats"))["cmdstat_evalsha"]["calls"] - evalsha_before
+    check = RedisState(url)
+    reading = (await check.peek(limits.tenant, limits.meters, int(time.time() * 1000)))[0]
+    await check.aclose()
+    await admin.aclose()
+    total = warm + requests
+    exact = (abs(reading.monthly_spent - total * 0.0012) < 1e-9 * total and abs(reading.monthly_reserved) < 1e-9
+             and reading.requests == total)
+    return {"p50": statistics.median(latencies), "p99": pct(latencies, 0.99), "trips": sent / requests,
+            "evalsha": evalsha / requests, "rps": requests / wall, "exact": float(exact)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    print(f"python {platform.python_version()} on {platform.machine()}, {args.requests} requests")
+    print(f"python {platform.python_version()} on {platform.machine()}, {args.requests} requests x {args.runs} runs")
+    ok = True
     with tempfile.TemporaryDirectory() as tmp:
         store, key = setup(Path(tmp))
         print(f"directory: {len(store.current.tenants)} tenants, {len(store.current.index)} keys")
-        gc.collect()
-        samples, cpu = asyncio.run(per_request(store, key, MemoryState(), args.requests))
-        samples, cpu = samples[len(samples) // 10:], cpu[len(cpu) // 10:]  # drop the warm-up tenth
-        p99 = pct(cpu, 0.99)
-        print("\nin-process state, per request (identify + limits + admit + settle):")
-        print(f"  wall: p50 {statistics.median(samples):.1f} µs  p99 {pct(samples, 0.99):.1f} µs  "
-              f"max {max(samples):.0f} µs  (includes preemption by other processes on a shared machine)")
-        print(f"  CPU:  p50 {statistics.median(cpu):.1f} µs  p99 {p99:.1f} µs  "
-              f"(target p99 <= {TARGET_P99_US:g} µs: {'met' if p99 <= TARGET_P99_US else 'MISSED'})")
+        print("\nin-process state, per request (identify + limits + admit + headers + finish/settle), µs:")
+        print(f"{'run':>4} {'wall p50':>9} {'wall p99':>9} {'CPU p50':>8} {'CPU p99':>8} {'floor p99':>10}")
+        p99s = []
+        for run in range(args.runs):
+            gc.collect()
+            samples, cpu, floor = asyncio.run(per_request(store, key, MemoryState(), args.requests))
+            cut = len(cpu) // 10  # drop the warm-up tenth
+            samples, cpu, floor = samples[cut:], cpu[cut:], floor[cut:]
+            p99s.append(pct(cpu, 0.99))
+            print(f"{run + 1:>4} {statistics.median(samples):>9.1f} {pct(samples, 0.99):>9.1f} "
+                  f"{statistics.median(cpu):>8.1f} {p99s[-1]:>8.1f} {pct(floor, 0.99):>10.1f}")
+        p99 = statistics.median(p99s)
+        ok = p99 <= TARGET_P99_US
+        print(f"CPU p99, median of {args.runs} runs: {p99:.1f} µs (target <= {TARGET_P99_US:g} µs: "
+              f"{'met' if ok else 'MISSED'}); wall includes preemption by other processes on a shared machine")
         redis_bin = shutil.which("redis-server")
         if redis_bin is None:
             print("\nredis-server not installed: Redis rows skipped (apt-get install redis-server)")
@@ -139,15 +175,18 @@ def main() -> int:
             from tests.support.redis_server import RedisServer
 
             with RedisServer(Path(tmp) / "redis", persistent=False) as server:
-                print("\nRedis on loopback (admission = one EVALSHA; settlements pipelined in batches):")
+                print("\nRedis on loopback (one EVALSHA per request: the admission carries the queued settlements):")
                 print(f"{'concurrency':>11} {'admit p50 µs':>13} {'admit p99 µs':>13} {'round trips/req':>16} "
-                      f"{'req/s':>8}")
+                      f"{'EVALSHA/req':>12} {'req/s':>8} {'accounting':>11}")
                 for concurrency in (1, 32):
                     n = min(args.requests, 5000)
                     row = asyncio.run(redis_run(server.url, store, key, n, concurrency))
-                    print(f"{concurrency:>11} {row['p50']:>13.0f} {row['p99']:>13.0f} {row['trips']:>16.2f} "
-                          f"{row['rps']:>8.0f}")
-    return 0 if p99 <= TARGET_P99_US else 1
+                    ok = ok and bool(row["exact"])
+                    print(f"{concurrency:>11} {row['p50']:>13.0f} {row['p99']:>13.0f} {row['trips']:>16.3f} "
+                          f"{row['evalsha']:>12.3f} {row['rps']:>8.0f} {'exact' if row['exact'] else 'WRONG':>11}")
+                print("round trips: counted at the client's connections (each command or pipeline written),")
+                print("including the flush on shutdown; EVALSHA/req is the server's own count (INFO commandstats).")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

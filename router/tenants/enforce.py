@@ -46,19 +46,24 @@ def reset_text(ms: int) -> str:
 
 def rate_headers(readings: list[Reading]) -> dict[str, str]:
     """The headers for the tightest requests meter and the tightest tokens meter."""
+    req: Reading | None = None
+    tok: Reading | None = None
+    req_left = tok_left = 0
+    for r in readings:  # the first meter with the least left, of each kind
+        m = r.meter
+        if m.rpm is not None and (req is None or m.rpm - r.requests < req_left):
+            req, req_left = r, m.rpm - r.requests
+        if m.tpm is not None and (tok is None or m.tpm - r.tokens < tok_left):
+            tok, tok_left = r, m.tpm - r.tokens
     out: dict[str, str] = {}
-    req = [r for r in readings if r.meter.rpm is not None]
-    if req:
-        r = req[0] if len(req) == 1 else min(req, key=lambda x: (x.meter.rpm or 0) - x.requests)
-        out["x-ratelimit-limit-requests"] = str(r.meter.rpm)
-        out["x-ratelimit-remaining-requests"] = str(max(0, (r.meter.rpm or 0) - r.requests))
-        out["x-ratelimit-reset-requests"] = reset_text(r.requests_reset_ms)
-    tok = [r for r in readings if r.meter.tpm is not None]
-    if tok:
-        r = tok[0] if len(tok) == 1 else min(tok, key=lambda x: (x.meter.tpm or 0) - x.tokens)
-        out["x-ratelimit-limit-tokens"] = str(r.meter.tpm)
-        out["x-ratelimit-remaining-tokens"] = str(max(0, (r.meter.tpm or 0) - r.tokens))
-        out["x-ratelimit-reset-tokens"] = reset_text(r.tokens_reset_ms)
+    if req is not None:
+        out["x-ratelimit-limit-requests"] = str(req.meter.rpm)
+        out["x-ratelimit-remaining-requests"] = str(req_left if req_left > 0 else 0)
+        out["x-ratelimit-reset-requests"] = reset_text(req.requests_reset_ms)
+    if tok is not None:
+        out["x-ratelimit-limit-tokens"] = str(tok.meter.tpm)
+        out["x-ratelimit-remaining-tokens"] = str(tok_left if tok_left > 0 else 0)
+        out["x-ratelimit-reset-tokens"] = reset_text(tok.tokens_reset_ms)
     return out
 
 
@@ -96,6 +101,7 @@ class Enforcer:
         # cheaper than random bytes per request).
         self._rid_prefix = os.urandom(8).hex() + "-"
         self._rids = itertools.count()
+        self._admit_now: Callable[[Admission], Verdict] | None = getattr(state, "admit_now", None)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -106,10 +112,12 @@ class Enforcer:
         if not meters:
             self.metrics.admitted(limits.tenant)
             return Reservation(limits, None, tokens)
-        budgeted = any(m.has_budget for m in meters)
+        budgeted = limits.budgeted
         admission = Admission(limits.tenant, meters, f"{self._rid_prefix}{next(self._rids):x}",
                               reserve_usd if budgeted else 0.0,
-                              need_usd, tokens, self._now_ms(), ttl_ms)
+                              need_usd, tokens, int(self._clock() * 1000), ttl_ms)
+        if self._admit_now is not None:  # in-process: no await, it cannot fail
+            return self._verdict(limits, admission, self._admit_now(admission), budgeted)
         try:
             verdict = await self.state.admit(admission)
         except StateError:
@@ -137,7 +145,7 @@ class Enforcer:
                            a.now_ms, True, self._settle)
 
     def _state_failed(self, limits: KeyLimits, a: Admission, budgeted: bool) -> Reservation:
-        rated = any(m.rpm is not None or m.tpm is not None for m in a.meters)
+        rated = limits.rated
         closed = (budgeted and a.reserve_usd > 0 and self.budgets_on_failure == "closed") or \
                  (rated and self.rate_limits_on_failure == "closed")
         self.metrics.state_failures.inc()

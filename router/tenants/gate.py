@@ -39,18 +39,19 @@ if TYPE_CHECKING:
 MAX_RESERVATION_TTL_MS = 3_600_000
 
 
-# (id of the policy in force, caps) -> (that policy, the capped copy); the policy is kept so its id
-# cannot be reused by another object while the entry lives.
-_CAPPED: dict[tuple[int, SwarmCaps], tuple[LoadedPolicy, LoadedPolicy]] = {}
+# (id of the policy in force, id of the caps) -> (that policy, those caps, the capped copy); both are
+# kept so their ids cannot be reused by other objects while the entry lives. By identity: hashing
+# the caps (a pydantic model) on every request costs more than the rest of this look-up.
+_CAPPED: dict[tuple[int, int], tuple[LoadedPolicy, SwarmCaps, LoadedPolicy]] = {}
 
 
 def _capped(loaded: LoadedPolicy, caps: SwarmCaps) -> LoadedPolicy:
-    hit = _CAPPED.get((id(loaded), caps))
-    if hit is not None and hit[0] is loaded:
-        return hit[1]
+    hit = _CAPPED.get((id(loaded), id(caps)))
+    if hit is not None and hit[0] is loaded and hit[1] is caps:
+        return hit[2]
     if len(_CAPPED) > 256:
         _CAPPED.clear()
-    _CAPPED[(id(loaded), caps)] = (loaded, capped := _cap(loaded, caps))
+    _CAPPED[(id(loaded), id(caps))] = (loaded, caps, capped := _cap(loaded, caps))
     return capped
 
 

@@ -8,7 +8,7 @@ shared state keeps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from router import errors, taxonomy
 from router.engine.decide import Decision, Limits
@@ -40,14 +40,16 @@ def _pick(key: LimitFields | None, tenant: LimitFields, field: str) -> object:
 
 
 def _ceiling(policy_default: float, ceiling: Ceiling | None, asked: float | None) -> float:
-    values = [policy_default]
-    if ceiling is not None and ceiling.max is not None:
-        values.append(ceiling.max)
-    if asked is not None:
-        values.append(asked)
-    elif ceiling is not None and ceiling.default is not None:
-        values.append(ceiling.default)
-    return min(values)
+    """The least of the policy default, the tenant's max, and the client's ask (else the tenant's default)."""
+    value = policy_default
+    if ceiling is not None:
+        if ceiling.max is not None and ceiling.max < value:
+            value = ceiling.max
+        if asked is None and ceiling.default is not None and ceiling.default < value:
+            value = ceiling.default
+    if asked is not None and asked < value:
+        value = asked
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,12 @@ class KeyLimits:
     allowed_modes: frozenset[str] | None = None
     swarm: SwarmCaps | None = None
     exempt_self_hosted: bool = False
+    budgeted: bool = field(init=False)  # some meter has a budget (worked out once, not per request)
+    rated: bool = field(init=False)     # some meter has a request or token rate
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "budgeted", any(m.has_budget for m in self.meters))
+        object.__setattr__(self, "rated", any(m.rpm is not None or m.tpm is not None for m in self.meters))
 
     @classmethod
     def resolve(cls, name: str, tenant: Tenant, key: KeyEntry | None) -> KeyLimits:

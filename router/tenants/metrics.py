@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from router.observability.metrics import RouterMetrics
 from router.tenants.state import Reading
@@ -27,6 +28,10 @@ class TenantMetrics:
 
     def set_names(self, names: Iterable[str]) -> None:
         self._names = frozenset(sorted(set(names))[: self.cap])
+        # Labelled children by tenant name (keys only ever name tenants of the file, so these stay
+        # as small as the file), rebuilt on reload since a name's label may change.
+        self._requests: dict[tuple[str, str], Any] = {}
+        self._spend: dict[str, Any] = {}
 
     def label(self, tenant: str) -> str:
         return tenant if tenant in self._names else OTHER
@@ -35,7 +40,10 @@ class TenantMetrics:
         """Counted at the end of the request (with its status); nothing to do at admission."""
 
     def finished(self, tenant: str, status: str) -> None:
-        self.m.tenant_requests.labels(self.label(tenant), status).inc()
+        child = self._requests.get((tenant, status))
+        if child is None:  # one labels() look-up per tenant and status, then the child itself
+            child = self._requests[(tenant, status)] = self.m.tenant_requests.labels(self.label(tenant), status)
+        child.inc()
 
     def rejected(self, tenant: str, reason: str) -> None:
         label = self.label(tenant)
@@ -44,7 +52,10 @@ class TenantMetrics:
 
     def spent(self, tenant: str, usd: float) -> None:
         if usd > 0:
-            self.m.tenant_spend.labels(self.label(tenant)).inc(usd)
+            child = self._spend.get(tenant)
+            if child is None:
+                child = self._spend[tenant] = self.m.tenant_spend.labels(self.label(tenant))
+            child.inc(usd)
 
     def readings(self, tenant: str, readings: list[Reading]) -> None:
         """Budget gauges, refreshed at most every ``GAUGE_EVERY_S`` per tenant (they move slowly)."""

@@ -46,7 +46,9 @@ def periods(now_ms: int) -> tuple[str, str]:
     return hit
 
 
-@dataclass(frozen=True, slots=True)
+# Plain (not frozen) slotted classes: built on every request, and a frozen dataclass's __init__
+# costs a call per field. Nothing mutates them.
+@dataclass(slots=True)
 class Admission:
     tenant: str
     meters: tuple[Meter, ...]
@@ -58,7 +60,7 @@ class Admission:
     ttl_ms: int            # an unsettled reservation is released after this
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Settlement:
     tenant: str
     meters: tuple[Meter, ...]
@@ -120,31 +122,66 @@ class SharedState(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _token_window(buckets: dict[int, int], now_ms: int) -> tuple[float, int]:
-    minute = now_ms // WINDOW_MS
-    frac = (now_ms % WINDOW_MS) / WINDOW_MS
-    used = buckets.get(minute - 1, 0) * (1 - frac) + buckets.get(minute, 0)
-    return used, WINDOW_MS - now_ms % WINDOW_MS
-
-
-@dataclass(slots=True)
 class _Budget:
-    spent: float = 0.0
-    reserved: float = 0.0
-    held: dict[str, tuple[float, int]] = field(default_factory=dict)  # rid -> (amount, expiry ms)
-    next_expiry: int = 2**62  # no reservation expires before this (skip the scan until then)
+    """One meter's spend in one period, and the reservations held against it."""
+
+    __slots__ = ("held", "next_expiry", "reserved", "spent")
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+        self.reserved = 0.0
+        self.held: dict[str, tuple[float, int]] = {}  # rid -> (amount, expiry ms)
+        self.next_expiry = 2**62  # no reservation expires before this (skip the scan until then)
 
     def hold(self, rid: str, amount: float, expiry: int) -> None:
         self.reserved += amount
         self.held[rid] = (amount, expiry)
-        self.next_expiry = min(self.next_expiry, expiry)
+        if expiry < self.next_expiry:
+            self.next_expiry = expiry
+
+    def release(self, rid: str) -> None:
+        held = self.held.pop(rid, None)
+        if held is not None:
+            self.reserved -= held[0]
 
     def expire(self, now_ms: int) -> None:
-        if now_ms < self.next_expiry:
-            return
         for rid in [r for r, (_, exp) in self.held.items() if exp <= now_ms]:
             self.reserved -= self.held.pop(rid)[0]
         self.next_expiry = min((exp for _, exp in self.held.values()), default=2**62)
+
+
+class _Counters:
+    """Everything one meter (a tenant's, or a key's) counts: one look-up per meter per request."""
+
+    __slots__ = ("budgets", "minute", "times", "tokens_now", "tokens_prev")
+
+    def __init__(self) -> None:
+        self.times: deque[int] = deque()   # admission times (ms) of the last minute, oldest first
+        self.minute = 0                    # token buckets: this minute's count and the previous one's
+        self.tokens_now = 0
+        self.tokens_prev = 0
+        self.budgets: dict[str, _Budget] = {}
+
+    def roll(self, minute: int) -> None:
+        if minute > self.minute:
+            self.tokens_prev = self.tokens_now if minute == self.minute + 1 else 0
+            self.tokens_now = 0
+            self.minute = minute
+
+    def add_tokens(self, minute: int, delta: int) -> None:
+        self.roll(minute)
+        if minute == self.minute:
+            self.tokens_now = max(0, self.tokens_now + delta)
+        elif minute == self.minute - 1:
+            self.tokens_prev = max(0, self.tokens_prev + delta)
+
+    def budget(self, period: str, now_ms: int) -> _Budget:
+        budget = self.budgets.get(period)
+        if budget is None:
+            budget = self.budgets[period] = _Budget()
+        elif now_ms >= budget.next_expiry:
+            budget.expire(now_ms)
+        return budget
 
 
 class MemoryState:
@@ -153,40 +190,41 @@ class MemoryState:
     name = "memory"
 
     def __init__(self) -> None:
-        self._requests: dict[tuple[str, str], deque[int]] = {}
-        self._tokens: dict[tuple[str, str], dict[int, int]] = {}
-        self._budgets: dict[tuple[str, str, str], _Budget] = {}
+        self._counters: dict[tuple[str, str], _Counters] = {}
         self._settled: dict[str, int] = {}  # rid -> when (idempotence; the newest markers are kept)
 
-    def _read(self, tenant: str, meter: Meter, now_ms: int, day: str, month: str) -> Reading:
-        reading = Reading(meter)
-        log = self._requests.setdefault((tenant, meter.scope), deque())
-        while log and log[0] <= now_ms - WINDOW_MS:
-            log.popleft()
-        reading.requests = len(log)
-        reading.requests_reset_ms = (log[0] + WINDOW_MS - now_ms) if log else 0
-        buckets = self._tokens.setdefault((tenant, meter.scope), {})
-        used, reset = _token_window(buckets, now_ms)
-        reading.tokens, reading.tokens_reset_ms = int(used), reset
+    def _of(self, tenant: str, scope: str) -> _Counters:
+        counters = self._counters.get((tenant, scope))
+        if counters is None:
+            counters = self._counters[(tenant, scope)] = _Counters()
+        return counters
+
+    def _read(self, meter: Meter, c: _Counters, now_ms: int, day: str, month: str) -> Reading:
+        times = c.times
+        cutoff = now_ms - WINDOW_MS
+        while times and times[0] <= cutoff:
+            times.popleft()
+        minute = now_ms // WINDOW_MS
+        c.roll(minute)
+        frac = (now_ms % WINDOW_MS) / WINDOW_MS
+        reading = Reading(meter, len(times), (times[0] + WINDOW_MS - now_ms) if times else 0,
+                          int(c.tokens_prev * (1 - frac) + c.tokens_now), WINDOW_MS - now_ms % WINDOW_MS)
         if meter.daily_usd is not None:
-            b = self._budget(tenant, meter.scope, day, now_ms)
+            b = c.budget(day, now_ms)
             reading.daily_spent, reading.daily_reserved = b.spent, b.reserved
         if meter.monthly_usd is not None:
-            b = self._budget(tenant, meter.scope, month, now_ms)
+            b = c.budget(month, now_ms)
             reading.monthly_spent, reading.monthly_reserved = b.spent, b.reserved
         return reading
-
-    def _budget(self, tenant: str, scope: str, period: str, now_ms: int) -> _Budget:
-        budget = self._budgets.setdefault((tenant, scope, period), _Budget())
-        budget.expire(now_ms)
-        return budget
 
     async def admit(self, a: Admission) -> Verdict:
         return self.admit_now(a)
 
     def admit_now(self, a: Admission) -> Verdict:
-        day, month = periods(a.now_ms)
-        readings = [self._read(a.tenant, m, a.now_ms, day, month) for m in a.meters]
+        now = a.now_ms
+        day, month = periods(now)
+        counters = [self._of(a.tenant, m.scope) for m in a.meters]
+        readings = [self._read(m, c, now, day, month) for m, c in zip(a.meters, counters, strict=True)]
         left: float | None = None
         for r in readings:
             m = r.meter
@@ -194,34 +232,31 @@ class MemoryState:
                 return Verdict(False, "requests", retry_after_ms=max(r.requests_reset_ms, 1), readings=readings)
             if m.tpm is not None and r.tokens > 0 and r.tokens + a.tokens > m.tpm:
                 return Verdict(False, "tokens", retry_after_ms=max(r.tokens_reset_ms, 1), readings=readings)
-            r_left = r.budget_left()
-            if r_left is not None:
-                left = r_left if left is None else min(left, r_left)
+            if m.daily_usd is not None or m.monthly_usd is not None:
+                r_left = r.budget_left()
+                if r_left is not None and (left is None or r_left < left):
+                    left = r_left
         granted = a.reserve_usd
-        if left is not None and a.reserve_usd > 0:
+        if left is not None and granted > 0:
             if left <= 0 or left < a.need_usd:
                 return Verdict(False, "budget", readings=readings)
-            granted = min(a.reserve_usd, left)
-        minute = a.now_ms // WINDOW_MS
-        for r in readings:
+            if left < granted:
+                granted = left
+        expiry = now + a.ttl_ms
+        for r, c in zip(readings, counters, strict=True):
             m = r.meter
-            self._requests[(a.tenant, m.scope)].append(a.now_ms)
+            c.times.append(now)
             r.requests += 1
             if r.requests == 1:
                 r.requests_reset_ms = WINDOW_MS
-            buckets = self._tokens[(a.tenant, m.scope)]
-            buckets[minute] = buckets.get(minute, 0) + a.tokens
-            for old in [k for k in buckets if k < minute - 1]:
-                del buckets[old]
+            c.tokens_now += a.tokens  # _read rolled the buckets to this minute
             r.tokens += a.tokens
             if granted > 0:
-                for period, limit in ((day, m.daily_usd), (month, m.monthly_usd)):
-                    if limit is None:
-                        continue
-                    self._budgets[(a.tenant, m.scope, period)].hold(a.rid, granted, a.now_ms + a.ttl_ms)
                 if m.daily_usd is not None:
+                    c.budgets[day].hold(a.rid, granted, expiry)
                     r.daily_reserved += granted
                 if m.monthly_usd is not None:
+                    c.budgets[month].hold(a.rid, granted, expiry)
                     r.monthly_reserved += granted
         return Verdict(True, granted_usd=granted, readings=readings)
 
@@ -229,34 +264,31 @@ class MemoryState:
         self.settle_now(s)
 
     def settle_now(self, s: Settlement) -> None:
-        if s.rid in self._settled:
+        settled = self._settled
+        if s.rid in settled:
             return
-        self._settled[s.rid] = s.now_ms
-        while len(self._settled) > _SETTLED_MARKERS:  # oldest first (dicts keep insertion order)
-            del self._settled[next(iter(self._settled))]
-        day, month = periods(s.now_ms)
-        admitted_in = periods(s.admitted_ms)
-        held_in = {day: day, month: month} if admitted_in == (day, month) else \
-            dict(zip((day, month), admitted_in, strict=True))
-        minute = s.now_ms // WINDOW_MS
+        settled[s.rid] = s.now_ms
+        if len(settled) > _SETTLED_MARKERS:  # oldest first (dicts keep insertion order)
+            del settled[next(iter(settled))]
+        now = s.now_ms
+        day, month = periods(now)
+        admitted_day, admitted_month = periods(s.admitted_ms)
+        rid, actual = s.rid, s.actual_usd
         for m in s.meters:
+            c = self._of(s.tenant, m.scope)
             if s.token_delta:
-                buckets = self._tokens.setdefault((s.tenant, m.scope), {})
-                buckets[minute] = max(0, buckets.get(minute, 0) + s.token_delta)
-            for period, limit in ((day, m.daily_usd), (month, m.monthly_usd)):
+                c.add_tokens(now // WINDOW_MS, s.token_delta)
+            for limit, period, admitted_in in ((m.daily_usd, day, admitted_day),
+                                               (m.monthly_usd, month, admitted_month)):
                 if limit is None:
                     continue
-                budget = self._budget(s.tenant, m.scope, period, s.now_ms)
-                reserved_in = budget if held_in[period] == period else \
-                    self._budget(s.tenant, m.scope, held_in[period], s.now_ms)
-                held = reserved_in.held.pop(s.rid, None)
-                if held is not None:
-                    reserved_in.reserved -= held[0]
-                budget.spent += s.actual_usd
+                budget = c.budget(period, now)
+                (budget if admitted_in == period else c.budget(admitted_in, now)).release(rid)
+                budget.spent += actual
 
     async def peek(self, tenant: str, meters: tuple[Meter, ...], now_ms: int) -> list[Reading]:
         day, month = periods(now_ms)
-        return [self._read(tenant, m, now_ms, day, month) for m in meters]
+        return [self._read(m, self._of(tenant, m.scope), now_ms, day, month) for m in meters]
 
     async def aclose(self) -> None:
         return None
