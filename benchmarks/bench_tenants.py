@@ -1,6 +1,6 @@
 """Per-request cost of tenants: key look-up, limits, rate limits and budget reservation + settlement.
 
-    .venv/bin/python benchmarks/bench_tenants.py [--requests N]
+    .venv/bin/python benchmarks/bench_tenants.py [--requests N] [--before REV]
 
 1. In-process state: for each request, what the request path adds for a tenant with rpm, tpm, a
    daily and a monthly budget and per-request ceilings — ``identify`` (hash look-up), ``tenant_policy``,
@@ -8,7 +8,9 @@
    ``x-ratelimit-*`` headers) and ``Admitted.finish`` (tenant metrics, settlement). Single event
    loop, no I/O; CPU time of the thread (what preemption by other processes does not inflate),
    three runs, and the floor (the timing loop with nothing in it) measured in the same run.
-   Target: median p99 <= 50 µs (exit 1 above it).
+   Target: median p99 <= 50 µs (exit 1 above it). ``--before REV``: the same measurement of
+   REV's tree (``git archive``, run in a subprocess), alternating with this tree's runs, and the
+   ratios — the comparison a loaded machine cannot blur.
 2. Redis on loopback (a private ``redis-server`` on a free port, when installed): the same
    admission/settlement at concurrency 1 and 32 — latency per admission, and Redis round trips
    per request counted at the client's connections (every command or pipeline written is one),
@@ -21,9 +23,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
+import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -142,31 +147,70 @@ async def redis_run(url: str, store: TenantStore, key: str, requests: int, concu
             "evalsha": evalsha / requests, "rps": requests / wall, "exact": float(exact)}
 
 
+def one_run(store: TenantStore, key: str, requests: int) -> tuple[float, float, float, float, float]:
+    """wall p50, wall p99, CPU p50, CPU p99, floor p99 (µs) of one in-process run."""
+    gc.collect()
+    samples, cpu, floor = asyncio.run(per_request(store, key, MemoryState(), requests))
+    cut = len(cpu) // 10  # drop the warm-up tenth
+    samples, cpu, floor = samples[cut:], cpu[cut:], floor[cut:]
+    return (statistics.median(samples), pct(samples, 0.99), statistics.median(cpu), pct(cpu, 0.99),
+            pct(floor, 0.99))
+
+
+def before_run(rev: str, requests: int, directory: Path) -> tuple[float, float, float, float, float]:
+    """One run of this harness over REV's tree (extracted once into ``directory``)."""
+    tree = directory / "before"
+    if not tree.exists():
+        tree.mkdir()
+        root = Path(__file__).resolve().parent.parent
+        archive = subprocess.run(["git", "-C", str(root), "archive", rev], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        shutil.copy(Path(__file__), tree / "benchmarks" / "bench_tenants_now.py")
+    out = subprocess.run([sys.executable, "benchmarks/bench_tenants_now.py", "--requests", str(requests),
+                          "--one-run"], cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, check=True,
+                         capture_output=True, text=True).stdout
+    values = json.loads(out.strip().splitlines()[-1])
+    return (values[0], values[1], values[2], values[3], values[4])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--before", metavar="REV", help="also measure REV's tree, alternating runs")
+    parser.add_argument("--one-run", action="store_true", help=argparse.SUPPRESS)  # --before's subprocess
     args = parser.parse_args()
+    if args.one_run:
+        with tempfile.TemporaryDirectory() as tmp:
+            store, key = setup(Path(tmp))
+            print(json.dumps(one_run(store, key, args.requests)))
+        return 0
     print(f"python {platform.python_version()} on {platform.machine()}, {args.requests} requests x {args.runs} runs")
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         store, key = setup(Path(tmp))
         print(f"directory: {len(store.current.tenants)} tenants, {len(store.current.index)} keys")
         print("\nin-process state, per request (identify + limits + admit + headers + finish/settle), µs:")
-        print(f"{'run':>4} {'wall p50':>9} {'wall p99':>9} {'CPU p50':>8} {'CPU p99':>8} {'floor p99':>10}")
-        p99s = []
+        print(f"{'tree':>10} {'run':>4} {'wall p50':>9} {'wall p99':>9} {'CPU p50':>8} {'CPU p99':>8} "
+              f"{'floor p99':>10}")
+        rows: dict[str, list[tuple[float, float, float, float, float]]] = {"this": [], "before": []}
         for run in range(args.runs):
-            gc.collect()
-            samples, cpu, floor = asyncio.run(per_request(store, key, MemoryState(), args.requests))
-            cut = len(cpu) // 10  # drop the warm-up tenth
-            samples, cpu, floor = samples[cut:], cpu[cut:], floor[cut:]
-            p99s.append(pct(cpu, 0.99))
-            print(f"{run + 1:>4} {statistics.median(samples):>9.1f} {pct(samples, 0.99):>9.1f} "
-                  f"{statistics.median(cpu):>8.1f} {p99s[-1]:>8.1f} {pct(floor, 0.99):>10.1f}")
-        p99 = statistics.median(p99s)
+            if args.before:
+                rows["before"].append(before_run(args.before, args.requests, Path(tmp)))
+                print(f"{args.before[:10]:>10} {run + 1:>4} " + " ".join(
+                    f"{v:>{w}.1f}" for v, w in zip(rows["before"][-1], (9, 9, 8, 8, 10), strict=True)))
+            rows["this"].append(one_run(store, key, args.requests))
+            print(f"{'this':>10} {run + 1:>4} " + " ".join(
+                f"{v:>{w}.1f}" for v, w in zip(rows["this"][-1], (9, 9, 8, 8, 10), strict=True)))
+        p99 = statistics.median(r[3] for r in rows["this"])
         ok = p99 <= TARGET_P99_US
         print(f"CPU p99, median of {args.runs} runs: {p99:.1f} µs (target <= {TARGET_P99_US:g} µs: "
               f"{'met' if ok else 'MISSED'}); wall includes preemption by other processes on a shared machine")
+        if args.before:
+            p50, p50_before = (statistics.median(r[2] for r in rows[t]) for t in ("this", "before"))
+            p99_before = statistics.median(r[3] for r in rows["before"])
+            print(f"this / {args.before}: CPU p50 {p50 / p50_before:.2f}x, CPU p99 {p99 / p99_before:.2f}x "
+                  "(medians of the alternating runs)")
         redis_bin = shutil.which("redis-server")
         if redis_bin is None:
             print("\nredis-server not installed: Redis rows skipped (apt-get install redis-server)")
