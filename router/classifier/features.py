@@ -39,6 +39,9 @@ _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # then split on whitespace. `{`, `;`, `=`, `$` and `?` say a lot about code and math, so they stay.
 _PUNCTUATION: Final = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~，。？！：；、（）《》“”‘’…"
 _TRANSLATE: Final = str.maketrans({**{c: f" {c} " for c in _PUNCTUATION}, **{d: "0" for d in "123456789"}})
+_DIGITS: Final = str.maketrans("123456789", "000000000")
+_ASCII_DIGITS: Final = bytes.maketrans(b"123456789", b"000000000")
+_WORD_OR_PUNCTUATION: Final = re.compile(f"[{re.escape(_PUNCTUATION)}]|[^\\s{re.escape(_PUNCTUATION)}]+")
 # Slow path (text with CJK): one token per CJK character, since there are no spaces to split on.
 _TOKEN: Final = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
 _CJK_CHAR: Final = re.compile(rf"[{_CJK}]")
@@ -276,8 +279,12 @@ EOS: Final = "\x03"  # "? </s>" a question; the position says more than the word
 def terms(text: str, *, bounds: bool = False) -> list[str]:
     """Unigrams and bigrams of the lower-cased text (every digit becomes `0`); with `bounds`, the
     bigrams also pair the first and last tokens with start/end markers."""
-    spaced = text.lower().translate(_TRANSLATE)
-    tokens = _TOKEN.findall(spaced) if has_cjk(text) else spaced.split()
+    if has_cjk(text):
+        tokens = _TOKEN.findall(text.lower().translate(_TRANSLATE))
+    else:  # same tokens, without str.translate's per-character expansion (about twice as fast)
+        lower = text.lower()
+        lower = lower.encode().translate(_ASCII_DIGITS).decode() if lower.isascii() else lower.translate(_DIGITS)
+        tokens = _WORD_OR_PUNCTUATION.findall(lower)
     bigrams = list(map(" ".join, pairwise([BOS, *tokens, EOS] if bounds and tokens else tokens)))
     return tokens + bigrams
 
@@ -311,6 +318,16 @@ def _count(pattern: re.Pattern[str], text: str, cap: int) -> int:
     return n
 
 
+def lexicon_of(term: str) -> int | None:
+    """Index (in LEXICONS order) of the lexicon `term` belongs to, if any."""
+    return _LEXICON_OF.get(term)
+
+
+def lexicon_features(hits: list[float]) -> list[float]:
+    """The lexicon features from summed term counts per lexicon (order matches LEXICONS)."""
+    return [math.log1p(h) / 3.0 for h in hits]
+
+
 def lexicon_counts(counts: Mapping[str, float]) -> list[float]:
     """log1p of how often each lexicon's terms occur (order matches LEXICONS)."""
     hits = [0.0] * len(LEXICONS)
@@ -319,12 +336,17 @@ def lexicon_counts(counts: Mapping[str, float]) -> list[float]:
         i = get(term)
         if i is not None:
             hits[i] += count
-    return [math.log1p(h) / 3.0 for h in hits]
+    return lexicon_features(hits)
 
 
 def dense(view: RequestView, counts: Mapping[str, float]) -> list[float]:
     """Structure of the last user turn and its lexicon counts (`counts` from `weighted_terms`), each
-    roughly in [0, 1]; order matches DENSE_NAMES.
+    roughly in [0, 1]; order matches DENSE_NAMES."""
+    return [*structure(view), *lexicon_counts(counts)]
+
+
+def structure(view: RequestView) -> list[float]:
+    """The structural part of `dense` (every feature but the lexicons).
     Lengths come from the whole turn; patterns are searched in the window, and only when a cheap
     substring test says they can occur."""
     full = view.last_user
@@ -360,5 +382,4 @@ def dense(view: RequestView, counts: Mapping[str, float]) -> list[float]:
         1.0 if longest >= 400 else 0.0,
         1.0 if len(paragraphs) > 1 and len(paragraphs[-1]) < 300 and longest >= 400 else 0.0,
         1.0 if len(paragraphs) > 1 and len(paragraphs[0]) < 300 and longest >= 400 else 0.0,
-        *lexicon_counts(counts),
     ]

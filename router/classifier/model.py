@@ -19,7 +19,15 @@ import numpy as np
 
 from router.classifier import artifact, estimates
 from router.classifier.artifact import Artifact, ClassifierArtifactError
-from router.classifier.features import RequestView, dense, view_of, weighted_terms
+from router.classifier.features import (
+    LEXICONS,
+    RequestView,
+    lexicon_features,
+    lexicon_of,
+    structure,
+    view_of,
+    weighted_terms,
+)
 from router.taxonomy import TASK_TYPES
 
 STRUCTURAL_LABELS: Final = ("vision",)
@@ -45,7 +53,20 @@ class TaskClassifier:
     def __init__(self, model: Artifact) -> None:
         self._model = model
         self._labels = model.labels
-        self._index = {term: i for i, term in enumerate(model.terms)}
+        # Everything the hot path touches is laid out once here, so a request costs one dict look-up per
+        # term, one gather and one dot: on short prompts numpy's per-call overhead, not arithmetic, was
+        # most of the time. Term rows then dense-feature rows share one matrix.
+        # term -> (row, idf, lexicon): one look-up serves the TF-IDF part and the lexicon features.
+        self._index: dict[str, tuple[int, float, int | None]] = {
+            term: (i, idf, lexicon_of(term))
+            for i, (term, idf) in enumerate(zip(model.terms, model.idf.tolist(), strict=True))}
+        for lexicon, words in enumerate(LEXICONS.values()):
+            for word in words:
+                self._index.setdefault(word, (-1, 0.0, lexicon))  # a lexicon word outside the vocabulary
+        self._weights = np.vstack([model.coef, model.dense_coef]).astype(np.float64)
+        self._dense_rows = list(range(len(model.terms), len(model.terms) + model.dense_coef.shape[0]))
+        self._intercept = model.intercept.astype(np.float64).tolist()
+        self._inverse_temperature = 1.0 / model.temperature
         self._long_context_tokens = int(model.card["thresholds"]["long_context_tokens"])
 
     @classmethod
@@ -64,25 +85,32 @@ class TaskClassifier:
         return self._labels
 
     def probabilities(self, view: RequestView) -> dict[str, float]:
-        model = self._model
         counts = weighted_terms(view)
         get = self._index.get
-        n = len(counts)
-        rows = np.fromiter([get(term, -1) for term in counts], dtype=np.intp, count=n)
-        tf = np.fromiter(counts.values(), dtype=np.float32, count=n)
-        known = rows >= 0
-        rows, tf = rows[known], tf[known]
-        logits = model.intercept + np.asarray(dense(view, counts), dtype=np.float32) @ model.dense_coef
-        if rows.size:
-            values = np.log1p(tf) * model.idf[rows]
-            norm = float(np.sqrt(values @ values))
-            if norm > 0.0:
-                logits = logits + (values / norm) @ model.coef[rows]
-        scaled = logits.astype(np.float64) / model.temperature
-        scaled -= scaled.max()
-        exp = np.exp(scaled)
-        probs = exp / exp.sum()
-        return {label: float(p) for label, p in zip(self._labels, probs.tolist(), strict=True)}
+        rows: list[int] = []
+        values: list[float] = []
+        lexicon_hits = [0.0] * len(LEXICONS)
+        for term, count in counts.items():
+            hit = get(term)
+            if hit is not None:
+                row, idf, lexicon = hit
+                if row >= 0:
+                    rows.append(row)
+                    values.append(math.log1p(count) * idf)
+                if lexicon is not None:
+                    lexicon_hits[lexicon] += count
+        norm = math.sqrt(sum(v * v for v in values))
+        if norm > 0.0:  # sublinear TF-IDF, L2-normalised, as in training (train.matrix)
+            values = [v / norm for v in values]
+        rows += self._dense_rows
+        values += structure(view)  # the same features, in the same order, as features.dense
+        values += lexicon_features(lexicon_hits)
+        logits = (np.asarray(values) @ self._weights[rows]).tolist()
+        scaled = [(z + b) * self._inverse_temperature for z, b in zip(logits, self._intercept, strict=True)]
+        top = max(scaled)
+        exp = [math.exp(z - top) for z in scaled]
+        total = sum(exp)
+        return {label: e / total for label, e in zip(self._labels, exp, strict=True)}
 
     def classify(
         self,
