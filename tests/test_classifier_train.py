@@ -5,12 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from router.classifier import TaskClassifier
 from router.classifier import artifact as artifact_io
 from router.classifier.commands import train_command
-from router.classifier.train import Row, default_data_path, shortened_documents, source_group, train
+from router.classifier.train import (
+    TEXT_LABELS,
+    Encoded,
+    Row,
+    default_data_path,
+    floor_check,
+    shortened_documents,
+    source_group,
+    train,
+)
 
 DATA = default_data_path()
 needs_data = pytest.mark.skipif(not DATA.is_file(), reason=f"shared training data not found at {DATA}")
@@ -82,3 +92,20 @@ def test_own_corpus_rows_are_well_formed() -> None:
     for row in rows:
         per_label.setdefault(row["label"], set()).add(row["source"])
     assert all(len(sources) >= 2 for sources in per_label.values())  # each label mixes several styles
+
+
+def test_floor_check_calibrates_on_half_the_sources_and_measures_on_the_other() -> None:
+    # Four sources; on each, half the rows are confidently right, half have flat logits (the argmax,
+    # label 0, is wrong; confidence 1/7 at any temperature). Each half's fitted temperature keeps the
+    # confident rows confident, so the other half's answers accepted at 0.7 are exactly those.
+    n, k = 160, len(TEXT_LABELS)
+    confident = np.arange(n) % 2 == 0
+    y = np.where(confident, np.arange(n) % k, 1 + np.arange(n) % (k - 1))
+    oof = np.zeros((n, k))
+    oof[confident, y[confident]] = 8.0
+    enc = Encoded(counts=[{}] * n, dense=np.zeros((n, 1)), tokens=np.zeros(n, dtype=np.intp), y=y,
+                  groups=[f"source-{i % 4}" for i in range(n)], sources=[f"source-{i % 4}" for i in range(n)])
+    check = floor_check(oof, enc, 0.7)
+    assert [h["rows"] for h in check["halves"]] == [80, 80]
+    assert check["coverage"] == 0.5 and check["accuracy"] == 1.0
+    assert all(h["temperature"] < 4.0 for h in check["halves"])

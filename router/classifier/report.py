@@ -99,6 +99,12 @@ def render(card: dict[str, Any]) -> str:
                 "| floor | coverage | accuracy of accepted |", "|---:|---:|---:|"]
         out += [f"| {f['floor']:.2f} | {f['coverage']:.3f} | {f['accuracy']:.3f} |" for f in floors]
         out.append("")
+    check = evaluation.get("floor_check")
+    if check:
+        out += [f"Check of the floor's claim ({check['method']}): at floor {check['floor']} the accepted answers "
+                f"are {check['accuracy']:.1%} right at {check['coverage']:.1%} coverage (halves: "
+                + "; ".join(f"{h['accuracy']:.1%} at {h['coverage']:.1%}, temperature {h['temperature']}"
+                            for h in check["halves"]) + ").", ""]
     latency = card.get("latency_us")
     if latency:
         out += [
