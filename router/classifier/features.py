@@ -18,7 +18,7 @@ from typing import Any, Final, cast
 
 # Bumped whenever terms or dense features change meaning; the card records it and loading
 # an artifact built with another version fails (retrain with `model-router train`).
-FEATURES_VERSION: Final = 7
+FEATURES_VERSION: Final = 8
 
 # Head + tail of the last user turn that is read word by word; the question usually sits at
 # one end of a pasted document.
@@ -92,6 +92,7 @@ DENSE_NAMES: Final = (
     "prose_block",  # a paragraph of 400+ chars: supplied material, whatever the request is
     "short_request_at_end",  # last paragraph under 300 chars after longer text: material, then the ask
     "short_request_at_start",  # first paragraph under 300 chars before longer text: the ask, then material
+    "passage_question",  # a short question (any script's question mark) before or after a 400+ char passage
     "lex_creative",
     "lex_code",
     "lex_environment",
@@ -382,4 +383,13 @@ def structure(view: RequestView) -> list[float]:
         1.0 if longest >= 400 else 0.0,
         1.0 if len(paragraphs) > 1 and len(paragraphs[-1]) < 300 and longest >= 400 else 0.0,
         1.0 if len(paragraphs) > 1 and len(paragraphs[0]) < 300 and longest >= 400 else 0.0,
+        1.0 if len(paragraphs) > 1 and longest >= 400 and (_asks(paragraphs[0]) or _asks(paragraphs[-1])) else 0.0,
     ]
+
+
+_QUESTION_MARKS: Final = ("?", "？", "؟", "\u037e")  # Latin/CJK, Arabic, Greek question marks
+
+
+def _asks(paragraph: str) -> bool:
+    """A short paragraph that asks something: the question next to supplied material (reading QA)."""
+    return len(paragraph) < 300 and any(mark in paragraph for mark in _QUESTION_MARKS)
