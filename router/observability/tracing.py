@@ -73,6 +73,7 @@ class _Span:
     """What callers get from ``span()`` / ``upstream_span()``: attributes and the outcome."""
 
     __slots__ = ("_rec", "_request")
+    recording = True
 
     def __init__(self, rec: _Recorded, request: RequestTrace) -> None:
         self._rec = rec
@@ -99,6 +100,7 @@ class _Span:
 
 class _NullSpan:
     __slots__ = ()
+    recording = False  # callers skip building attributes nobody records
 
     def set_attribute(self, key: str, value: Any) -> None:
         return None
@@ -140,12 +142,14 @@ class RequestTrace:
         """The W3C trace id (32 hex digits), for correlating the access log line with the trace."""
         return f"{self.trace_id_int:032x}" if self.root is not None else None
 
+    def activate(self) -> contextlib.AbstractContextManager[None]:
+        """Make this the current request (and its root the current parent) for the code inside.
+        Not tracing: one shared no-op (no generator per request on the hot path)."""
+        return _NOT_ACTIVE if self.root is None else self._activated()
+
     @contextlib.contextmanager
-    def activate(self) -> Iterator[None]:
-        """Make this the current request (and its root the current parent) for the code inside."""
-        if self.root is None:
-            yield
-            return
+    def _activated(self) -> Iterator[None]:
+        assert self.root is not None
         token = _CURRENT.set((self, self.root.span_id))
         try:
             yield
@@ -176,6 +180,7 @@ class RequestTrace:
 
 
 NO_TRACE = RequestTrace()
+_NOT_ACTIVE: contextlib.nullcontext[None] = contextlib.nullcontext()  # reusable: it holds no state
 # (request being served, current parent span id) in this task and the tasks it spawns.
 _CURRENT: contextvars.ContextVar[tuple[RequestTrace, int] | None] = contextvars.ContextVar(
     "router_current_span", default=None)

@@ -54,6 +54,13 @@ class Accounting:
                                    fallbacks=fallbacks, duration_s=total, ttft_s=ttft_s)
         if routed.admitted is not None:  # hook: tenants — settle the reservation with the actual spend
             routed.admitted.finish(route, status, cost, usage.input_tokens + usage.output_tokens)
+        if routed.trace.recording:  # not tracing: no attribute dict per request
+            self._end_trace(routed, route=route, mode=mode, status=status, usage=usage, cost=cost,
+                            fallbacks=fallbacks)
+
+    @staticmethod
+    def _end_trace(routed: Routed, *, route: str, mode: str, status: str, usage: Usage, cost: float,
+                   fallbacks: int) -> None:
         routed.trace.end({"router.request_id": routed.request_id, "router.api": routed.api,
                           "router.task_type": routed.label.task_type, "router.confidence": routed.label.confidence,
                           "router.route": route, "router.mode": mode, "router.status": status,

@@ -107,9 +107,10 @@ class Pipeline:
             result = self.classifier.classify(body["messages"], tools=body.get("tools") or body.get("functions"),
                                               confidence_floor=cfg.confidence_floor,
                                               fallback=cfg.fallback_task_type)
-            span.set_attributes({"router.task_type": result.task_type,
-                                 "router.confidence": float(result.confidence),
-                                 "router.label_source": result.label_source})  # issue 17: model | rule
+            if span.recording:  # not tracing: no attribute dict per request
+                span.set_attributes({"router.task_type": result.task_type,
+                                     "router.confidence": float(result.confidence),
+                                     "router.label_source": result.label_source})  # issue 17: model | rule
         self.metrics.classifier_confidence.labels(result.task_type).observe(result.confidence)
         label = Label(result.task_type, float(result.confidence), result.answer_length, int(result.subtasks))
         return label, dict(result.probabilities), result.rule
@@ -147,7 +148,7 @@ class Pipeline:
                               explore_draw=random.random() if loaded.policy.exploration.rate else None)
             if key is not None:  # hook: tenants — only the routes this key may use stay in the chain
                 key.restrict(decision)
-            if decision.chosen is not None:
+            if decision.chosen is not None and span.recording:
                 span.set_attributes({"router.route": decision.chosen.route,
                                      "router.estimated_cost_usd": decision.chosen.cost_usd})
         decision_ms = (time.perf_counter() - arrived) * 1000
