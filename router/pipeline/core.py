@@ -43,6 +43,16 @@ class Classifier(Protocol):
                  confidence_floor: float = 0.0, fallback: str = "reasoning") -> Any: ...
 
 
+class LabelMemo:
+    """A request's label, computed once: ``prepare`` runs again each time a queued request may have
+    room (the admission queue), and its body — so its label — has not changed."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: tuple[Label, dict[str, float], str | None] | None = None
+
+
 class PolicySource(Protocol):
     @property
     def current(self) -> LoadedPolicy: ...
@@ -71,17 +81,19 @@ class Pipeline:
         ``native``: the client's own body for routes that speak its protocol (``Routed.native``)."""
         trace = self.tracer.start_request(body.get("model"))  # ends with the answer or the stream
         rate_headers: dict[str, str] = {}
+        memo = LabelMemo()
         try:
             with trace.activate():
                 routed = await offload.sized(size, self.prepare, body, headers, arrived=arrived, trace=trace,
-                                             api=api, tenant=tenant, may_queue=self.tenants is not None)
+                                             api=api, tenant=tenant, may_queue=self.tenants is not None, memo=memo)
                 routed = await self.cascade.label(routed, lambda given: self.prepare(  # hook (issue 17): unsure label
                     body, headers, arrived=arrived, dry_run=True, trace=trace, api=api, tenant=tenant,
-                    given_label=given))
+                    given_label=given, memo=memo))
                 if self.tenants is not None:  # hook: tenants — queue for capacity, rate limits, budget
                     routed = await self.tenants.admit(
                         routed, lambda: self.prepare(body, headers, arrived=arrived, trace=trace, api=api,
-                                                     tenant=tenant, may_queue=True), self._raise_infeasible)
+                                                     tenant=tenant, may_queue=True, memo=memo),
+                        self._raise_infeasible)
                     rate_headers = routed.admitted.headers if routed.admitted is not None else {}
                 routed.native = native  # hook: /v1/messages → Claude without a double translation
                 out = await self.stream(routed) if body.get("stream") else await self.complete(routed)
@@ -118,7 +130,8 @@ class Pipeline:
     def prepare(self, body: dict[str, Any], headers: Mapping[str, str], *, arrived: float | None = None,
                 dry_run: bool = False, trace: RequestTrace = NO_TRACE, api: str = CHAT_API,
                 tenant: str | None = None, may_queue: bool = False,
-                given_label: tuple[Label, dict[str, float], str | None] | None = None) -> Routed:
+                given_label: tuple[Label, dict[str, float], str | None] | None = None,
+                memo: LabelMemo | None = None) -> Routed:
         arrived = time.perf_counter() if arrived is None else arrived
         request = validate_chat_request(body)
         controls = parse_controls(headers, request.router)
@@ -132,7 +145,14 @@ class Pipeline:
         if key is not None:
             key.check_request(request.model, forced_mode, direct_route)
         facts = extract_facts(body)
-        label, probabilities, rule = given_label or self._label(loaded, body, facts, controls)  # hook (issue 17)
+        if given_label is not None:  # hook (issue 17): the cascade's label
+            label, probabilities, rule = given_label
+        elif memo is not None and memo.value is not None:  # prepared before, while it waited for room
+            label, probabilities, rule = memo.value
+        else:
+            label, probabilities, rule = self._label(loaded, body, facts, controls)
+        if memo is not None:  # the label this request keeps (the cascade's, once it relabelled)
+            memo.value = label, probabilities, rule
         defaults = loaded.policy.defaults
         limits = Limits(
             max_cost_usd=min(defaults.max_cost_usd, controls.max_cost_usd or defaults.max_cost_usd),
