@@ -38,6 +38,7 @@ from router.classifier import TaskClassifier
 from router.dispatch.upstream import Usage
 from router.engine.live import LiveState
 from router.exchange import Routed
+from router.server import tune_collector
 from router.observability.metrics import RouterMetrics
 from router.observability.tracing import Tracer
 from router.pipeline.core import Pipeline
@@ -81,6 +82,7 @@ def main() -> int:
         writer = recorder.log._thread
         gc.collect()
         gc.freeze()
+        tune_collector()  # the serving process's collector settings (router.server), not CPython's defaults
         timings: list[int] = []
         floor: list[int] = []
         cpu: list[int] = []  # the thread's own CPU time: wall time minus time preempted by other processes
