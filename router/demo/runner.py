@@ -51,8 +51,9 @@ class _McpHost:
 
     async def start(self) -> None:
         app = build_server(self.state, (self.tool,)).streamable_http_app(stateless_http=True, json_response=True)
+        # A stop does not wait out a tool call held by an injected delay (tests set 30 s ones).
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                               access_log=False, lifespan="on"))
+                                               access_log=False, lifespan="on", timeout_graceful_shutdown=1))
         self._task = asyncio.get_running_loop().create_task(server.serve())
         while not server.started:
             if self._task.done():
