@@ -74,6 +74,7 @@ def test_requests_per_minute_429_rate_limit_exceeded_with_retry_after(
 
 def test_spent_budget_is_429_insufficient_quota(gateway_factory: Callable[..., Gateway], tmp_path: Path) -> None:
     gw, keys, _ = tenants_gateway(gateway_factory, tmp_path, {"thrifty": {"monthly_budget_usd": 0.05}})
+    gw.demo.set_behavior("gpt", ttft_ms=0, tokens_per_s=0)  # no simulated pacing: the budget is under test
     client = gw.client(api_key=keys["thrifty"])
     spent = 0.0
     with pytest.raises(openai.RateLimitError) as refused:
