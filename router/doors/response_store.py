@@ -144,11 +144,19 @@ class RedisResponseStore:
         self.prefix = prefix
 
     @classmethod
-    def from_url(cls, url: str, *, password: str = "", **kwargs: Any) -> RedisResponseStore:
+    def from_url(cls, url: str, *, password: str = "", timeout_s: float = 1.0,
+                 **kwargs: Any) -> RedisResponseStore:
         import redis.asyncio
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
         # The chart passes the password apart from the URL (ROUTER_REDIS_PASSWORD, from a Secret).
-        return cls(redis.asyncio.Redis.from_url(url, password=password or None), **kwargs)
+        # Fail fast when Redis is away: redis-py's default retries with backoff held each call ~4.5 s
+        # on a refused connection. One immediate retry stays (get/set/del are idempotent) for a pooled
+        # connection that died with a Redis restart.
+        client = redis.asyncio.Redis.from_url(url, password=password or None, socket_timeout=timeout_s,
+                                              socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 1))
+        return cls(client, **kwargs)
 
     async def put(self, response_id: str, stored: StoredResponse) -> bool:
         raw = stored.dumps()
@@ -182,9 +190,9 @@ class RedisResponseStore:
 
 
 def build_response_store(*, redis_url: str | None, redis_password: str = "", ttl_s: float = DEFAULT_TTL_S,
-                         max_entries: int = DEFAULT_MAX_ENTRIES,
+                         redis_timeout_s: float = 1.0, max_entries: int = DEFAULT_MAX_ENTRIES,
                          max_bytes: int = DEFAULT_MAX_BYTES) -> MemoryResponseStore | RedisResponseStore:
     """Redis when ``redis_url`` (``ROUTER_REDIS_URL``) is set, else the in-process store."""
     if redis_url:
-        return RedisResponseStore.from_url(redis_url, password=redis_password, ttl_s=ttl_s)
+        return RedisResponseStore.from_url(redis_url, password=redis_password, timeout_s=redis_timeout_s, ttl_s=ttl_s)
     return MemoryResponseStore(ttl_s=ttl_s, max_entries=max_entries, max_bytes=max_bytes)

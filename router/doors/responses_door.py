@@ -41,7 +41,7 @@ class ResponsesDoor:
         """The process's response store, built on first use from the settings (Redis or in-process)."""
         if self._store is None:
             self._store = build_response_store(redis_url=settings.redis_url, redis_password=settings.redis_password,
-                                               ttl_s=settings.responses_ttl_s,
+                                               ttl_s=settings.responses_ttl_s, redis_timeout_s=settings.redis_timeout_s,
                                                max_entries=settings.responses_store_max_entries,
                                                max_bytes=settings.responses_store_max_bytes)
         return self._store
