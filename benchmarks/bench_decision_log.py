@@ -38,11 +38,11 @@ from router.classifier import TaskClassifier
 from router.dispatch.upstream import Usage
 from router.engine.live import LiveState
 from router.exchange import Routed
-from router.server import tune_collector
 from router.observability.metrics import RouterMetrics
 from router.observability.tracing import Tracer
 from router.pipeline.core import Pipeline
 from router.policy.loader import load_policy_text
+from router.server import tune_collector
 from router.settings import PACKAGED_POLICY
 from router.tuning.recorder import DecisionRecorder
 
