@@ -103,10 +103,8 @@ def capture() -> Iterator[CaptureUpstream]:
 
 @pytest.fixture(scope="module")
 def gw(capture: CaptureUpstream, classifier: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    env = {"KIMI_API_BASE": capture.base_url(), "OPENAI_API_BASE": capture.base_url(), "OPENAI_API_KEY": "sk-o",
-           "ANTHROPIC_API_BASE": capture.base_url(v1=False), "ANTHROPIC_API_KEY": "sk-a"}
     gateway = start_gateway(None, default_policy(), Path(tmp_path_factory.mktemp("passthrough")),  # type: ignore[arg-type]
-                            classifier=classifier, env=env)
+                            classifier=classifier, env=capture.backend_env())
     yield gateway
     gateway.stop()
 

@@ -35,6 +35,12 @@ class CaptureUpstream:
     def base_url(self, *, v1: bool = True) -> str:
         return f"http://127.0.0.1:{self.port}" + ("/v1" if v1 else "")
 
+    def backend_env(self) -> dict[str, str]:
+        """Every packaged backend (Kimi, Moonshot, OpenAI, Anthropic) pointed at this server."""
+        return {"KIMI_API_BASE": self.base_url(), "OPENAI_API_BASE": self.base_url(), "OPENAI_API_KEY": "sk-o",
+                "ANTHROPIC_API_BASE": self.base_url(v1=False), "ANTHROPIC_API_KEY": "sk-a",
+                "MOONSHOT_API_BASE": self.base_url(), "MOONSHOT_API_KEY": "sk-m"}
+
     # -- handlers ---------------------------------------------------------------------------
     async def _record(self, request: web.Request) -> dict[str, Any]:
         body = await request.json()
