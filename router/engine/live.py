@@ -14,6 +14,7 @@ a route that was slow once is tried again rather than shunned forever.
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections import deque
@@ -37,24 +38,31 @@ SAMPLE_WINDOW = 256
 
 
 class _Samples:
-    """The last ``SAMPLE_WINDOW`` durations of a route (ms), with a cached sorted copy."""
+    """The last ``SAMPLE_WINDOW`` durations of a route (ms), and the same values kept sorted.
+
+    Every answer adds one and every attempt reads a quantile, so the sorted copy is kept up to date
+    (bisect out the value leaving the window, bisect in the new one: ~1 µs) instead of re-sorted on
+    the next read (``sorted`` of 256 floats: ~10 µs, once per request)."""
 
     __slots__ = ("_recent", "_sorted")
 
     def __init__(self) -> None:
         self._recent: deque[float] = deque(maxlen=SAMPLE_WINDOW)
-        self._sorted: list[float] | None = None
+        self._sorted: list[float] = []
 
     def add(self, ms: float) -> None:
-        self._recent.append(ms)
-        self._sorted = None
+        if ms != ms:  # NaN: nothing to learn, and no place in a sorted list
+            return
+        recent = self._recent
+        if len(recent) == SAMPLE_WINDOW:  # the oldest leaves the window (and the sorted copy)
+            del self._sorted[bisect.bisect_left(self._sorted, recent[0])]
+        recent.append(ms)
+        bisect.insort(self._sorted, ms)
 
     def __len__(self) -> int:
         return len(self._recent)
 
     def quantile(self, q: float) -> float:
-        if self._sorted is None:
-            self._sorted = sorted(self._recent)
         values = self._sorted
         return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
 
