@@ -24,6 +24,7 @@ import yaml
 
 from router.app import create_app
 from router.demo import DemoUpstreams
+from router.server import ConnectionLimits, guarded_protocol
 from router.services import Services
 from router.settings import PACKAGED_POLICY, Settings
 
@@ -79,14 +80,16 @@ class Gateway:
 
 def start_gateway(demo: DemoUpstreams, policy: dict[str, Any], directory: Path, *, classifier: Any,
                   settings: dict[str, Any] | None = None, tracer: Any = None,
-                  env: dict[str, str] | None = None) -> Gateway:
+                  env: dict[str, str] | None = None, http: Any = None) -> Gateway:
     policy_path = directory / "policy.yaml"
     policy_path.write_text(yaml.safe_dump(policy, sort_keys=False))
     cfg = Settings(policy_file=policy_path, port=0, **(settings or {}))
     services = Services.build(cfg, env=env if env is not None else {}, classifier=classifier, tracer=tracer,
                               demo=demo)
     app = create_app(cfg, services)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, loop="uvloop", http="httptools",
+    # The protocol `router serve` runs (timeouts, cap, HeadWithBody, DisconnectWatch) unless a test asks otherwise.
+    http = http if http is not None else guarded_protocol(ConnectionLimits())
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, loop="uvloop", http=http,
                                            log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, name="gateway", daemon=True)
     thread.start()
