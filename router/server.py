@@ -135,8 +135,35 @@ class HeadWithBody:
         return getattr(self._transport, name)
 
 
+# The scope extension under which ``GuardedProtocol`` offers a request its ``DisconnectWatch``.
+DISCONNECT_WATCH = "router.disconnect_watch"
+
+
+class DisconnectWatch:
+    """Tells one request, by a plain call, that its client's connection is gone.
+
+    The ASGI way to learn it is a task parked in ``receive()`` for the whole request: a task to
+    create, step, wake and cancel on every request (~6.5 µs of CPU, in process). The protocol
+    knows when the connection is lost; it calls ``callback`` (set by the front door while the
+    work runs) — nothing to schedule. ``gone`` says it happened while nobody was listening."""
+
+    __slots__ = ("callback", "cycle", "gone")
+
+    def __init__(self, cycle: Any) -> None:
+        self.cycle = cycle
+        self.callback: Callable[[], None] | None = None
+        self.gone = False
+
+    def lost(self) -> None:
+        self.gone = True
+        callback, self.callback = self.callback, None
+        if callback is not None:
+            callback()
+
+
 class GuardedProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with header/body timeouts, the cap and JSON 400s."""
+    """uvicorn's httptools protocol with header/body timeouts, the cap, JSON 400s, and a
+    ``DisconnectWatch`` per request."""
 
     guard: _Guard  # set on the subclass made by ``guarded_protocol``
 
@@ -144,6 +171,7 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
         self._in_headers = False
+        self._watches: list[DisconnectWatch] = []  # requests of this connection not yet answered
         guard = self.guard
         guard.open[self] = time.monotonic()
         self._arm(guard.limits.header_timeout_s)
@@ -201,8 +229,14 @@ class GuardedProtocol(HttpToolsProtocol):
         self._in_headers = False
         self._arm(self.guard.limits.body_timeout_s)
         super().on_headers_complete()
-        if self.cycle is not None:
-            self.cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
+            watch = DisconnectWatch(cycle)
+            self._watches = [w for w in self._watches if not w.cycle.response_complete]
+            self._watches.append(watch)
+            extensions: dict[str, Any] = cycle.scope.setdefault("extensions", {})
+            extensions[DISCONNECT_WATCH] = watch
 
     def on_message_complete(self) -> None:
         self._disarm()  # the app has the whole request; from here the answer takes what it takes
@@ -212,6 +246,10 @@ class GuardedProtocol(HttpToolsProtocol):
         self.guard.open.pop(self, None)
         self._disarm()
         super().connection_lost(exc)
+        watches, self._watches = self._watches, []
+        for watch in watches:
+            if not watch.cycle.response_complete:
+                watch.lost()
 
     def send_400_response(self, msg: str) -> None:
         err = errors.InvalidRequest(f"{msg} (malformed request line or headers)")
@@ -304,12 +342,13 @@ class _Exchange:
         self.start: Message | None = None  # an app's first message is always http.response.start
         self.done = False
 
-    async def __call__(self, message: Message) -> None:
+    def __call__(self, message: Message) -> Awaitable[None]:
+        # A plain call handing back the server's awaitable: no coroutine of its own per message.
         if self.start is None:
             self.start = message
         elif not message.get("more_body", False):
             self.done = True
-        await self._send(message)
+        return self._send(message)
 
     async def end(self, door: Any = None) -> None:
         """A 503 if nothing was sent; an error event (OpenAI's: a chunk and [DONE]) for a stream under way."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from router import errors, sse
 from router.doors.base import Door, Incoming, JsonReply
+from router.server import DISCONNECT_WATCH, DisconnectWatch
 from router.services import Services
 
 log = logging.getLogger("router")
@@ -70,23 +71,29 @@ async def until_disconnect(receive: Receive) -> None:
         pass
 
 
-async def unless_disconnected(receive: Receive, work: Awaitable[Any]) -> Any:
+async def unless_disconnected(receive: Receive, work: Awaitable[Any], scope: Scope | None = None) -> Any:
     """Await ``work`` in this task; if the client goes away first, cancel it and raise ClientGone.
 
-    One watcher task per request (not a second task for the work plus ``asyncio.wait``): this
-    runs on every request, so it is kept to the least the event loop has to do.
+    Under ``router serve`` the protocol tells us by a plain call (``server.DisconnectWatch``, in
+    the scope's extensions); under any other ASGI server, one watcher task parked in ``receive()``
+    (not a second task for the work plus ``asyncio.wait``). This runs on every request, so it is
+    kept to the least the event loop has to do.
     """
     current = asyncio.current_task()
     assert current is not None
+    extensions = scope.get("extensions") if scope is not None else None
+    watch: DisconnectWatch | None = extensions.get(DISCONNECT_WATCH) if extensions else None
+    if watch is not None:
+        return await _watched(current, watch, work)
     gone = False
 
-    async def watch() -> None:
+    async def watch_receive() -> None:
         nonlocal gone
         await until_disconnect(receive)
         gone = True
         current.cancel()
 
-    watcher = asyncio.get_running_loop().create_task(watch())
+    watcher = asyncio.get_running_loop().create_task(watch_receive())
     try:
         result = await work
     except asyncio.CancelledError:
@@ -96,6 +103,33 @@ async def unless_disconnected(receive: Receive, work: Awaitable[Any]) -> Any:
         raise ClientGone from None
     finally:
         watcher.cancel()
+    if gone:  # the client left just as the work finished: nobody to answer
+        raise ClientGone
+    return result
+
+
+async def _watched(current: asyncio.Task[Any], watch: DisconnectWatch, work: Awaitable[Any]) -> Any:
+    """``unless_disconnected`` with the protocol's call in place of a watcher task."""
+    gone = False
+
+    def left() -> None:
+        nonlocal gone
+        gone = True
+        current.cancel()
+
+    watch.callback = left
+    if watch.gone:  # already lost: as with the watcher task, the work starts and is cancelled at once
+        watch.callback = None
+        asyncio.get_running_loop().call_soon(left)
+    try:
+        result = await work
+    except asyncio.CancelledError:
+        if not gone:
+            raise  # cancelled from outside (e.g. shutdown): not ours to swallow
+        current.uncancel()
+        raise ClientGone from None
+    finally:
+        watch.callback = None
     if gone:  # the client left just as the work finished: nobody to answer
         raise ClientGone
     return result
@@ -175,7 +209,7 @@ class FrontDoor:
         tenant = services.tenants.resolve(headers)
         body = await read_body(receive, headers, services.settings.max_body_bytes)
         incoming = Incoming(scope["method"], scope["path"], headers, body, arrived, tenant)
-        reply = await unless_disconnected(receive, self._answer(door, incoming, services, send))
+        reply = await unless_disconnected(receive, self._answer(door, incoming, services, send), scope)
         if reply is not None:
             await send_json(send, reply.status, reply.body, reply.headers)
 
