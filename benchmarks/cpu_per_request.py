@@ -1,6 +1,6 @@
 """Gateway CPU per JSON request, checkouts side by side, and (optionally) where it goes.
 
-    python benchmarks/cpu_per_request.py [--rounds 3] [--seconds 6] [--py-spy DIR] CHECKOUT[:notask] ...
+    python benchmarks/cpu_per_request.py [--rounds 3] [--seconds 6] [--py-spy DIR] CHECKOUT[:notask][:stream] ...
 
 For each round, each CHECKOUT (a directory holding a copy of this repository, e.g. one made with
 ``git archive <commit> | tar -x -C DIR``; ``.`` for this one) is started in turn: the instant
@@ -8,7 +8,8 @@ upstream (``canned_upstream.py``) on core 0, the gateway on core 1, ``wrk -c16``
 one short chat request to ``kimi:instant`` (a direct route). Gateway CPU (utime + stime from
 /proc) over the cell divided by the requests answered is the figure: on a shared machine it
 drifts far less than req/s. ``:notask`` sends ``X-Router-Task-Type: simple`` (classification
-skipped). Prints each round and the median per checkout.
+skipped); ``:stream`` asks for the answer as a stream (``"stream": true``; the canned upstream
+sends 19 frames). Prints each round and the median per checkout.
 
 ``--py-spy DIR`` also records each cell with ``py-spy record --gil -f raw`` (only the thread that
 holds the GIL is sampled: the Python work; idle threads and syscalls that release the GIL are not
@@ -35,6 +36,7 @@ PY = sys.executable
 TICK = os.sysconf("SC_CLK_TCK")
 BODY = ('{"model": "kimi:instant", "messages": [{"role": "user", "content": '
         '"Summarise the main causes of the 1929 stock market crash."}], "max_tokens": 64}')
+STREAM_BODY = BODY[:-1] + ', "stream": true}'
 
 
 def cpu_s(pid: int) -> float:
@@ -56,7 +58,7 @@ def pinned(core: str, argv: list[str]) -> list[str]:
     return ["taskset", "-c", core, *argv] if shutil.which("taskset") else argv
 
 
-def cell(root: Path, *, notask: bool, seconds: int, profile: Path | None) -> tuple[float, float]:
+def cell(root: Path, *, notask: bool, stream: bool, seconds: int, profile: Path | None) -> tuple[float, float]:
     """(gateway CPU µs per request, req/s) for one checkout."""
     up, gw = 18931, 18932
     env = {**os.environ, "KIMI_API_BASE": f"http://127.0.0.1:{up}/v1", "KIMI_METRICS_URL": "", "OPENAI_API_KEY": "",
@@ -70,7 +72,7 @@ def cell(root: Path, *, notask: bool, seconds: int, profile: Path | None) -> tup
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                      + ('wrk.headers["X-Router-Task-Type"] = "simple"\n' if notask else "")
-                     + f"wrk.body = [==[{BODY}]==]\n")
+                     + f"wrk.body = [==[{STREAM_BODY if stream else BODY}]==]\n")
     try:
         wait_ready(f"http://127.0.0.1:{up}/v1/models")
         wait_ready(f"http://127.0.0.1:{gw}/readyz")
@@ -99,20 +101,23 @@ def cell(root: Path, *, notask: bool, seconds: int, profile: Path | None) -> tup
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("checkouts", nargs="+", help="directory[:notask]")
+    parser.add_argument("checkouts", nargs="+", help="directory[:notask][:stream]")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--py-spy", type=Path, default=None, help="directory for py-spy raw profiles")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk: apt-get install -y wrk")
+    if args.py_spy:
+        args.py_spy.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[float]] = {c: [] for c in args.checkouts}
     profiles: dict[str, list[Path]] = {c: [] for c in args.checkouts}
     for n in range(1, args.rounds + 1):
         for i, spec in enumerate(args.checkouts):
-            path, _, variant = spec.partition(":")
+            path, *variant = spec.split(":")
             profile = args.py_spy / f"c{i}-r{n}.raw" if args.py_spy else None
-            us, rps = cell(Path(path).resolve(), notask=variant == "notask", seconds=args.seconds, profile=profile)
+            us, rps = cell(Path(path).resolve(), notask="notask" in variant, stream="stream" in variant,
+                           seconds=args.seconds, profile=profile)
             results[spec].append(us)
             if profile is not None:
                 profiles[spec].append(profile)
