@@ -315,6 +315,8 @@ def _check(policy: Policy, cand: Candidate, facts: RequestFacts, limits: Limits,
 
 
 def _rank(policy: Policy, feasible: list[Candidate], min_quality: float) -> list[Candidate]:
+    if len(feasible) < 2:  # a direct route (most requests name one): nothing to order
+        return list(feasible)
     order = {c.route: i for i, c in enumerate(feasible)}
     if policy.objective == "fastest":
         return sorted(feasible, key=lambda c: (c.latency_ms, order[c.route]))
