@@ -54,6 +54,9 @@ class Routed:
     # Claude): sent as it came to such a route instead of ``body`` (dispatch/anthropic.py).
     native: dict[str, Any] | None = None
     cascade_cost_usd: float = 0.0  # hook (issue 17): spent asking the cascade route for the label
+    # ``_adjusted`` per (backend, mode): a stream's router object is built twice (head and end), and
+    # each build rebuilt the whole upstream body to learn which client parameters it changed.
+    _adjusted_memo: dict[tuple[str, str], list[str]] | None = field(default=None, init=False, repr=False)
 
     @property
     def chosen(self) -> Candidate:
@@ -62,6 +65,9 @@ class Routed:
 
     def candidate(self, route: str) -> Candidate:
         """The chain's candidate for ``route`` (the one that answered, after fallbacks)."""
+        chosen = self.decision.chosen
+        if chosen is not None and chosen.route == route:  # the usual answer, without building the chain
+            return chosen
         return next((c for c in self.decision.chain if c.route == route), self.chosen)
 
     def router_object(self, *, route: str, mode: str, fallbacks: int, cost_usd: float | None,
@@ -89,9 +95,16 @@ class Routed:
         return obj
 
     def _adjusted(self, answered: Candidate) -> list[str]:
+        key = (answered.backend, answered.mode)
+        memo = self._adjusted_memo
+        if memo is None:
+            memo = self._adjusted_memo = {}
+        elif key in memo:
+            return list(memo[key])
         backend = self.loaded.policy.backends[answered.backend]
         native = passthrough_adjusted(self.native, self.body, backend, answered.mode)  # sent as the client's
-        return native if native is not None else adjusted_params(self.body, backend, answered.mode)
+        adjusted = memo[key] = native if native is not None else adjusted_params(self.body, backend, answered.mode)
+        return list(adjusted)
 
     def headers(self, router_obj: Mapping[str, Any]) -> dict[str, str]:
         """The ``x-router-*`` decision headers, the same on every door."""
