@@ -73,3 +73,35 @@ def test_answers_that_complete_are_counted_once_as_ok(gateway_factory: Any, http
         assert chunks[-1].model_extra and "router" in chunks[-1].model_extra
     assert _wait_for(lambda: _statuses(gw) == {"ok": 6.0}), _statuses(gw)
     assert gw.demo.stats("kimi")["cancelled"] == 0
+
+
+def test_a_request_leaves_no_reference_cycle_behind(gateway_factory: Any) -> None:
+    """Everything a request builds is freed by reference counting when it ends: a cycle per request
+    (the watch and the request's cycle holding each other, as a first version of DisconnectWatch
+    did) left ~12 objects per request to the collector — a young collection every ~800 requests,
+    ~3-5 ms each on the event loop."""
+    import gc
+
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    from router.exchange import Routed
+    from router.server import DisconnectWatch, HeadWithBody
+
+    gw: Gateway = gateway_factory()
+    client = gw.client()
+    ask = {"model": "kimi:instant", "messages": [{"role": "user", "content": "hi"}]}
+    client.chat.completions.create(**ask)  # warm: first-request caches are not per-request garbage
+    gc.collect()
+    flags = gc.get_debug()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds unreachable is kept in gc.garbage, to count
+    try:
+        for _ in range(5):
+            client.chat.completions.create(**ask)
+            list(client.chat.completions.create(stream=True, **ask))
+        gc.collect()
+        ours = (RequestResponseCycle, DisconnectWatch, HeadWithBody, Routed)
+        left = [type(o).__name__ for o in gc.garbage if isinstance(o, ours)]
+    finally:
+        gc.set_debug(flags)
+        gc.garbage.clear()
+    assert left == [], left
