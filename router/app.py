@@ -82,9 +82,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         svc = services or Services.build(settings)
         app.state.services = svc
         await svc.start()
+        assert isinstance(app, RouterApp)
+        app.front_door.bind(svc)
         try:
             yield
         finally:
+            app.front_door.bind(None)
             await responses.aclose()  # the response store (a Redis connection pool, if any)
             await svc.stop()
 

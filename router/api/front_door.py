@@ -41,8 +41,12 @@ def _encode(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
 
 
 async def send_json(send: Send, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": _JSON_HEADERS + _encode(headers or {})})
+    # With its length the body goes out as it is; without, the server frames it as one chunk plus
+    # a terminating chunk (and the client has to parse both).
+    head = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode("ascii"))]
+    if headers:
+        head += _encode(headers)
+    await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -171,12 +175,17 @@ class FrontDoor:
     def __init__(self, services: Callable[[], Services], doors: dict[tuple[str, str], Door],
                  prefixes: list[tuple[str, Door]] | None = None) -> None:
         self._services = services
+        self.services: Services | None = None  # bound for the app's lifespan (``bind``): no look-up per request
         self._doors = doors
         self._prefixes = prefixes or []  # a door that checks the method itself (``/v1/responses/{id}``)
         allow: dict[str, list[str]] = {}
         for method, path in doors:
             allow.setdefault(path, []).append(method)
         self._by_path = {path: _WrongMethod(door, allow[path]) for (_, path), door in doors.items()}
+
+    def bind(self, services: Services | None) -> None:
+        """The services of the running app (None once it stopped: back to asking ``services()``)."""
+        self.services = services
 
     def door_for(self, method: str, path: str) -> Door | None:
         door = self._doors.get((method, path))
@@ -202,7 +211,7 @@ class FrontDoor:
             await send_json(send, err.status, door.error_body(err))
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, door: Door, arrived: float) -> None:
-        services = self._services()
+        services = self.services or self._services()
         # One pass over the raw headers; later look-ups are dict hits (names arrive lower-cased).
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         services.auth.check_request(headers)
