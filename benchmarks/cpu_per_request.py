@@ -32,6 +32,9 @@ import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_gateway import free_port  # noqa: E402
+
 PY = sys.executable
 TICK = os.sysconf("SC_CLK_TCK")
 BODY = ('{"model": "kimi:instant", "messages": [{"role": "user", "content": '
@@ -60,7 +63,7 @@ def pinned(core: str, argv: list[str]) -> list[str]:
 
 def cell(root: Path, *, notask: bool, stream: bool, seconds: int, profile: Path | None) -> tuple[float, float]:
     """(gateway CPU µs per request, req/s) for one checkout."""
-    up, gw = 18931, 18932
+    up, gw = free_port(), free_port()  # not fixed ports: other checkouts may run this script at the same time
     env = {**os.environ, "KIMI_API_BASE": f"http://127.0.0.1:{up}/v1", "KIMI_METRICS_URL": "", "OPENAI_API_KEY": "",
            "ANTHROPIC_API_KEY": "", "ROUTER_POLICY_RELOAD_INTERVAL_S": "0", "ROUTER_LOG_LEVEL": "warning",
            "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
