@@ -94,7 +94,8 @@ class LiveState:
         self._breakers: dict[str, CircuitBreaker] = {}
         self._inflight: dict[str, int] = {}
         self._queues: dict[str, _EngineQueue] = {}
-        self._service_ms: dict[str, float] = {}  # per backend, refreshed on every observation
+        self._service_ms: dict[str, float] = {}  # per backend, worked out when read after a change
+        self._stale_service: set[str] = set()  # backends observed (or re-priored) since
         self.on_release: Callable[[str], None] | None = None  # a slot freed (the admission queue listens)
         self.apply_policy(policy)
 
@@ -114,8 +115,7 @@ class LiveState:
                                                  latency.ttft_ms, latency.output_tokens_per_s)
             else:  # keep what was learned; relax towards the new prior
                 stat.prior_ttft_ms, stat.prior_tokens_per_s = latency.ttft_ms, latency.output_tokens_per_s
-        for name in policy.backends:
-            self._refresh_service(name)
+        self._stale_service.update(policy.backends)
 
     # --- Signals -----------------------------------------------------------------------------
     def route(self, route: str) -> RouteSignals:
@@ -143,13 +143,19 @@ class LiveState:
         wait_ms = _NO_QUEUE_WAIT_MS
         if queue.waiting > 0:
             # Little's law, roughly: slots free up at running / service time; we wait for those ahead.
+            if backend in self._stale_service:
+                self._refresh_service(backend)
             service_ms = self._service_ms.get(backend, 1000.0)
             wait_ms = queue.waiting * service_ms / max(queue.running or 0.0, 1.0)
         return BackendSignals(circuit=circuit, inflight=inflight, queue_waiting=queue.waiting,
                               queue_wait_ms=wait_ms)
 
     def _refresh_service(self, backend: str) -> None:
-        """Mean service time of a typical request over the backend's routes (for queue waits)."""
+        """Mean service time of a typical request over the backend's routes (for queue waits).
+
+        Worked out on the first read after an observation, not on every observation: every answer
+        is observed, while only a backend with a waiting engine queue is ever read."""
+        self._stale_service.discard(backend)
         prefix = backend + ":"
         total, count = 0.0, 0
         for name, stat in self._routes.items():
@@ -172,7 +178,7 @@ class LiveState:
             stat.tokens_per_s += EWMA_ALPHA * (output_tokens / generation_s - stat.tokens_per_s)
         stat.samples += 1
         stat.last_at = self._clock()
-        self._refresh_service(route.partition(":")[0])
+        self._stale_service.add(route.partition(":")[0])
 
     def observe_total(self, route: str, *, total_ms: float, output_tokens: int) -> None:
         """A non-streamed answer: only the whole duration is known (see the module docstring)."""
@@ -189,7 +195,7 @@ class LiveState:
             stat.tokens_per_s += EWMA_ALPHA * (stat.tokens_per_s / scale - stat.tokens_per_s)
         stat.samples += 1
         stat.last_at = self._clock()
-        self._refresh_service(route.partition(":")[0])
+        self._stale_service.add(route.partition(":")[0])
 
     def hang_floor_s(self, route: str, retry: RetrySettings, ceiling_s: float, *, stream: bool) -> float:
         """How long an attempt on ``route`` may go without its first token (stream) or its answer
