@@ -172,6 +172,7 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
         self._in_headers = False
+        self._pending: float | None = None  # the deadline this read's parse asks for, armed once it ends
         # The requests of this connection not yet answered, with their watch (pipelined: several).
         self._watches: list[tuple[Any, DisconnectWatch]] = []
         guard = self.guard
@@ -224,12 +225,20 @@ class GuardedProtocol(HttpToolsProtocol):
         idle = self.cycle is None or self.cycle.response_complete
         if idle and not self._in_headers:
             self._in_headers = True
-            self._arm(self.guard.limits.header_timeout_s)
-        super().data_received(data)
+            self._pending = self.guard.limits.header_timeout_s
+        try:
+            super().data_received(data)  # the parser calls on_headers_complete / on_message_complete
+        finally:
+            # Armed after the parse, for the phase the request is left in: a request that arrived
+            # whole (most do) never arms a header or a body timer (two timers made and cancelled).
+            if self._pending is not None:
+                if not self.transport.is_closing():  # e.g. answered 400 and closed by the parse
+                    self._arm(self._pending)
+                self._pending = None
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
-        self._arm(self.guard.limits.body_timeout_s)
+        self._pending = self.guard.limits.body_timeout_s
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None:
@@ -242,6 +251,7 @@ class GuardedProtocol(HttpToolsProtocol):
             extensions[DISCONNECT_WATCH] = watch
 
     def on_message_complete(self) -> None:
+        self._pending = None
         self._disarm()  # the app has the whole request; from here the answer takes what it takes
         super().on_message_complete()
 
