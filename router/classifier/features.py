@@ -362,7 +362,7 @@ def structure(view: RequestView) -> list[float]:
     bins = [0.0] * (len(_LENGTH_EDGES) + 1)
     bins[bisect_right(_LENGTH_EDGES, chars)] = 1.0
     paragraphs = [p for p in text.split("\n\n") if p.strip()] if "\n\n" in text else [text]
-    longest = max(map(len, paragraphs))
+    longest = max(map(len, paragraphs), default=0)  # a turn of blank paragraphs has none
     return [
         math.log1p(chars) / 12.0,
         math.log1p(view.input_tokens) / 12.0,
