@@ -10,6 +10,8 @@ import re
 from itertools import islice
 from typing import Final
 
+from router.classifier.features import line_matches
+
 MAX_SUBTASKS: Final = 100  # the swarm never plans more agents than this
 MAX_NUMBERS: Final = 30
 
@@ -60,10 +62,13 @@ def subtasks(text: str) -> int:
         cue = any(c in before for c in _COUNT_CUES) or (after != "" and after[0] in _MEASURE_WORDS)
         if cue and 2 <= n <= MAX_SUBTASKS:
             best = max(best, n)
-    items = len(_ITEM.findall(head))
+    items = line_matches(_ITEM, head)
     if items >= 2:
         best = max(best, items)
-    for sentence in _SENTENCE.split(head):
+    # Fewer than two separators in the whole head cannot make three parts of any sentence (each regex
+    # match is an occurrence of one alternative, so str.count bounds their number); most heads stop here.
+    separators = head.count(",") + head.count("，") + head.count("、") + head.count(" and ") + head.count(" or ")
+    for sentence in _SENTENCE.split(head) if separators >= 2 else ():
         parts = _SEPARATOR.split(sentence)
         # Three or more short parts read as a list of entities, not as clauses of prose.
         if len(parts) >= 3 and len(sentence) <= 30 * len(parts):
@@ -77,7 +82,9 @@ def subtasks(text: str) -> int:
 def answer_length(text: str, task_type: str, n_subtasks: int) -> str:
     """Expected answer length: an explicit word count wins, then wording hints, then the task type."""
     head = text[:HEAD].lower()
-    counts = [int(m.group(1)) for m in _WORD_COUNT.finditer(head)]
+    # "\d{2,5} words" needs a digit: ASCII text without an ASCII digit has none (C-speed `in` tests).
+    maybe_count = not head.isascii() or any(d in head for d in "0123456789")
+    counts = [int(m.group(1)) for m in _WORD_COUNT.finditer(head)] if maybe_count else []
     if counts:
         words = max(counts)
         return "short" if words <= 150 else "medium" if words <= 600 else "long"

@@ -13,7 +13,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import chain, pairwise
 from typing import Any, Final, cast
 
 # Bumped whenever terms or dense features change meaning; the card records it and loading
@@ -41,7 +41,7 @@ _PUNCTUATION: Final = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~，。？！：；、�
 _TRANSLATE: Final = str.maketrans({**{c: f" {c} " for c in _PUNCTUATION}, **{d: "0" for d in "123456789"}})
 _DIGITS: Final = str.maketrans("123456789", "000000000")
 _ASCII_DIGITS: Final = bytes.maketrans(b"123456789", b"000000000")
-_WORD_OR_PUNCTUATION: Final = re.compile(f"[{re.escape(_PUNCTUATION)}]|[^\\s{re.escape(_PUNCTUATION)}]+")
+_PADDED: Final = tuple((mark, f" {mark} ") for mark in _PUNCTUATION)
 # Slow path (text with CJK): one token per CJK character, since there are no spaces to split on.
 _TOKEN: Final = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
 _CJK_CHAR: Final = re.compile(rf"[{_CJK}]")
@@ -277,17 +277,33 @@ BOS: Final = "\x02"  # marks the first and last token of the user's turn: "<s> o
 EOS: Final = "\x03"  # "? </s>" a question; the position says more than the word alone
 
 
+def tokens(text: str) -> list[str]:
+    """Lower-cased tokens (every digit becomes `0`): words, single punctuation marks and, in text with
+    CJK, single CJK characters."""
+    if has_cjk(text):
+        return _TOKEN.findall(text.lower().translate(_TRANSLATE))
+    # The tokens of the regex `[punctuation]|[^\s punctuation]+`, at C speed: pad each punctuation mark the text holds
+    # with spaces and split on whitespace (about 2.5x faster than the regex; str.translate with an
+    # expanding table is slower still).
+    lower = text.lower()
+    if lower.isascii():
+        lower = lower.encode().translate(_ASCII_DIGITS).decode()
+    else:
+        for digit in "123456789":
+            if digit in lower:
+                lower = lower.replace(digit, "0")
+    for mark, padded in _PADDED:
+        if mark in lower:
+            lower = lower.replace(mark, padded)
+    return lower.split()
+
+
 def terms(text: str, *, bounds: bool = False) -> list[str]:
     """Unigrams and bigrams of the lower-cased text (every digit becomes `0`); with `bounds`, the
     bigrams also pair the first and last tokens with start/end markers."""
-    if has_cjk(text):
-        tokens = _TOKEN.findall(text.lower().translate(_TRANSLATE))
-    else:  # same tokens, without str.translate's per-character expansion (about twice as fast)
-        lower = text.lower()
-        lower = lower.encode().translate(_ASCII_DIGITS).decode() if lower.isascii() else lower.translate(_DIGITS)
-        tokens = _WORD_OR_PUNCTUATION.findall(lower)
-    bigrams = list(map(" ".join, pairwise([BOS, *tokens, EOS] if bounds and tokens else tokens)))
-    return tokens + bigrams
+    words = tokens(text)
+    bigrams = list(map(" ".join, pairwise([BOS, *words, EOS] if bounds and words else words)))
+    return words + bigrams
 
 
 def user_window(text: str) -> str:
@@ -299,14 +315,40 @@ def user_window(text: str) -> str:
 
 def weighted_terms(view: RequestView) -> Mapping[str, float]:
     """Term counts: the last user turn at full weight, system prompt and history down-weighted."""
-    counts: Counter[str] = Counter(terms(user_window(view.last_user), bounds=True))
+    words = tokens(user_window(view.last_user))
+    counts: Counter[str] = Counter(words)  # unigrams, then bigrams (with the start/end markers), as `terms`
+    if words:
+        counts.update(map(" ".join, pairwise(chain((BOS,), words, (EOS,)))))
     weighted = cast("dict[str, float]", counts)  # Counter adds floats fine; saves a copy on the hot path
     context = [(window(view.system, CONTEXT_CHARS, 0), SYSTEM_WEIGHT)] if view.system else []
     context += [(window(text, CONTEXT_CHARS, 0), HISTORY_WEIGHT) for text in view.history]
     for text, weight in context:
-        for term in terms(text):
-            weighted[term] = weighted.get(term, 0.0) + weight
+        # Counted at C speed first: one addition per distinct term, not per occurrence (a term seen n
+        # times adds n * weight, which equals n additions of weight to within a rounding).
+        for term, n in Counter(terms(text)).items():
+            weighted[term] = weighted.get(term, 0.0) + n * weight
     return weighted
+
+
+def line_matches(pattern: re.Pattern[str], text: str) -> int:
+    """`len(pattern.findall(text))` for a MULTILINE pattern that starts with `^` and never matches empty,
+    without stepping the regex engine through every character: a match can only start at a line start,
+    so `pattern.match` is tried there (after a match, at the first line start where findall would look)."""
+    n = 0
+    pos = 0
+    match = pattern.match
+    find = text.find
+    while True:
+        found = match(text, pos)
+        if found is not None:
+            n += 1
+            pos = found.end()
+            if text[pos - 1] == "\n":  # the match ended at a line start: findall tries there next
+                continue
+        newline = find("\n", pos)
+        if newline < 0:
+            return n
+        pos = newline + 1
 
 
 def _count(pattern: re.Pattern[str], text: str, cap: int) -> int:
@@ -355,10 +397,12 @@ def structure(view: RequestView) -> list[float]:
     chars = len(full)
     lines = text.count("\n") + 1
     seen = max(len(text), 1)
-    digits = sum(map(text.count, "0123456789"))
+    # ASCII digits are single bytes in UTF-8 and no other character's bytes look like one.
+    utf8 = text.encode("utf-8", "replace")
+    digits = len(utf8) - len(utf8.translate(None, b"0123456789"))
     maybe_trace = any(marker in text for marker in _TRACE_MARKERS)
     maybe_math = digits > 0 or "\\" in text or "$" in text or any(c in text for c in "²³√π∑∫≤≥≠")
-    code_lines = min(len(_CODE_LINE.findall(text)) / lines, 1.0) if lines >= 3 else 0.0
+    code_lines = min(line_matches(_CODE_LINE, text) / lines, 1.0) if lines >= 3 else 0.0
     bins = [0.0] * (len(_LENGTH_EDGES) + 1)
     bins[bisect_right(_LENGTH_EDGES, chars)] = 1.0
     paragraphs = [p for p in text.split("\n\n") if p.strip()] if "\n\n" in text else [text]
@@ -368,11 +412,11 @@ def structure(view: RequestView) -> list[float]:
         math.log1p(view.input_tokens) / 12.0,
         1.0 if chars >= 8000 else 0.0,
         1.0 if chars >= 20000 else 0.0,
-        1.0 if "```" in full else 0.0,
+        1.0 if _has_fence(full) else 0.0,
         code_lines,
         _count(_TRACE, text, 3) / 3.0 if maybe_trace else 0.0,
         _count(_MATH, text, 5) / 5.0 if maybe_math else 0.0,
-        math.log1p(len(_LIST_ITEM.findall(text))) / 3.0 if lines >= 2 else 0.0,
+        math.log1p(line_matches(_LIST_ITEM, text)) / 3.0 if lines >= 2 else 0.0,
         math.log1p(text.count("?") + text.count("？")) / 3.0,
         digits / seen,
         len(_CJK_CHAR.findall(text)) / seen if has_cjk(text) else 0.0,
@@ -385,6 +429,13 @@ def structure(view: RequestView) -> list[float]:
         1.0 if len(paragraphs) > 1 and len(paragraphs[0]) < 300 and longest >= 400 else 0.0,
         1.0 if len(paragraphs) > 1 and longest >= 400 and (_asks(paragraphs[0]) or _asks(paragraphs[-1])) else 0.0,
     ]
+
+
+def _has_fence(text: str) -> bool:
+    """'```' in text, read from the first backtick: a single-character find runs at memchr speed, so text
+    without backticks (most of it) is not scanned for the 3-character pattern (2-3x slower)."""
+    first = text.find("`")
+    return first >= 0 and text.find("```", first) >= 0
 
 
 _QUESTION_MARKS: Final = ("?", "？", "؟", "\u037e")  # Latin/CJK, Arabic, Greek question marks

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Final
 
@@ -53,18 +54,36 @@ class TaskClassifier:
     def __init__(self, model: Artifact) -> None:
         self._model = model
         self._labels = model.labels
-        # Everything the hot path touches is laid out once here, so a request costs one dict look-up per
-        # term, one gather and one dot: on short prompts numpy's per-call overhead, not arithmetic, was
-        # most of the time. Term rows then dense-feature rows share one matrix.
-        # term -> (row, idf, lexicon): one look-up serves the TF-IDF part and the lexicon features.
-        self._index: dict[str, tuple[int, float, int | None]] = {
-            term: (i, idf, lexicon_of(term))
-            for i, (term, idf) in enumerate(zip(model.terms, model.idf.tolist(), strict=True))}
-        for lexicon, words in enumerate(LEXICONS.values()):
-            for word in words:
-                self._index.setdefault(word, (-1, 0.0, lexicon))  # a lexicon word outside the vocabulary
-        self._weights = np.vstack([model.coef, model.dense_coef]).astype(np.float64)
-        self._dense_rows = list(range(len(model.terms), len(model.terms) + model.dense_coef.shape[0]))
+        # Everything the hot path touches is laid out once here, so a request costs one C-speed dict look-up
+        # per term and about ten numpy calls whatever its length: numpy's per-call overhead (a few
+        # microseconds each on a busy machine) and Python loops per term, not arithmetic, were most of
+        # the time on short prompts.
+        # One table row per vocabulary term, per lexicon word outside the vocabulary, and a zero row for
+        # every other term. Columns: idf x the term's weights (one per label), idf squared (the TF-IDF
+        # norm), then one indicator per lexicon. A request's terms gather their rows once, and one matmul
+        # with (log1p(count), log1p(count)^2, count) gives the unnormalised logits, the squared norm and
+        # the lexicon counts together.
+        labels = len(model.labels)
+        lexicons = len(LEXICONS)
+        outside = [word for words in LEXICONS.values() for word in words if word not in set(model.terms)]
+        outside = list(dict.fromkeys(outside))
+        self._row: dict[str, int] = {term: i for i, term in enumerate(model.terms)}
+        for word in outside:
+            self._row[word] = len(self._row)
+        self._zero_row = len(self._row)
+        table = np.zeros((self._zero_row + 1, labels + 1 + lexicons), dtype=np.float64)
+        idf = np.asarray(model.idf, dtype=np.float64)
+        table[: len(model.terms), :labels] = idf[:, None] * np.asarray(model.coef, dtype=np.float64)
+        table[: len(model.terms), labels] = idf * idf
+        for term, row in self._row.items():
+            # In the vocabulary, a word two lexicons list counts for the last (lexicon_of); outside it, for
+            # the first (as the index this table replaced did).
+            lexicon = lexicon_of(term) if row < len(model.terms) else _first_lexicon(term)
+            if lexicon is not None:
+                table[row, labels + 1 + lexicon] = 1.0
+        self._table = table
+        self._labels_n = labels
+        self._dense_weights = np.ascontiguousarray(model.dense_coef, dtype=np.float64)
         self._intercept = model.intercept.astype(np.float64).tolist()
         self._inverse_temperature = 1.0 / model.temperature
         self._long_context_tokens = int(model.card["thresholds"]["long_context_tokens"])
@@ -86,27 +105,18 @@ class TaskClassifier:
 
     def probabilities(self, view: RequestView) -> dict[str, float]:
         counts = weighted_terms(view)
-        get = self._index.get
-        rows: list[int] = []
-        values: list[float] = []
-        lexicon_hits = [0.0] * len(LEXICONS)
-        for term, count in counts.items():
-            hit = get(term)
-            if hit is not None:
-                row, idf, lexicon = hit
-                if row >= 0:
-                    rows.append(row)
-                    values.append(math.log1p(count) * idf)
-                if lexicon is not None:
-                    lexicon_hits[lexicon] += count
-        norm = math.sqrt(sum(v * v for v in values))
-        if norm > 0.0:  # sublinear TF-IDF, L2-normalised, as in training (train.matrix)
-            values = [v / norm for v in values]
-        rows += self._dense_rows
-        values += structure(view)  # the same features, in the same order, as features.dense
-        values += lexicon_features(lexicon_hits)
-        logits = (np.asarray(values) @ self._weights[rows]).tolist()
-        scaled = [(z + b) * self._inverse_temperature for z, b in zip(logits, self._intercept, strict=True)]
+        n = len(counts)
+        rows = np.fromiter(map(self._row.get, counts, repeat(self._zero_row)), np.intp, n)
+        weights = np.fromiter(counts.values(), np.float64, n)
+        sublinear = np.log1p(weights)  # sublinear TF-IDF, L2-normalised, as in training (train.matrix)
+        sums = (np.array((sublinear, sublinear * sublinear, weights)) @ self._table[rows]).tolist()
+        k = self._labels_n
+        norm = math.sqrt(sums[1][k])
+        scale = 1.0 / norm if norm > 0.0 else 0.0  # no known term: the TF-IDF part is all zeros
+        dense = [*structure(view), *lexicon_features(sums[2][k + 1 :])]  # the order of features.dense
+        dense_logits = (np.asarray(dense) @ self._dense_weights).tolist()
+        scaled = [(z * scale + d + b) * self._inverse_temperature
+                  for z, d, b in zip(sums[0][:k], dense_logits, self._intercept, strict=True)]
         top = max(scaled)
         exp = [math.exp(z - top) for z in scaled]
         total = sum(exp)
@@ -155,6 +165,10 @@ class TaskClassifier:
             rule=rule,
             label_source="model" if rule is None else "rule",
         )
+
+
+def _first_lexicon(word: str) -> int | None:
+    return next((i for i, words in enumerate(LEXICONS.values()) if word in words), None)
 
 
 __all__ = ["Classification", "ClassifierArtifactError", "TaskClassifier"]
