@@ -106,6 +106,13 @@ CRAFTED: list[Any] = [
     [{"role": "user", "content": "tab\tseparated\tcolumns\r\nwindows line\r\n\r\nnext para?"}],
     [{"role": "user", "content": "\u037e Greek question; Arabic ؟ and full-width ？ marks"}],
     [{"role": "user", "content": "x²+y³=√z ∑∫ ≠ done"}],
+    [{"role": "user", "content": "Pick tea, coffee and or juice, water, milk or and soda; a, b and c, d or e or f"}],
+    [{"role": "user", "content": "Compare red, blue and green; cats or dogs, fish and birds; x and y and z, w"}],
+    [{"role": "user", "content": "odd\x1cspaces\x1dand\x1e\x1fseparators\x0bvt\x0cff\u00a0nbsp"
+                                 "\u3000ideo\u2003em\u2028ls"}],
+    [{"role": "user", "content": "ASCII then non-ASCII punctuation: a，b。c？d！e：f；g、h（i）j《k》l“m”n‘o’p…q"}],
+    [{"role": "user", "content": "\n\nx = 1\n\n  y;\n\n\nz\n= 2\nfoo(bar)\n}\n  \n- item\n\n  - nested\n1. one\n\n"}],
+    [{"role": "user", "content": "a;\n\n  x = 1\nclass A {\n  return f(x)  \n\n\n} \n" * 40}],
     [{"role": "user", "content": "ŞŢİ İstanbul ǅ ǈ ﬁ ﬀ ẞ K Ω"}],  # characters whose lower() changes length
 ]
 

@@ -65,18 +65,25 @@ def subtasks(text: str) -> int:
     items = line_matches(_ITEM, head)
     if items >= 2:
         best = max(best, items)
-    # Fewer than two separators in the whole head cannot make three parts of any sentence (each regex
-    # match is an occurrence of one alternative, so str.count bounds their number); most heads stop here.
-    separators = head.count(",") + head.count("，") + head.count("、") + head.count(" and ") + head.count(" or ")
-    for sentence in _SENTENCE.split(head) if separators >= 2 else ():
-        parts = _SEPARATOR.split(sentence)
+    # Parts of a sentence = 1 + its separators. Separators never overlap one another unless " and " and
+    # " or " share a space (" and or ", " or and "), so without those the regex's count is the sum of
+    # C-speed str.count calls (about 8x fewer instructions than a regex split per sentence).
+    exact_counts = " and or " not in head and " or and " not in head
+    for sentence in _SENTENCE.split(head) if _separators(head) >= 2 else ():
+        parts = _separators(sentence) + 1 if exact_counts else len(_SEPARATOR.split(sentence))
         # Three or more short parts read as a list of entities, not as clauses of prose.
-        if len(parts) >= 3 and len(sentence) <= 30 * len(parts):
-            best = max(best, len(parts))
+        if parts >= 3 and len(sentence) <= 30 * parts:
+            best = max(best, parts)
     questions = head.count("?") + head.count("？")
     if questions >= 2:
         best = max(best, questions)
     return min(best, MAX_SUBTASKS)
+
+
+def _separators(text: str) -> int:
+    """How often the separators of `_SEPARATOR` occur (its match count when " and " and " or " do not
+    overlap; never below it)."""
+    return text.count(",") + text.count("，") + text.count("、") + text.count(" and ") + text.count(" or ")
 
 
 def answer_length(text: str, task_type: str, n_subtasks: int) -> str:

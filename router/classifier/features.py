@@ -42,6 +42,7 @@ _TRANSLATE: Final = str.maketrans({**{c: f" {c} " for c in _PUNCTUATION}, **{d: 
 _DIGITS: Final = str.maketrans("123456789", "000000000")
 _ASCII_DIGITS: Final = bytes.maketrans(b"123456789", b"000000000")
 _PADDED: Final = tuple((mark, f" {mark} ") for mark in _PUNCTUATION)
+_ASCII_PADDED: Final = tuple((mark, padded) for mark, padded in _PADDED if mark.isascii())  # all ASCII text can hold
 # Slow path (text with CJK): one token per CJK character, since there are no spaces to split on.
 _TOKEN: Final = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
 _CJK_CHAR: Final = re.compile(rf"[{_CJK}]")
@@ -286,13 +287,14 @@ def tokens(text: str) -> list[str]:
     # with spaces and split on whitespace (about 2.5x faster than the regex; str.translate with an
     # expanding table is slower still).
     lower = text.lower()
-    if lower.isascii():
+    ascii_only = lower.isascii()
+    if ascii_only:
         lower = lower.encode().translate(_ASCII_DIGITS).decode()
     else:
         for digit in "123456789":
             if digit in lower:
                 lower = lower.replace(digit, "0")
-    for mark, padded in _PADDED:
+    for mark, padded in _ASCII_PADDED if ascii_only else _PADDED:
         if mark in lower:
             lower = lower.replace(mark, padded)
     return lower.split()
