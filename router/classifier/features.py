@@ -13,6 +13,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import chain, pairwise
 from typing import Any, Final, cast
 
@@ -325,11 +326,19 @@ def weighted_terms(view: RequestView) -> Mapping[str, float]:
     context = [(window(view.system, CONTEXT_CHARS, 0), SYSTEM_WEIGHT)] if view.system else []
     context += [(window(text, CONTEXT_CHARS, 0), HISTORY_WEIGHT) for text in view.history]
     for text, weight in context:
-        # Counted at C speed first: one addition per distinct term, not per occurrence (a term seen n
-        # times adds n * weight, which equals n additions of weight to within a rounding).
-        for term, n in Counter(terms(text)).items():
+        # One addition per distinct term, not per occurrence (a term seen n times adds n * weight, which
+        # equals n additions of weight to within a rounding).
+        for term, n in _context_counts(text):
             weighted[term] = weighted.get(term, 0.0) + n * weight
     return weighted
+
+
+@lru_cache(maxsize=512)
+def _context_counts(text: str) -> tuple[tuple[str, int], ...]:
+    """Term counts of a system prompt or earlier turn (already windowed, so at most CONTEXT_CHARS long).
+    Cached: an application sends the same system prompt with every request, and a conversation resends
+    its earlier turns, so most requests find theirs here (512 x 600 characters bounds the memory)."""
+    return tuple(Counter(terms(text)).items())
 
 
 def line_matches(pattern: re.Pattern[str], text: str) -> int:
