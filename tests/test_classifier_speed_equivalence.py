@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -197,3 +198,19 @@ def test_blank_paragraphs_no_longer_raise(models: tuple[TaskClassifier, referenc
     result = classifier.classify(messages)
     assert math.isclose(sum(result.probabilities.values()), 1.0)
     assert fast.structure(fast.view_of(messages))[-4:] == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_line_matches_counts_what_findall_counts() -> None:
+    """line_matches replaces findall for the line-anchored patterns; random texts of code-ish pieces,
+    long and short lines, blank lines and odd whitespace must give the same count."""
+    rng = random.Random(16)
+    pieces = ["a", "x", "=", ";", "{", "}", "(", ")", " ", " ", "\n", "\n", "\n\n", "\t", ".", "def ", "return",
+              "if (", "\u00a0", "1", "1.", "- ", "* ", "a) ", "（一）", "、", "word " * 30]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 60)))
+        if rng.random() < 0.5:
+            text = text.replace("x", "x" * rng.randint(1, 200))
+        assert fast.line_matches(fast._CODE_LINE, text, fast._CODE_LINE_PLAIN) == len(
+            reference._CODE_LINE.findall(text)), text
+        assert fast.line_matches(fast._LIST_ITEM, text) == len(reference._LIST_ITEM.findall(text)), text
+        assert fast.line_matches(fast_estimates._ITEM, text) == len(reference._ITEM.findall(text)), text

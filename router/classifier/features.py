@@ -52,6 +52,15 @@ _CODE_LINE: Final = re.compile(
     r"const |let |var |return\b|if \(|for \(|while \(|}|\)|.*[;{]\s*$|\w+\(.*\)\s*$|[\w.]+\s*=\s*\S)",
     re.MULTILINE,
 )
+# _CODE_LINE without `.*[;{]\s*$` and `\w+\(.*\)\s*$`: on a line without `;`, `{` and `(` those fail
+# anyway, after backtracking through the whole line (most of the cost on prose).
+_CODE_LINE_PLAIN: Final = re.compile(
+    r"^\s*(?:def |class |import |from \S+ import|#include|public |private |func |fn |function\b|"
+    r"const |let |var |return\b|if \(|for \(|while \(|}|\)|[\w.]+\s*=\s*\S)",
+    re.MULTILINE,
+)
+_NON_SPACE: Final = re.compile(r"\S")
+_LONG_LINE: Final = 64  # characters per line above which matching line by line beats findall
 _TRACE: Final = re.compile(
     r"Traceback \(most recent call last\)|^\s+at [\w.$<>]+\(|^\s*File \"|(?:Error|Exception)\b:|"
     r"\berror\[?E?\d*\]?:|panicked at|Segmentation fault|undefined reference|npm ERR!",
@@ -341,15 +350,32 @@ def _context_counts(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(Counter(terms(text)).items())
 
 
-def line_matches(pattern: re.Pattern[str], text: str) -> int:
-    """`len(pattern.findall(text))` for a MULTILINE pattern that starts with `^` and never matches empty,
-    without stepping the regex engine through every character: a match can only start at a line start,
-    so `pattern.match` is tried there (after a match, at the first line start where findall would look)."""
+def line_matches(pattern: re.Pattern[str], text: str, plain: re.Pattern[str] | None = None) -> int:
+    """`len(pattern.findall(text))` for a MULTILINE pattern that starts with `^` and never matches empty.
+    On text of long lines (prose) the regex engine is not stepped through every character: a match can
+    only start at a line start, so `pattern.match` is tried there (after a match, at the first line start
+    where findall would look). On short lines (code) findall is cheaper than a Python loop per line.
+    `plain`, if given, is `pattern` without its alternatives that need `;`, `{` or `(` on the first
+    non-blank line, tried on long lines without them (those alternatives backtrack through the line)."""
+    if len(text) < _LONG_LINE * (text.count("\n") + 1):
+        return len(pattern.findall(text))
     n = 0
     pos = 0
     match = pattern.match
     find = text.find
     while True:
+        if plain is not None:
+            first = _NON_SPACE.search(text, pos)  # `^\s*` may skip blank lines: the line that counts is here
+            if first is None:
+                return n
+            start = first.start()
+            end = find("\n", start)
+            end = len(text) if end < 0 else end
+            if end - start > _LONG_LINE and find(";", start, end) < 0 and find("{", start, end) < 0 \
+                    and find("(", start, end) < 0:
+                match = plain.match
+            else:
+                match = pattern.match
         found = match(text, pos)
         if found is not None:
             n += 1
@@ -413,7 +439,7 @@ def structure(view: RequestView) -> list[float]:
     digits = len(utf8) - len(utf8.translate(None, b"0123456789"))
     maybe_trace = any(marker in text for marker in _TRACE_MARKERS)
     maybe_math = digits > 0 or "\\" in text or "$" in text or any(c in text for c in "²³√π∑∫≤≥≠")
-    code_lines = min(line_matches(_CODE_LINE, text) / lines, 1.0) if lines >= 3 else 0.0
+    code_lines = min(line_matches(_CODE_LINE, text, _CODE_LINE_PLAIN) / lines, 1.0) if lines >= 3 else 0.0
     bins = [0.0] * (len(_LENGTH_EDGES) + 1)
     bins[bisect_right(_LENGTH_EDGES, chars)] = 1.0
     paragraphs = [p for p in text.split("\n\n") if p.strip()] if "\n\n" in text else [text]
