@@ -24,6 +24,8 @@ import functools
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from router.observability.before_collect import BeforeCollect
+
 # Latency buckets cover a fast instant answer (tens of ms) to a long thinking/swarm run (minutes).
 _REQUEST_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320)
 _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32)
@@ -141,6 +143,7 @@ class RouterMetrics:
             "router_shadow_live_estimated_cost_usd_total",
             "Estimated cost of the live choices on the same requests the shadow decided.", ["route"], registry=r)
         # --- tenants and the admission queue (issue 14); `tenant` is bounded by router.tenants.metrics
+        self.before_tenants = BeforeCollect(r)  # hook: router.tenants.metrics flushes its batched counts here
         self.tenant_requests = Counter(
             "router_tenant_requests_total", "Chat requests by tenant and outcome.", ["tenant", "status"],
             registry=r)
