@@ -49,6 +49,8 @@ def test_strictest_ceiling() -> None:
     assert limits.request_limits(1.0, 60000, 0.5, None).max_cost_usd == 0.2       # tenant max
     assert limits.request_limits(1.0, 60000, 0.001, None).max_cost_usd == 0.001   # client stricter
     assert limits.request_limits(0.01, 60000, None, None).max_cost_usd == 0.01    # policy stricter
+    asked = limits.request_limits(1.0, 60000, 0.5, 1000)  # the same ask again: the same (frozen) answer
+    assert limits.request_limits(1.0, 60000, 0.5, 1000) is asked and asked.latency_budget_ms == 1000
 
 
 def test_swarm_caps_make_one_cached_policy_copy() -> None:

@@ -22,7 +22,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Literal
 
 from router import errors
@@ -34,14 +33,28 @@ log = logging.getLogger("router.tenants")
 FailureMode = Literal["open", "closed"]
 
 
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+# OpenAI's ``x-ratelimit-reset-*`` shape (``20ms``, ``1.5s``, ``6m0s``), rendered once at import: the
+# milliseconds below a second, hundredths of a second below 10 s, tenths below a minute — each
+# rounded *up*, so a client that waits that long finds the room the header promises.
+_MS_TEXT = tuple(f"{ms}ms" for ms in range(1000))
+_CS_TEXT = tuple(_seconds(cs / 100) for cs in range(1001))   # index: hundredths (100..1000)
+_DS_TEXT = tuple(_seconds(ds / 10) for ds in range(601))     # index: tenths (100..600)
+
+
 def reset_text(ms: int) -> str:
     """A duration as OpenAI writes ``x-ratelimit-reset-*``: ``20ms``, ``1.5s``, ``6m0s``."""
     if ms < 1000:
-        return f"{max(ms, 0)}ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.3g}s"
-    return f"{int(seconds // 60)}m{int(seconds % 60)}s"
+        return _MS_TEXT[ms] if ms > 0 else "0ms"
+    if ms <= 10_000:
+        return _CS_TEXT[-(-ms // 10)]
+    if ms <= 60_000:
+        return _DS_TEXT[-(-ms // 100)]
+    seconds = -(-ms // 1000)
+    return f"{seconds // 60}m{seconds % 60}s"
 
 
 def rate_headers(readings: list[Reading]) -> dict[str, str]:
@@ -55,31 +68,45 @@ def rate_headers(readings: list[Reading]) -> dict[str, str]:
             req, req_left = r, m.rpm - r.requests
         if m.tpm is not None and (tok is None or m.tpm - r.tokens < tok_left):
             tok, tok_left = r, m.tpm - r.tokens
-    out: dict[str, str] = {}
+    # One dict literal per case: only the remaining counts and reset times are formatted here.
+    if req is not None and tok is not None:
+        return {"x-ratelimit-limit-requests": req.meter.rpm_text,
+                "x-ratelimit-remaining-requests": str(req_left) if req_left > 0 else "0",
+                "x-ratelimit-reset-requests": reset_text(req.requests_reset_ms),
+                "x-ratelimit-limit-tokens": tok.meter.tpm_text,
+                "x-ratelimit-remaining-tokens": str(tok_left) if tok_left > 0 else "0",
+                "x-ratelimit-reset-tokens": reset_text(tok.tokens_reset_ms)}
     if req is not None:
-        out["x-ratelimit-limit-requests"] = str(req.meter.rpm)
-        out["x-ratelimit-remaining-requests"] = str(req_left if req_left > 0 else 0)
-        out["x-ratelimit-reset-requests"] = reset_text(req.requests_reset_ms)
+        return {"x-ratelimit-limit-requests": req.meter.rpm_text,
+                "x-ratelimit-remaining-requests": str(req_left) if req_left > 0 else "0",
+                "x-ratelimit-reset-requests": reset_text(req.requests_reset_ms)}
     if tok is not None:
-        out["x-ratelimit-limit-tokens"] = str(tok.meter.tpm)
-        out["x-ratelimit-remaining-tokens"] = str(tok_left if tok_left > 0 else 0)
-        out["x-ratelimit-reset-tokens"] = reset_text(tok.tokens_reset_ms)
-    return out
+        return {"x-ratelimit-limit-tokens": tok.meter.tpm_text,
+                "x-ratelimit-remaining-tokens": str(tok_left) if tok_left > 0 else "0",
+                "x-ratelimit-reset-tokens": reset_text(tok.tokens_reset_ms)}
+    return {}
 
 
-@dataclass(slots=True)
 class Reservation:
-    """One admitted request's claim on its tenant's counters; ``settle`` once, when it is over."""
+    """One admitted request's claim on its tenant's counters; ``settle`` once, when it is over.
 
-    limits: KeyLimits
-    granted_usd: float | None            # None: no budget applies (spend is not capped here)
-    tokens: int
-    headers: dict[str, str] = field(default_factory=dict)
-    rid: str = ""
-    admitted_ms: int = 0
-    counted: bool = False                # False: nothing to settle (no meters)
-    _settle: Callable[[Reservation, float, int], None] | None = None
-    settled: bool = False
+    A plain slotted class (one is made per request; a dataclass with a default factory costs more)."""
+
+    __slots__ = ("_settle", "admitted_ms", "counted", "granted_usd", "headers", "limits", "rid", "settled",
+                 "tokens")
+
+    def __init__(self, limits: KeyLimits, granted_usd: float | None, tokens: int,
+                 headers: dict[str, str] | None = None, rid: str = "", admitted_ms: int = 0, counted: bool = False,
+                 _settle: Callable[[Reservation, float, int], None] | None = None) -> None:
+        self.limits = limits
+        self.granted_usd = granted_usd  # None: no budget applies (spend is not capped here)
+        self.tokens = tokens
+        self.headers = {} if headers is None else headers
+        self.rid = rid
+        self.admitted_ms = admitted_ms
+        self.counted = counted          # False: nothing to settle (no meters)
+        self._settle = _settle
+        self.settled = False
 
     def settle(self, actual_usd: float, actual_tokens: int) -> None:
         if self.settled:
@@ -110,7 +137,6 @@ class Enforcer:
                     ttl_ms: int) -> Reservation:
         meters = limits.meters
         if not meters:
-            self.metrics.admitted(limits.tenant)
             return Reservation(limits, None, tokens)
         budgeted = limits.budgeted
         admission = Admission(limits.tenant, meters, f"{self._rid_prefix}{next(self._rids):x}",
@@ -140,7 +166,6 @@ class Enforcer:
                                      retry_after_s=max(1.0, verdict.retry_after_ms / 1000))
             exc.headers.update(headers)
             raise exc
-        self.metrics.admitted(limits.tenant)
         return Reservation(limits, verdict.granted_usd if budgeted else None, a.tokens, headers, a.rid,
                            a.now_ms, True, self._settle)
 
@@ -156,7 +181,6 @@ class Enforcer:
             self._settle(Reservation(limits, None, a.tokens, rid=a.rid, admitted_ms=a.now_ms, counted=True), 0.0, 0)
             raise errors.Unavailable("The gateway cannot check this key's limits right now; retry shortly.",
                                      headers={"retry-after": "1"}, code="limits_unavailable")
-        self.metrics.admitted(limits.tenant)
         # Admitted uncounted; its spend is still settled (queued until the state is back).
         return Reservation(limits, a.reserve_usd if budgeted else None, a.tokens, {}, a.rid, a.now_ms, True,
                            self._settle)
@@ -201,13 +225,16 @@ def meters_summary(readings: list[Reading]) -> list[dict[str, object]]:
     return out
 
 
-@dataclass(slots=True)
 class Admitted:
-    """What ``ChatServing._finish`` calls when the request is over."""
+    """What ``Accounting.finished`` calls when the request is over (``finish``)."""
 
-    reservation: Reservation
-    metrics: TenantMetrics
-    exempt_routes: frozenset[str] = field(default_factory=frozenset)
+    __slots__ = ("exempt_routes", "metrics", "reservation")
+
+    def __init__(self, reservation: Reservation, metrics: TenantMetrics,
+                 exempt_routes: frozenset[str] = frozenset()) -> None:
+        self.reservation = reservation
+        self.metrics = metrics
+        self.exempt_routes = exempt_routes  # self-hosted routes this tenant's budget does not pay for
 
     @property
     def headers(self) -> dict[str, str]:
@@ -215,6 +242,6 @@ class Admitted:
 
     def finish(self, route: str, status: str, cost_usd: float, tokens: int) -> None:
         charged = 0.0 if route in self.exempt_routes else cost_usd
-        self.metrics.finished(self.reservation.limits.tenant, status)
-        self.metrics.spent(self.reservation.limits.tenant, charged)
-        self.reservation.settle(charged, tokens)
+        reservation = self.reservation
+        self.metrics.finished(reservation.limits.tenant, status, charged)
+        reservation.settle(charged, tokens)

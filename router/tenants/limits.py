@@ -24,6 +24,13 @@ class Meter:
     tpm: int | None = None
     daily_usd: float | None = None
     monthly_usd: float | None = None
+    # The x-ratelimit-limit-* values, rendered once per reload rather than once per request.
+    rpm_text: str = field(init=False, compare=False, repr=False)
+    tpm_text: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rpm_text", str(self.rpm))
+        object.__setattr__(self, "tpm_text", str(self.tpm))
 
     @property
     def has_budget(self) -> bool:
@@ -67,10 +74,15 @@ class KeyLimits:
     exempt_self_hosted: bool = False
     budgeted: bool = field(init=False)  # some meter has a budget (worked out once, not per request)
     rated: bool = field(init=False)     # some meter has a request or token rate
+    # (policy default cost, default latency, asked cost, asked latency) -> Limits: a client sends
+    # the same few asks again and again, and building a frozen Limits costs more than this look-up.
+    _limits_memo: dict[tuple[float, float, float | None, float | None], Limits] = field(
+        init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "budgeted", any(m.has_budget for m in self.meters))
         object.__setattr__(self, "rated", any(m.rpm is not None or m.tpm is not None for m in self.meters))
+        object.__setattr__(self, "_limits_memo", {})
 
     @classmethod
     def resolve(cls, name: str, tenant: Tenant, key: KeyEntry | None) -> KeyLimits:
@@ -104,8 +116,16 @@ class KeyLimits:
     def request_limits(self, default_cost: float, default_latency_ms: float, asked_cost: float | None,
                        asked_latency_ms: float | None) -> Limits:
         """The strictest of policy default, tenant (default when the client asks nothing; max) and client."""
-        return Limits(max_cost_usd=_ceiling(default_cost, self.max_cost, asked_cost),
-                      latency_budget_ms=_ceiling(default_latency_ms, self.latency_budget, asked_latency_ms))
+        memo = self._limits_memo
+        ask = (default_cost, default_latency_ms, asked_cost, asked_latency_ms)
+        limits = memo.get(ask)
+        if limits is None:
+            if len(memo) >= 256:  # clients asking ever-new values: start over rather than grow
+                memo.clear()
+            limits = memo[ask] = Limits(max_cost_usd=_ceiling(default_cost, self.max_cost, asked_cost),
+                                        latency_budget_ms=_ceiling(default_latency_ms, self.latency_budget,
+                                                                   asked_latency_ms))
+        return limits
 
     def route_allowed(self, route: str, mode: str) -> bool:
         if self.allowed_routes is not None and route not in self.allowed_routes \

@@ -194,7 +194,10 @@ class MemoryState:
 
     def __init__(self) -> None:
         self._counters: dict[tuple[str, str], _Counters] = {}
-        self._settled: dict[str, int] = {}  # rid -> when (idempotence; the newest markers are kept)
+        # Settled reservation ids (idempotence), in two generations: when the newer one is full it
+        # becomes the older one and the oldest markers go — between N and 2N markers, no scan.
+        self._settled_new: set[str] = set()
+        self._settled_old: set[str] = set()
 
     def _of(self, tenant: str, scope: str) -> _Counters:
         counters = self._counters.get((tenant, scope))
@@ -207,8 +210,9 @@ class MemoryState:
         cutoff = now_ms - WINDOW_MS
         while times and times[0] <= cutoff:
             times.popleft()
-        c.roll(now_ms // WINDOW_MS)
-        into_minute = now_ms % WINDOW_MS
+        minute, into_minute = divmod(now_ms, WINDOW_MS)
+        if minute > c.minute:
+            c.roll(minute)
         daily = c.budget(day, now_ms) if meter.daily_usd is not None else _NO_BUDGET
         monthly = c.budget(month, now_ms) if meter.monthly_usd is not None else _NO_BUDGET
         return Reading(meter, len(times), (times[0] + WINDOW_MS - now_ms) if times else 0,
@@ -250,47 +254,50 @@ class MemoryState:
             if left < granted:
                 granted = left
         expiry = now + a.ttl_ms
+        tokens, rid = a.tokens, a.rid
         for r, c in zip(readings, counters, strict=True):
             m = r.meter
             c.times.append(now)
             r.requests += 1
             if r.requests == 1:
                 r.requests_reset_ms = WINDOW_MS
-            c.tokens_now += a.tokens  # _read rolled the buckets to this minute
-            r.tokens += a.tokens
+            c.tokens_now += tokens  # _read rolled the buckets to this minute
+            r.tokens += tokens
             if granted > 0:
                 if m.daily_usd is not None:
-                    c.budgets[day].hold(a.rid, granted, expiry)
+                    c.budgets[day].hold(rid, granted, expiry)
                     r.daily_reserved += granted
                 if m.monthly_usd is not None:
-                    c.budgets[month].hold(a.rid, granted, expiry)
+                    c.budgets[month].hold(rid, granted, expiry)
                     r.monthly_reserved += granted
-        return Verdict(True, granted_usd=granted, readings=readings)
+        return Verdict(True, None, granted, 0, readings)
 
     async def settle(self, s: Settlement) -> None:
         self.settle_now(s)
 
     def settle_now(self, s: Settlement) -> None:
-        settled = self._settled
-        if s.rid in settled:
+        rid = s.rid
+        newer = self._settled_new
+        if rid in newer or rid in self._settled_old:
             return
-        settled[s.rid] = s.now_ms
-        if len(settled) > _SETTLED_MARKERS:  # oldest first (dicts keep insertion order)
-            del settled[next(iter(settled))]
+        newer.add(rid)
+        if len(newer) >= _SETTLED_MARKERS:
+            self._settled_old, self._settled_new = newer, set()
         now = s.now_ms
         day, month = periods(now)
         admitted_day, admitted_month = periods(s.admitted_ms)
-        rid, actual = s.rid, s.actual_usd
+        actual, delta = s.actual_usd, s.token_delta
         for m in s.meters:
             c = self._of(s.tenant, m.scope)
-            if s.token_delta:
-                c.add_tokens(now // WINDOW_MS, s.token_delta)
-            for limit, period, admitted_in in ((m.daily_usd, day, admitted_day),
-                                               (m.monthly_usd, month, admitted_month)):
-                if limit is None:
-                    continue
-                budget = c.budget(period, now)
-                (budget if admitted_in == period else c.budget(admitted_in, now)).release(rid)
+            if delta:
+                c.add_tokens(now // WINDOW_MS, delta)
+            if m.daily_usd is not None:
+                budget = c.budget(day, now)
+                (budget if admitted_day == day else c.budget(admitted_day, now)).release(rid)
+                budget.spent += actual
+            if m.monthly_usd is not None:
+                budget = c.budget(month, now)
+                (budget if admitted_month == month else c.budget(admitted_month, now)).release(rid)
                 budget.spent += actual
 
     async def peek(self, tenant: str, meters: tuple[Meter, ...], now_ms: int) -> list[Reading]:
