@@ -18,6 +18,13 @@ cascade's cost (actual, or the estimate when it timed out) is taken off the ceil
 spend, shown as ``cascade_cost_usd`` and counted in ``router_cascade_cost_usd_total``. It never
 fails the request: a timeout, an upstream error or a new decision that no longer fits keeps the
 model's label and decision (each counted in ``router_cascade_total{outcome}``).
+
+With tenants, the call comes *after* the tenant's admission (``TenantGate.admit``): a request its
+rate limit or budget refuses makes no call. The admission reserves the call's estimate (``planned``)
+with the answer's worst case, unless the route is self-hosted and the tenant exempts that spend; a
+grant too small for it skips the call (``skipped_cost``). Its cost is settled with the answer's
+(``Admitted.charge_cascade``), and a new decision stays within what the admission reserved
+(``Admitted.refit``).
 """
 
 from __future__ import annotations
@@ -195,10 +202,24 @@ class Cascade:
         self.metrics.label_source.labels(label_source(out.rule)).inc()
         return out
 
+    def planned(self, routed: Routed) -> Candidate | None:
+        """The label call ``label`` would make for this request now (route, estimated cost), if any:
+        the tenant gate reserves its cost before any call is made (``TenantGate.admit``)."""
+        cfg = routed.loaded.policy.classifier.cascade
+        if not wanted(routed, cfg):
+            return None
+        assert cfg is not None
+        ask = plan(routed, cfg, self.signals, now=self.clock())
+        return None if isinstance(ask, str) else ask.candidate
+
     async def _ask(self, routed: Routed, cfg: CascadeSettings, relabel: Relabel) -> tuple[Routed, str]:
         ask = plan(routed, cfg, self.signals, now=self.clock())
         if isinstance(ask, str):
             return routed, ask
+        admitted = routed.admitted  # a tenant's request: the call runs only within what was reserved
+        if admitted is not None and not admitted.allows_cascade(ask.candidate.route, ask.candidate.cost_usd):
+            return routed, "skipped_cost"
+        route = ask.candidate.route
         timeout_s = cfg.timeout_ms / 1000
         money = routed.decision.limits.max_cost_usd - routed.chosen.cost_usd
         try:
@@ -207,7 +228,7 @@ class Cascade:
                                                         deadline=self.clock() + timeout_s)
         except TimeoutError:
             # The upstream may bill a call we stopped waiting for: its estimate is taken off the ceiling.
-            self._charge(routed, ask.candidate.cost_usd)
+            self._charge(routed, route, ask.candidate.cost_usd)
             return routed, "timeout"
         except Exception as exc:  # an upstream error, an open circuit: the model's label stands
             log.debug("cascade call failed: %s", type(exc).__name__)
@@ -215,27 +236,33 @@ class Cascade:
         cost = answer.cost_usd
         said = parse_label(reply_text(answer.response), ask.labels)
         if said is None:
-            self._charge(routed, cost)
+            self._charge(routed, route, cost)
             return routed, "unparseable"
         rule = (f"{CASCADE_PREFIX} {answer.candidate.route} said {said}; the model said {ask.top} at "
                 f"{ask.top_probability:.2f} < {cfg.below:.2f}")
         if said == routed.label.task_type:  # the decision stands; the label is now the cascade's
             routed.rule = rule
-            self._charge(routed, cost)
+            self._charge(routed, route, cost)
             return routed, "confirmed"
         label = Label(said, float(routed.probabilities.get(said, 0.0)), routed.label.answer_length,
                       routed.label.subtasks)
         again = relabel((label, routed.probabilities, rule))
         chosen = again.decision.chosen
-        if chosen is None or again.decision.best_effort or chosen.cost_usd + cost > routed.decision.limits.max_cost_usd:
-            self._charge(routed, cost)
+        money = routed.decision.limits.max_cost_usd
+        if chosen is None or again.decision.best_effort or chosen.cost_usd + cost > money or (
+                admitted is not None and not admitted.refit(again.decision, money)):
+            self._charge(routed, route, cost)
             return routed, "over_limits"
-        self._charge(again, cost)
+        again.admitted = admitted  # the new decision is served under the same admission
+        self._charge(again, route, cost)
         return again, "relabelled"
 
-    def _charge(self, routed: Routed, cost: float) -> None:
-        """The cascade's spend: off the ceiling the answer may use, onto the request and the metric."""
+    def _charge(self, routed: Routed, route: str, cost: float) -> None:
+        """The cascade's spend: off the ceiling the answer may use, onto the request, its tenant's
+        budget (settled with the answer's cost) and the metric."""
         routed.cascade_cost_usd += cost
         limits = routed.decision.limits
         routed.decision.limits = Limits(max(0.0, limits.max_cost_usd - cost), limits.latency_budget_ms)
+        if routed.admitted is not None:
+            routed.admitted.charge_cascade(route, cost)
         self.metrics.cascade_cost.inc(cost)

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
 from typing import Literal
 
 from router import errors
+from router.engine.decide import Decision, Limits
 from router.tenants.limits import KeyLimits, Meter
 from router.tenants.metrics import TenantMetrics
 from router.tenants.state import Admission, Reading, Settlement, SharedState, StateError, Verdict
@@ -226,22 +228,48 @@ def meters_summary(readings: list[Reading]) -> list[dict[str, object]]:
 
 
 class Admitted:
-    """What ``Accounting.finished`` calls when the request is over (``finish``)."""
+    """An admitted request's side of its tenant: the reservation, settled by ``finish`` (called by
+    ``Accounting.finished``), and what the cascade's label call may spend of it."""
 
-    __slots__ = ("exempt_routes", "metrics", "reservation")
+    __slots__ = ("answer_reserved", "cascade_charged_usd", "cascade_usd", "exempt_routes", "metrics",
+                 "reservation")
 
     def __init__(self, reservation: Reservation, metrics: TenantMetrics,
-                 exempt_routes: frozenset[str] = frozenset()) -> None:
+                 exempt_routes: frozenset[str] = frozenset(), *, cascade_usd: float = math.inf,
+                 answer_reserved: bool = True) -> None:
         self.reservation = reservation
         self.metrics = metrics
         self.exempt_routes = exempt_routes  # self-hosted routes this tenant's budget does not pay for
+        self.cascade_usd = cascade_usd      # the most a cascade call may cost the budget (inf: no budget)
+        self.answer_reserved = answer_reserved  # False: the budget reserved nothing for the answer
+        self.cascade_charged_usd = 0.0
 
     @property
     def headers(self) -> dict[str, str]:
         return self.reservation.headers
 
+    # --- the cascade's label call (router.pipeline.cascade) ---------------------------------------
+    def allows_cascade(self, route: str, estimate_usd: float) -> bool:
+        """Whether the admission covers a label call on ``route`` estimated at ``estimate_usd``."""
+        return route in self.exempt_routes or estimate_usd <= self.cascade_usd
+
+    def charge_cascade(self, route: str, cost_usd: float) -> None:
+        """The label call's cost, settled with the request's (unless its route is exempt)."""
+        if route not in self.exempt_routes:
+            self.cascade_charged_usd += cost_usd
+
+    def refit(self, decision: Decision, money_usd: float) -> bool:
+        """A decision made again under the cascade's label, held to what this admission reserved:
+        its money capped at ``money_usd`` (the first decision's, the grant already applied); False
+        when it needs budget the admission did not reserve (only exempt routes were)."""
+        if not self.answer_reserved and any(c.route not in self.exempt_routes for c in decision.chain):
+            return False
+        if money_usd < decision.limits.max_cost_usd:
+            decision.limits = Limits(max_cost_usd=money_usd, latency_budget_ms=decision.limits.latency_budget_ms)
+        return True
+
     def finish(self, route: str, status: str, cost_usd: float, tokens: int) -> None:
-        charged = 0.0 if route in self.exempt_routes else cost_usd
+        charged = (0.0 if route in self.exempt_routes else cost_usd) + self.cascade_charged_usd
         reservation = self.reservation
         self.metrics.finished(reservation.limits.tenant, status, charged)
         reservation.settle(charged, tokens)

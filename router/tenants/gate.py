@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from router import errors, taxonomy
 from router.auth import ClientAuth
 from router.engine.admission import AdmissionQueue, QueueFull
-from router.engine.decide import Decision, Limits
+from router.engine.decide import Candidate, Decision, Limits
 from router.engine.live import LiveState
 from router.observability.metrics import RouterMetrics
 from router.policy.loader import LoadedPolicy
@@ -35,6 +36,8 @@ from router.tenants.store import Directory, TenantsError, TenantStore
 
 if TYPE_CHECKING:
     from router.exchange import Routed
+
+    CascadePlan = Callable[[Routed], Candidate | None]  # the cascade's label call for a request, if any
 
 MAX_RESERVATION_TTL_MS = 3_600_000
 
@@ -84,9 +87,27 @@ def self_hosted(policy: Policy, route: str) -> bool:
     return backend is not None and backend.pricing.gpu_hour_usd is not None
 
 
-def worst_case_usd(policy: Policy, routed: Routed) -> float:
+# id(policy) -> (that policy, its self-hosted routes): kept per policy object (a reload, or a
+# tenant's swarm caps, makes a new one), so the set is built once, not per request.
+_SELF_HOSTED: dict[int, tuple[Policy, frozenset[str]]] = {}
+
+
+def self_hosted_routes(policy: Policy) -> frozenset[str]:
+    """Every route (``swarm`` included) a tenant with ``self_hosted_spend: exempt`` does not pay for."""
+    hit = _SELF_HOSTED.get(id(policy))
+    if hit is not None and hit[0] is policy:
+        return hit[1]
+    if len(_SELF_HOSTED) > 256:
+        _SELF_HOSTED.clear()
+    routes = frozenset(r for r in (*policy.routes, taxonomy.SWARM_ROUTE) if self_hosted(policy, r))
+    _SELF_HOSTED[id(policy)] = (policy, routes)
+    return routes
+
+
+def worst_case_usd(policy: Policy, routed: Routed, extra_usd: float = 0.0) -> float:
     """The most the request can spend: the money cap, or less when every route in the chain would
-    hit its output limit (the client's ``max_tokens`` or the backend's) before spending that much."""
+    hit its output limit (the client's ``max_tokens`` or the backend's) before spending that much.
+    ``extra_usd``: spent before the answer (the cascade's label call), within the same cap."""
     cap = routed.decision.spend_limit_usd
     worst = 0.0
     for cand in routed.decision.chain:
@@ -96,7 +117,7 @@ def worst_case_usd(policy: Policy, routed: Routed) -> float:
         price_in, _, price_out = backend.pricing.per_token_usd()
         out = min(routed.facts.max_output_tokens or backend.max_output_tokens, backend.max_output_tokens)
         worst = max(worst, routed.facts.input_tokens_upper * price_in + out * price_out)
-    return min(cap, worst)
+    return min(cap, worst + extra_usd)
 
 
 def limits_of(routed: Routed) -> KeyLimits | None:
@@ -163,8 +184,11 @@ class TenantGate:
             routed = again
 
     # --- rates and budget ------------------------------------------------------------------------
-    async def admit(self, routed: Routed, prepare_again: Callable[[], Routed],
-                    fail: Callable[[Routed], None]) -> Routed:
+    async def admit(self, routed: Routed, prepare_again: Callable[[], Routed], fail: Callable[[Routed], None],
+                    cascade: CascadePlan | None = None) -> Routed:
+        """Queue for capacity, then rates and the budget — before any upstream call, the cascade's
+        label call included: ``cascade(routed)`` names that call (or None), and its estimated cost
+        is reserved with the answer's worst case."""
         if routed.decision.chosen is None:
             routed = await self._wait_for_capacity(routed, prepare_again, fail)
         limits = limits_of(routed)
@@ -172,30 +196,37 @@ class TenantGate:
             return routed
         decision = routed.decision
         policy = routed.loaded.policy
-        exempt = frozenset(c.route for c in decision.chain if limits.exempt_self_hosted
-                           and self_hosted(policy, c.route))
+        exempt = self_hosted_routes(policy) if limits.exempt_self_hosted else frozenset()
         chosen = routed.chosen
         tokens = routed.facts.input_tokens + chosen.output_tokens + chosen.reasoning_tokens
         ttl_ms = int(min(MAX_RESERVATION_TTL_MS, max(60_000.0, 3 * decision.limits.latency_budget_ms)))
-        all_exempt = all(c.route in exempt for c in decision.chain)
+        all_exempt = bool(exempt) and all(c.route in exempt for c in decision.chain)
+        ask = cascade(routed) if cascade is not None else None
+        ask_usd = 0.0 if ask is None or ask.route in exempt else ask.cost_usd
+        need_usd = 0.0 if chosen.route in exempt else chosen.cost_usd
         try:
             reservation = await self.enforcer.admit(
-                limits, reserve_usd=0.0 if all_exempt else worst_case_usd(policy, routed),
-                need_usd=0.0 if chosen.route in exempt else chosen.cost_usd, tokens=tokens, ttl_ms=ttl_ms)
+                limits, reserve_usd=min(decision.spend_limit_usd, ask_usd) if all_exempt else
+                worst_case_usd(policy, routed, ask_usd), need_usd=need_usd, tokens=tokens, ttl_ms=ttl_ms)
         except errors.QuotaExceeded:
-            if not exempt:
+            chain = [c for c in decision.chain if c.route in exempt]
+            if not chain:
                 raise
             # The budget is spent, but this tenant's self-hosted routes cost it nothing: use only those.
-            chain = [c for c in decision.chain if c.route in exempt]
             decision.chosen, decision.fallbacks = chain[0], chain[1:]
             all_exempt = True
+            need_usd = 0.0
             reservation = await self.enforcer.admit(limits, reserve_usd=0.0, need_usd=0.0, tokens=tokens,
                                                     ttl_ms=ttl_ms)
         granted = reservation.granted_usd
         if granted is not None and not all_exempt and granted < decision.spend_limit_usd:
             decision.limits = Limits(max_cost_usd=granted, latency_budget_ms=decision.limits.latency_budget_ms)
             decision.best_effort = False  # the budget, not the policy, now sets the money
-        routed.admitted = Admitted(reservation, self.metrics, exempt)
+        # What the reservation leaves the cascade's call once the answer's least is set aside (a
+        # call the budget pays for runs only within it; no budget: no bound here).
+        cascade_usd = math.inf if granted is None else max(0.0, granted - need_usd)
+        routed.admitted = Admitted(reservation, self.metrics, exempt, cascade_usd=cascade_usd,
+                                   answer_reserved=granted is None or not all_exempt)
         return routed
 
 
