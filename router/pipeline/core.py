@@ -86,15 +86,15 @@ class Pipeline:
             with trace.activate():
                 routed = await offload.sized(size, self.prepare, body, headers, arrived=arrived, trace=trace,
                                              api=api, tenant=tenant, may_queue=self.tenants is not None, memo=memo)
-                routed = await self.cascade.label(routed, lambda given: self.prepare(  # hook (issue 17): unsure label
-                    body, headers, arrived=arrived, dry_run=True, trace=trace, api=api, tenant=tenant,
-                    given_label=given, memo=memo))
                 if self.tenants is not None:  # hook: tenants — queue for capacity, rate limits, budget
                     routed = await self.tenants.admit(
                         routed, lambda: self.prepare(body, headers, arrived=arrived, trace=trace, api=api,
                                                      tenant=tenant, may_queue=True, memo=memo),
-                        self._raise_infeasible)
+                        self._raise_infeasible, cascade=self.cascade.planned)  # hook: the cascade's call reserved too
                     rate_headers = routed.admitted.headers if routed.admitted is not None else {}
+                routed = await self.cascade.label(routed, lambda given: self.prepare(  # hook (issue 17): unsure label
+                    body, headers, arrived=arrived, dry_run=True, trace=trace, api=api, tenant=tenant,
+                    given_label=given, memo=memo))
                 routed.native = native  # hook: /v1/messages → Claude without a double translation
                 out = await self.stream(routed) if body.get("stream") else await self.complete(routed)
                 out.headers.update(rate_headers)  # x-ratelimit-* on every answer
