@@ -5,8 +5,10 @@
     limits.check_request(model, forced_mode, direct_route)   # 403 permission_denied
     Limits = limits.request_limits(...)                      # strictest of tenant, policy, header, body
     limits.restrict(decision)                                # only allowed routes stay in the chain
-    routed = await gate.admit(routed, prepare_again)         # queue for capacity, then rates + budget
-    routed.reservation.finish(route, status, cost, tokens)   # settle (in ChatServing._finish)
+    routed = await gate.admit(routed, prepare_again, fail, cascade=cascade.planned)
+                                  # queue for capacity, then rates + budget (the cascade's call reserved)
+    routed = await cascade.label(routed, relabel)            # only now may the label call be made
+    routed.admitted.finish(route, status, cost, tokens)      # settle, cascade included (Accounting.finished)
 """
 
 from __future__ import annotations
