@@ -240,10 +240,15 @@ class MemoryState:
                 refusal = Verdict(False, "requests", retry_after_ms=max(r.requests_reset_ms, 1))
             elif m.tpm is not None and r.tokens > 0 and r.tokens + a.tokens > m.tpm:
                 refusal = Verdict(False, "tokens", retry_after_ms=max(r.tokens_reset_ms, 1))
-            elif m.daily_usd is not None or m.monthly_usd is not None:
-                r_left = r.budget_left()
-                if r_left is not None and (left is None or r_left < left):
-                    left = r_left
+            else:  # the least left of every budget of every meter (inlined: once per request)
+                if m.daily_usd is not None:
+                    r_left = m.daily_usd - r.daily_spent - r.daily_reserved
+                    if left is None or r_left < left:
+                        left = r_left
+                if m.monthly_usd is not None:
+                    r_left = m.monthly_usd - r.monthly_spent - r.monthly_reserved
+                    if left is None or r_left < left:
+                        left = r_left
         if refusal is not None:
             refusal.readings = readings
             return refusal
