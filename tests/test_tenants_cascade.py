@@ -18,7 +18,6 @@ import openai
 import pytest
 import yaml
 
-from router import errors
 from router.classifier import TaskClassifier
 from router.engine.admission import AdmissionQueue
 from router.engine.live import LiveState
@@ -181,17 +180,3 @@ def test_a_grant_too_small_for_the_label_call_skips_it(tmp_path: Path) -> None:
         assert out is admitted and out.cascade_cost_usd == 0  # skipped: no call was made
 
     asyncio.run(run())
-
-
-def test_a_refused_admission_raises_before_the_cascade_is_planned(tmp_path: Path) -> None:
-    pipeline, gate, keys = _services(tmp_path, {"broke": {"monthly_budget_usd": 0.0}})
-    planned: list[Routed] = []
-
-    async def run() -> None:
-        routed = _prepared(pipeline, gate, keys["broke"])
-        with pytest.raises(errors.QuotaExceeded):
-            await gate.admit(routed, lambda: routed, _never, cascade=lambda r: planned.append(r) or None)
-
-    asyncio.run(run())
-    assert len(planned) == 1  # planned (to size the reservation), never called: the admission refused
-
