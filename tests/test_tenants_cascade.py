@@ -28,7 +28,7 @@ from router.pipeline.core import Pipeline
 from router.policy.loader import load_policy_text
 from router.tenancy import Tenant
 from router.tenants import manage
-from router.tenants.enforce import Enforcer
+from router.tenants.enforce import Admitted, Enforcer, Reservation
 from router.tenants.gate import TenantGate, worst_case_usd
 from router.tenants.metrics import TenantMetrics
 from router.tenants.state import MemoryState
@@ -180,3 +180,24 @@ def test_a_grant_too_small_for_the_label_call_skips_it(tmp_path: Path) -> None:
         assert out is admitted and out.cascade_cost_usd == 0  # skipped: no call was made
 
     asyncio.run(run())
+
+
+def test_a_relabelled_decision_stays_within_the_reservation(tmp_path: Path) -> None:
+    pipeline, gate, keys = _services(tmp_path, {"team": {"monthly_budget_usd": 10.0}})
+    routed = _prepared(pipeline, gate, keys["team"])
+    assert any(not c.route.startswith("kimi:") for c in routed.decision.chain)
+    limits = gate.store.identify(f"Bearer {keys['team']}")
+    assert limits is not None
+    reservation = Reservation(limits, 0.0, 0)
+    metrics = TenantMetrics(RouterMetrics())
+    only_self_hosted = Admitted(reservation, metrics, frozenset({"kimi:instant", "kimi:thinking"}),
+                                cascade_usd=0.0, answer_reserved=False)
+    assert not only_self_hosted.refit(routed.decision, 1.0)  # vendor routes in the chain: not reserved
+    reserved = Admitted(reservation, metrics, frozenset(), cascade_usd=0.0, answer_reserved=True)
+    assert reserved.refit(routed.decision, 0.003) and routed.decision.limits.max_cost_usd == 0.003
+    assert reserved.refit(routed.decision, 5.0) and routed.decision.limits.max_cost_usd == 0.003  # never raised
+    reserved.charge_cascade("gpt:default", 0.002)
+    reserved.charge_cascade("kimi:instant", 0.5)  # counted: this tenant exempts nothing
+    assert reserved.cascade_charged_usd == pytest.approx(0.502)
+    only_self_hosted.charge_cascade("kimi:instant", 0.5)
+    assert only_self_hosted.cascade_charged_usd == 0
