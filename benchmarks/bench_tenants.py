@@ -28,6 +28,7 @@ import gc
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -71,8 +72,10 @@ def setup(directory: Path) -> tuple[TenantStore, str]:
 
 
 async def per_request(store: TenantStore, key: str, state: SharedState,
-                      requests: int) -> tuple[list[float], list[float], list[float]]:
-    """Wall and CPU µs per request, and the CPU µs of the empty timing loop (the floor)."""
+                      requests: int) -> tuple[list[float], list[float], list[float], list[bool]]:
+    """Wall and CPU µs per request, the CPU µs of the empty timing loop (the floor), and whether
+    the thread was switched out during the request (its context-switch count moved: read around the
+    timed part, not inside it)."""
     loaded = load_policy_file(PACKAGED_POLICY, env=ENV)
     metrics = TenantMetrics(RouterMetrics(), store.current.names)
     enforcer = Enforcer(state, metrics)
@@ -80,11 +83,13 @@ async def per_request(store: TenantStore, key: str, state: SharedState,
     samples: list[float] = []
     cpu: list[float] = []
     floor: list[float] = []
+    preempted: list[bool] = []
     exempt: frozenset[str] = frozenset()
     gc.collect()
     gc.freeze()  # as the gateway does after start-up
     tune_collector()  # and the serving process's collector threshold (router.server)
     for _ in range(requests):
+        switches = _switches()
         c0 = time.thread_time()
         floor.append((time.thread_time() - c0) * 1e6)
         c0 = time.thread_time()
@@ -100,7 +105,14 @@ async def per_request(store: TenantStore, key: str, state: SharedState,
         admitted.finish("gpt:default", "ok", 0.0012, 640)
         samples.append((time.perf_counter() - t0) * 1e6)
         cpu.append((time.thread_time() - c0) * 1e6)
-    return samples, cpu, floor
+        preempted.append(_switches() != switches)
+    return samples, cpu, floor, preempted
+
+
+def _switches() -> int:
+    """Context switches of this thread so far (voluntary + involuntary)."""
+    usage = resource.getrusage(resource.RUSAGE_THREAD)
+    return usage.ru_nvcsw + usage.ru_nivcsw
 
 
 async def redis_run(url: str, store: TenantStore, key: str, requests: int, concurrency: int) -> dict[str, float]:
@@ -151,17 +163,24 @@ async def redis_run(url: str, store: TenantStore, key: str, requests: int, concu
             "evalsha": evalsha / requests, "rps": requests / wall, "exact": float(exact)}
 
 
-def one_run(store: TenantStore, key: str, requests: int) -> tuple[float, float, float, float, float]:
-    """wall p50, wall p99, CPU p50, CPU p99, floor p99 (µs) of one in-process run."""
+Row = tuple[float, float, float, float, float, float, float]
+COLUMNS = (("wall p50", 9), ("wall p99", 9), ("CPU p50", 8), ("CPU p99", 8), ("floor p99", 10),
+           ("p99 unswitched", 15), ("switched %", 11))
+
+
+def one_run(store: TenantStore, key: str, requests: int) -> Row:
+    """wall p50, wall p99, CPU p50, CPU p99, floor p99 (µs) of one in-process run; the CPU p99 of
+    the requests during which the thread was not switched out, and the share (%) that were."""
     gc.collect()
-    samples, cpu, floor = asyncio.run(per_request(store, key, MemoryState(), requests))
+    samples, cpu, floor, preempted = asyncio.run(per_request(store, key, MemoryState(), requests))
     cut = len(cpu) // 10  # drop the warm-up tenth
-    samples, cpu, floor = samples[cut:], cpu[cut:], floor[cut:]
+    samples, cpu, floor, preempted = samples[cut:], cpu[cut:], floor[cut:], preempted[cut:]
+    unswitched = [c for c, p in zip(cpu, preempted, strict=True) if not p]
     return (statistics.median(samples), pct(samples, 0.99), statistics.median(cpu), pct(cpu, 0.99),
-            pct(floor, 0.99))
+            pct(floor, 0.99), pct(unswitched, 0.99), 100 * sum(preempted) / len(preempted))
 
 
-def before_run(rev: str, requests: int, directory: Path) -> tuple[float, float, float, float, float]:
+def before_run(rev: str, requests: int, directory: Path) -> Row:
     """One run of this harness over REV's tree (extracted once into ``directory``)."""
     tree = directory / "before"
     if not tree.exists():
@@ -174,7 +193,7 @@ def before_run(rev: str, requests: int, directory: Path) -> tuple[float, float, 
                           "--one-run"], cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, check=True,
                          capture_output=True, text=True).stdout
     values = json.loads(out.strip().splitlines()[-1])
-    return (values[0], values[1], values[2], values[3], values[4])
+    return (values[0], values[1], values[2], values[3], values[4], values[5], values[6])
 
 
 def main() -> int:
@@ -195,21 +214,23 @@ def main() -> int:
         store, key = setup(Path(tmp))
         print(f"directory: {len(store.current.tenants)} tenants, {len(store.current.index)} keys")
         print("\nin-process state, per request (identify + limits + admit + headers + finish/settle), µs:")
-        print(f"{'tree':>10} {'run':>4} {'wall p50':>9} {'wall p99':>9} {'CPU p50':>8} {'CPU p99':>8} "
-              f"{'floor p99':>10}")
-        rows: dict[str, list[tuple[float, float, float, float, float]]] = {"this": [], "before": []}
+        print(f"{'tree':>10} {'run':>4} " + " ".join(f"{name:>{width}}" for name, width in COLUMNS))
+        rows: dict[str, list[Row]] = {"this": [], "before": []}
         for run in range(args.runs):
             if args.before:
                 rows["before"].append(before_run(args.before, args.requests, Path(tmp)))
                 print(f"{args.before[:10]:>10} {run + 1:>4} " + " ".join(
-                    f"{v:>{w}.1f}" for v, w in zip(rows["before"][-1], (9, 9, 8, 8, 10), strict=True)))
+                    f"{v:>{w}.1f}" for v, (_, w) in zip(rows["before"][-1], COLUMNS, strict=True)))
             rows["this"].append(one_run(store, key, args.requests))
             print(f"{'this':>10} {run + 1:>4} " + " ".join(
-                f"{v:>{w}.1f}" for v, w in zip(rows["this"][-1], (9, 9, 8, 8, 10), strict=True)))
+                f"{v:>{w}.1f}" for v, (_, w) in zip(rows["this"][-1], COLUMNS, strict=True)))
         p99 = statistics.median(r[3] for r in rows["this"])
         ok = p99 <= TARGET_P99_US
         print(f"CPU p99, median of {args.runs} runs: {p99:.1f} µs (target <= {TARGET_P99_US:g} µs: "
               f"{'met' if ok else 'MISSED'}); wall includes preemption by other processes on a shared machine")
+        unswitched = statistics.median(r[5] for r in rows["this"])
+        print(f"CPU p99 of the requests not switched out, median of {args.runs} runs: {unswitched:.1f} µs "
+              "(a switch costs the request the kernel's work and cold caches; the target is judged on all)")
         if args.before:
             p50, p50_before = (statistics.median(r[2] for r in rows[t]) for t in ("this", "before"))
             p99_before = statistics.median(r[3] for r in rows["before"])
