@@ -203,7 +203,7 @@ class TenantGate:
         tokens = routed.facts.input_tokens + chosen.output_tokens + chosen.reasoning_tokens
         ttl_ms = int(min(MAX_RESERVATION_TTL_MS, max(60_000.0, 3 * decision.limits.latency_budget_ms)))
         all_exempt = bool(exempt) and all(c.route in exempt for c in decision.chain)
-        ask = cascade(routed) if cascade is not None else None
+        ask = cascade(routed) if cascade is not None and limits.budgeted else None  # no budget: nothing to reserve
         ask_usd = 0.0 if ask is None or ask.route in exempt else ask.cost_usd
         need_usd = 0.0 if chosen.route in exempt else chosen.cost_usd
         try:
