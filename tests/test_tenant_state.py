@@ -15,7 +15,7 @@ import pytest
 
 from router.tenants.limits import Meter
 from router.tenants.redis_state import RedisState
-from router.tenants.state import Admission, MemoryState, Settlement, SharedState, StateError
+from router.tenants.state import Admission, MemoryState, Settlement, SharedState, StateError, periods
 from tests.support.redis_server import RedisServer
 from tests.support.redis_wire import RoundTrips, count_round_trips
 
@@ -248,3 +248,12 @@ async def test_an_admission_settled_before_it_ran_counts_nowhere(
         await backend.admit(admission(meters, "late", T0 + 1, reserve=0.4, need=0.01))
     reading = (await backend.peek("team", meters, T0 + 2))[0]
     assert (reading.requests, reading.monthly_reserved) == (0, pytest.approx(0))
+
+
+def test_periods_are_right_whatever_order_days_are_asked_in() -> None:
+    day = 86_400_000
+    jan31, feb1 = 1_769_817_600_000, 1_769_817_600_000 + day  # 2026-01-31 and 2026-02-01, 00:00 UTC
+    assert periods(feb1 + 5) == ("2026-02-01", "2026-02")
+    assert periods(jan31 + day - 1) == ("2026-01-31", "2026-01")  # an older day after a newer one
+    assert periods(feb1) == ("2026-02-01", "2026-02")
+    assert periods(jan31) == ("2026-01-31", "2026-01")

@@ -33,9 +33,17 @@ _SETTLED_MARKERS = 10_000  # in-process: a retried settlement comes back at once
 _PERIODS: dict[int, tuple[str, str]] = {}
 
 
+# The latest day asked for and its periods, as one tuple (one read, one write: safe across threads).
+_today: tuple[int, tuple[str, str]] = (-1, ("", ""))
+
+
 def periods(now_ms: int) -> tuple[str, str]:
     """The UTC day and month a moment belongs to (budget periods); one computation per day."""
+    global _today
     day_number = now_ms // 86_400_000
+    today = _today
+    if day_number == today[0]:  # nearly every call: no dictionary look-up
+        return today[1]
     hit = _PERIODS.get(day_number)
     if hit is None:
         t = time.gmtime(day_number * 86_400)
@@ -43,6 +51,8 @@ def periods(now_ms: int) -> tuple[str, str]:
             _PERIODS.clear()
         hit = _PERIODS[day_number] = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}",
                                       f"{t.tm_year:04d}-{t.tm_mon:02d}")
+    if day_number > today[0]:
+        _today = (day_number, hit)
     return hit
 
 
