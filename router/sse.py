@@ -3,8 +3,10 @@ and the reading of an upstream's stream (``DataLines``)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -26,70 +28,106 @@ def event(name: str, obj: Any) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
 
 
-class ByteSource(Protocol):
-    """What ``DataLines`` reads from: an aiohttp ``StreamReader`` (``resp.content``)."""
-
-    def read_nowait(self, n: int = -1) -> bytes: ...
-
-    async def readany(self) -> bytes: ...
-
-
 class LineTooLong(ValueError):
     """An SSE line grew past ``DataLines.max_line`` bytes without ending."""
 
 
 class DataLines:
-    """The ``data:`` payloads of an SSE byte stream, read in bulk.
+    """The ``data:`` payloads of an SSE byte stream, split as the bytes arrive.
 
-    One read takes everything the socket has buffered, so a burst of frames costs one await, not
-    a ``readline()`` per line (two per frame). ``ready()`` says whether the next payload is already
-    in memory — the caller may then wait for it and send both frames in one write — and never
-    waits itself. Only ``data:`` lines matter to OpenAI-compatible streams (one JSON per line);
-    comments, ``event:`` lines and blank separators are dropped as the bytes are split.
+    The upstream connection pushes the body into it (``feed``, an ``http1.BodySink``) as the socket
+    delivers it, de-chunked: the bytes are split where they land, with no intermediate buffer, and
+    a burst of frames costs the consumer one await, not a ``readline()`` per line (two per frame).
+    ``ready()`` says whether the next payload is already in memory — the caller may then wait for it
+    and send both frames in one write — and never waits itself. Only ``data:`` lines matter to
+    OpenAI-compatible streams (one JSON per line) and Anthropic's (the ``event:`` line repeats the
+    type); comments, ``event:`` lines and blank separators are dropped as the bytes are split.
+    Backpressure: past ``high_water`` bytes of payloads not yet taken, ``feed`` says "full" (the
+    connection stops reading) and reading resumes once the consumer took half of them.
     """
 
-    __slots__ = ("_partial", "_payloads", "_source", "max_line")
+    __slots__ = ("_buffered", "_end", "_error", "_full", "_partial", "_payloads", "_resume", "_waiter",
+                 "high_water", "max_line")
 
-    def __init__(self, max_line: int = 8 << 20) -> None:
-        self._source: ByteSource | None = None
+    def __init__(self, max_line: int = 8 << 20, high_water: int = 256 << 10) -> None:
         self._payloads: deque[bytes] = deque()
         self._partial = b""
+        self._buffered = 0
+        self._full = False
+        self._end = False
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._resume: Callable[[], None] | None = None
         self.max_line = max_line  # a line this long with no end in sight is a broken upstream
+        self.high_water = high_water
 
-    def attach(self, source: ByteSource) -> None:
-        self._source = source
+    # --- the producer's side (the connection) --------------------------------------------------
+    def bind(self, resume: Callable[[], None]) -> None:
+        self._resume = resume
 
-    def _take(self, data: bytes) -> None:
+    def feed(self, data: bytes) -> bool:
+        if self._error is not None or self._end:
+            return False  # broken: stop reading; the consumer raises and closes the connection
         lines = (self._partial + data if self._partial else data).split(b"\n")
         self._partial = lines.pop()
         if len(self._partial) > self.max_line:
-            raise LineTooLong(f"an SSE line longer than {self.max_line} bytes")
-        append = self._payloads.append
+            self._partial = b""
+            self.feed_error(LineTooLong(f"an SSE line longer than {self.max_line} bytes"))
+            return False
+        payloads = self._payloads
+        before = len(payloads)
         for line in lines:
             if line.startswith(b"data:"):
-                append(line[5:].strip())  # strip(): the optional space, and \r of a \r\n ending
+                payload = line[5:].strip()  # strip(): the optional space, and \r of a \r\n ending
+                payloads.append(payload)
+                self._buffered += len(payload)
+        if len(payloads) != before:
+            self._wake()
+        if self._buffered >= self.high_water:
+            self._full = True
+            return False
+        return True
 
+    def feed_eof(self) -> None:
+        last, self._partial = self._partial, b""
+        if last.startswith(b"data:"):  # a last line without its newline still counts
+            self._payloads.append(last[5:].strip())
+        self._end = True
+        self._wake()
+
+    def feed_error(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # --- the consumer's side -------------------------------------------------------------------
     def ready(self) -> bool:
         """True when the next payload can be had without waiting for the network."""
-        if self._payloads:
-            return True
-        if self._source is None:
-            return False
-        try:
-            data = self._source.read_nowait()
-            if data:
-                self._take(data)
-        except Exception:  # a broken stream: say "not ready", the next read raises it properly
-            return False
         return bool(self._payloads)
 
     async def next(self) -> bytes | None:
-        """The next ``data:`` payload; ``None`` at the end of the bytes."""
-        while not self._payloads:
-            assert self._source is not None, "attach() a source first"
-            data = await self._source.readany()
-            if not data:  # the end: a last line without its newline still counts
-                last, self._partial = self._partial, b""
-                return last[5:].strip() if last.startswith(b"data:") else None
-            self._take(data)
-        return self._payloads.popleft()
+        """The next ``data:`` payload; ``None`` at the end of the bytes. A failure of the stream
+        (a timeout, a closed connection, an endless line) is raised after the payloads before it."""
+        payloads = self._payloads
+        while not payloads:
+            if self._error is not None:
+                raise self._error
+            if self._end:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        payload = payloads.popleft()
+        self._buffered -= len(payload)
+        if self._full and self._buffered <= self.high_water // 2:
+            self._full = False
+            if self._resume is not None:
+                self._resume()
+        return payload

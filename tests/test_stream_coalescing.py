@@ -150,27 +150,6 @@ def test_a_lone_token_is_not_held_for_its_successor(gw: Gateway, upstream: Paced
 
 
 # --- DataLines on its own: bytes split anywhere ---------------------------------------------------
-class Pieces:
-    """A byte source handing out fixed pieces, as a socket would (``read_nowait`` sees only what
-    has "arrived": pieces up to ``arrived``)."""
-
-    def __init__(self, pieces: list[bytes]) -> None:
-        self.pieces = pieces
-        self.arrived = 0
-        self.taken = 0
-
-    def read_nowait(self, n: int = -1) -> bytes:
-        data = b"".join(self.pieces[self.taken:self.arrived])
-        self.taken = max(self.taken, self.arrived)
-        return data
-
-    async def readany(self) -> bytes:
-        if self.taken >= len(self.pieces):
-            return b""
-        self.arrived = max(self.arrived, self.taken + 1)
-        return self.read_nowait()
-
-
 async def _drain(lines: DataLines) -> list[bytes]:
     out = []
     while (payload := await lines.next()) is not None:
@@ -184,33 +163,59 @@ STREAM = b": keep-alive\n\nevent: x\ndata: {\"a\":1}\r\n\r\ndata:{\"b\":2}\n\nda
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 64])
 def test_data_lines_are_the_same_however_the_bytes_are_split(size: int) -> None:
     lines = DataLines()
-    lines.attach(Pieces([STREAM[i:i + size] for i in range(0, len(STREAM), size)]))
+    for i in range(0, len(STREAM), size):
+        lines.feed(STREAM[i:i + size])
+    lines.feed_eof()
     assert asyncio.run(_drain(lines)) == [b'{"a":1}', b'{"b":2}', b"[DONE]"]
 
 
 def test_ready_only_when_a_whole_data_line_is_in_memory() -> None:
-    source = Pieces([b"data: {\"a\":1}\n\nda", b"ta: {\"b\"", b":2}\n\n"])
     lines = DataLines()
-    assert not lines.ready()  # nothing attached yet
-    lines.attach(source)
     assert not lines.ready()  # nothing arrived
+    lines.feed(b"data: {\"a\":1}\n\nda")
+    assert lines.ready()
     assert asyncio.run(lines.next()) == b'{"a":1}'
     assert not lines.ready()  # "da" is not a line
-    source.arrived = 2
+    lines.feed(b"ta: {\"b\"")
     assert not lines.ready()  # 'data: {"b"' is not a whole line either
-    source.arrived = 3
+    lines.feed(b":2}\n\n")
     assert lines.ready()
     assert asyncio.run(lines.next()) == b'{"b":2}'
+    lines.feed_eof()
     assert asyncio.run(lines.next()) is None
 
 
 def test_a_last_line_without_its_newline_still_counts_and_an_endless_one_is_refused() -> None:
     lines = DataLines()
-    lines.attach(Pieces([b"data: [DONE]"]))
+    lines.feed(b"data: [DONE]")
+    lines.feed_eof()
     assert asyncio.run(_drain(lines)) == [b"[DONE]"]
     lines = DataLines(max_line=16)
-    lines.attach(Pieces([b"data: " + b"x" * 32]))
+    assert lines.feed(b"data: {}\n") is True
+    assert lines.feed(b"data: " + b"x" * 32) is False  # refused: the connection stops reading
+    assert asyncio.run(lines.next()) == b"{}"  # what came before the broken line is still delivered
     with pytest.raises(LineTooLong):
+        asyncio.run(lines.next())
+
+
+def test_a_full_buffer_pauses_the_producer_until_the_consumer_took_half() -> None:
+    resumed: list[int] = []
+    lines = DataLines(high_water=100)
+    lines.bind(lambda: resumed.append(lines._buffered))
+    frame = b"data: " + b"y" * 20 + b"\n\n"
+    accepted = [lines.feed(frame) for _ in range(5)]
+    assert accepted == [True, True, True, True, False]  # 5 x 20 payload bytes reach the high water
+    taken = [asyncio.run(lines.next()) for _ in range(3)]
+    assert taken == [b"y" * 20] * 3 and resumed == [40]  # resumed once, at <= half of the high water
+
+
+def test_a_failure_is_raised_after_the_payloads_that_came_before_it() -> None:
+    lines = DataLines()
+    lines.feed(b"data: 1\n\ndata: 2\n\n")
+    lines.feed_error(TimeoutError("the upstream stopped sending"))
+    assert asyncio.run(lines.next()) == b"1"
+    assert asyncio.run(lines.next()) == b"2"
+    with pytest.raises(TimeoutError):
         asyncio.run(lines.next())
 
 

@@ -1,5 +1,6 @@
 """The lean path: relay OpenAI-format requests to OpenAI-compatible upstreams (vLLM, SGLang, NIM,
-Moonshot, OpenAI) over one pooled aiohttp session, with orjson. No translation, ~0.2-0.4 ms.
+Moonshot, OpenAI) over one pool of keep-alive HTTP/1.1 connections (``http1.Pool``), with orjson.
+No translation. The aiohttp session (``session()``) stays for the native Anthropic client.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from router.dispatch.http1 import Http1Error, Pool
 from router.dispatch.upstream import (
     UpstreamCall,
     UpstreamError,
@@ -29,6 +31,7 @@ class OpenAIRelay:
     def __init__(self, *, max_connections: int = 1024) -> None:
         self._connector_limit = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._pool = Pool(max_connections=max_connections)
 
     def _client(self) -> aiohttp.ClientSession:
         # Created lazily inside the running loop (aiohttp sessions are bound to their loop).
@@ -41,29 +44,34 @@ class OpenAIRelay:
         return self._session
 
     def session(self) -> aiohttp.ClientSession:
-        """The pooled session, shared with the other native clients (dispatch/anthropic.py)."""
+        """An aiohttp session for the native Anthropic client (dispatch/anthropic.py); the relay's
+        own calls go through ``http1.Pool``."""
         return self._client()
 
     @staticmethod
-    def _request_args(call: UpstreamCall, *, stream: bool) -> dict[str, Any]:
+    def _url_and_headers(call: UpstreamCall) -> tuple[str, dict[str, str]]:
         headers = {"content-type": "application/json"}
         if call.api_key:
             headers["authorization"] = f"Bearer {call.api_key}"
-        backend = call.backend
-        timeout = (aiohttp.ClientTimeout(total=None, connect=backend.connect_timeout_s,
-                                         sock_read=backend.timeout_s) if stream
-                   else aiohttp.ClientTimeout(total=call.attempt_timeout_s, connect=backend.connect_timeout_s))
-        return {"url": backend.api_base.rstrip("/") + "/chat/completions", "data": orjson.dumps(call.body),
-                "headers": headers, "timeout": timeout}
+        # OpenAI's API reference: POST {base}/chat/completions with a JSON body and a bearer key;
+        # vLLM, SGLang, NIM and Moonshot serve the same route.
+        return call.backend.api_base.rstrip("/") + "/chat/completions", headers
 
     async def complete(self, call: UpstreamCall) -> dict[str, Any]:
+        url, headers = self._url_and_headers(call)
+        resp = None
         try:
-            async with self._client().post(**self._request_args(call, stream=False)) as resp:
-                raw = await resp.read()
-                if resp.status != 200:
-                    raise status_error(resp.status, raw, resp.headers)
-        except (TimeoutError, aiohttp.ClientError) as exc:
+            resp = await self._pool.request("POST", url, headers, orjson.dumps(call.body),
+                                            connect_s=call.backend.connect_timeout_s,
+                                            total_s=call.attempt_timeout_s)
+            raw = await resp.read()
+            if resp.status != 200:
+                raise status_error(resp.status, raw, resp.headers)
+        except (TimeoutError, Http1Error) as exc:
             raise transport_error(exc, call.backend_name) from None
+        finally:
+            if resp is not None:
+                resp.close()
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -84,41 +92,50 @@ class OpenAIRelay:
 
     async def _chunks(self, call: UpstreamCall, lines: DataLines) -> AsyncGenerator[dict[str, Any], None]:
         started = False
+        url, headers = self._url_and_headers(call)
+        resp = None
         try:
-            async with self._client().post(**self._request_args(call, stream=True)) as resp:
-                if resp.status != 200:
-                    raise status_error(resp.status, await resp.read(), resp.headers)
-                lines.attach(resp.content)
-                while (payload := await lines.next()) is not None:
-                    if payload == b"[DONE]":
-                        return
-                    try:
-                        chunk = orjson.loads(payload)
-                    except orjson.JSONDecodeError:
-                        raise UpstreamError("mid_stream" if started else "protocol",
-                                            f"{call.backend_name} sent a malformed event") from None
-                    if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
-                        raise UpstreamError("mid_stream" if started else "http_5xx",
-                                            error_message_from_body(payload))
-                    if (problem := answer_problem(chunk, "delta")) is not None:
-                        raise UpstreamError("mid_stream" if started else "protocol",
-                                            f"{call.backend_name} sent a malformed chunk: {problem}")
-                    for choice in chunk.get("choices") or ():
-                        delta = choice.get("delta")
-                        if isinstance(delta, dict):
-                            normalize_reasoning(delta)
-                    started = True
-                    yield chunk
+            # sock_read semantics: read_s bounds every wait for bytes, not the whole stream.
+            resp = await self._pool.request("POST", url, headers, orjson.dumps(call.body),
+                                            connect_s=call.backend.connect_timeout_s, read_s=call.backend.timeout_s)
+            if resp.status != 200:
+                raise status_error(resp.status, await resp.read(), resp.headers)
+            resp.stream_into(lines)  # the connection splits the bytes into payloads as they arrive
+            while (payload := await lines.next()) is not None:
+                if payload == b"[DONE]":
+                    resp.release_at_end()  # pooled once the HTTP message ends too
+                    return
+                try:
+                    chunk = orjson.loads(payload)
+                except orjson.JSONDecodeError:
+                    raise UpstreamError("mid_stream" if started else "protocol",
+                                        f"{call.backend_name} sent a malformed event") from None
+                if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
+                    raise UpstreamError("mid_stream" if started else "http_5xx",
+                                        error_message_from_body(payload))
+                if (problem := answer_problem(chunk, "delta")) is not None:
+                    raise UpstreamError("mid_stream" if started else "protocol",
+                                        f"{call.backend_name} sent a malformed chunk: {problem}")
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta")
+                    if isinstance(delta, dict):
+                        normalize_reasoning(delta)
+                started = True
+                yield chunk
             if started:
                 raise UpstreamError("mid_stream", f"{call.backend_name} ended the stream without [DONE]")
             raise UpstreamError("protocol", f"{call.backend_name} sent an empty stream")
         except LineTooLong:
             raise UpstreamError("mid_stream" if started else "protocol",
                                 f"{call.backend_name} sent an over-long event") from None
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, Http1Error) as exc:
             raise transport_error(exc, call.backend_name, stream=True, started=started) from None
+        finally:
+            if resp is not None:
+                resp.close()  # a stream left half-read (error, client gone) closes its connection
 
     async def aclose(self) -> None:
+        await self._pool.aclose()
         if self._session is not None:
             await self._session.close()
 
