@@ -1,6 +1,6 @@
 """The lean path: relay OpenAI-format requests to OpenAI-compatible upstreams (vLLM, SGLang, NIM,
 Moonshot, OpenAI) over one pool of keep-alive HTTP/1.1 connections (``http1.Pool``), with orjson.
-No translation. The aiohttp session (``session()``) stays for the native Anthropic client.
+No translation. The native Anthropic client (``anthropic.py``) shares the pool.
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import aiohttp
 import orjson
 
 from router.dispatch.http1 import Http1Error, Pool
@@ -29,24 +28,11 @@ class OpenAIRelay:
     """Calls ``{api_base}/chat/completions``; one instance (one connection pool) per process."""
 
     def __init__(self, *, max_connections: int = 1024) -> None:
-        self._connector_limit = max_connections
-        self._session: aiohttp.ClientSession | None = None
         self._pool = Pool(max_connections=max_connections)
 
-    def _client(self) -> aiohttp.ClientSession:
-        # Created lazily inside the running loop (aiohttp sessions are bound to their loop).
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._connector_limit, ttl_dns_cache=300,
-                                             enable_cleanup_closed=True)
-            self._session = aiohttp.ClientSession(
-                connector=connector, json_serialize=lambda o: orjson.dumps(o).decode(),
-                auto_decompress=True, trust_env=False)
-        return self._session
-
-    def session(self) -> aiohttp.ClientSession:
-        """An aiohttp session for the native Anthropic client (dispatch/anthropic.py); the relay's
-        own calls go through ``http1.Pool``."""
-        return self._client()
+    def pool(self) -> Pool:
+        """The connection pool, shared with the native Anthropic client (dispatch/anthropic.py)."""
+        return self._pool
 
     @staticmethod
     def _url_and_headers(call: UpstreamCall) -> tuple[str, dict[str, str]]:
@@ -136,8 +122,6 @@ class OpenAIRelay:
 
     async def aclose(self) -> None:
         await self._pool.aclose()
-        if self._session is not None:
-            await self._session.close()
 
 
 class RelayStream:
