@@ -486,7 +486,9 @@ class Pool:
         head = target.prefix + _header_lines(headers) + b"content-length: %d\r\n\r\n" % len(body)
         loop = asyncio.get_running_loop()
         deadline = None if total_s is None else loop.time() + total_s
-        conn = await self._acquire(target.origin, loop, connect_s, deadline, fresh=False)
+        conn = self._idle(target.origin, loop) if not self._closed else None
+        if conn is None:  # no kept-alive connection at hand: a slot, then a new connection
+            conn = await self._acquire(target.origin, loop, connect_s, deadline, fresh=False)
         try:
             return await conn.exchange(head, body, deadline, read_s)
         except ClosedError:
