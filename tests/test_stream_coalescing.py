@@ -43,11 +43,13 @@ class PacedUpstream:
         self.mode = "burst"
         self.release = threading.Event()
         self.gave_up = False  # a gated stream whose first token never reached the client
+        self.peers: list[Any] = []  # the gateway's (address, port) per request: one per connection it used
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         await request.read()
+        self.peers.append(request.transport.get_extra_info("peername") if request.transport else None)
         out = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await out.prepare(request)
         head = _frame({"role": "assistant", "content": ""})
@@ -133,6 +135,18 @@ def test_a_burst_leaves_the_gateway_in_few_writes_and_whole(gw: Gateway, upstrea
     # Uncoalesced, each frame was its own HTTP chunk (and the end one more); the burst sat in the
     # gateway's socket buffer at once, so it leaves in a handful.
     assert count <= 4, f"{frames} frames in {count} HTTP chunks"
+
+
+def test_streams_one_after_another_reuse_one_upstream_connection(gw: Gateway, upstream: PacedUpstream) -> None:
+    upstream.mode = "burst"
+    upstream.peers.clear()
+    client = gw.client()
+    for _ in range(4):
+        text = "".join(c.choices[0].delta.content or "" for c in
+                       client.chat.completions.create(model="kimi:instant", messages=HI, stream=True) if c.choices)
+        assert text == "".join(WORDS)
+    # After [DONE] the relay lets the HTTP message end and pools the connection (http1.Response.release_at_end)
+    assert len(upstream.peers) == 4 and len(set(upstream.peers)) == 1, upstream.peers
 
 
 def test_a_lone_token_is_not_held_for_its_successor(gw: Gateway, upstream: PacedUpstream) -> None:
