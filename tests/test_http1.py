@@ -295,6 +295,22 @@ async def test_malformed_and_huge_heads_are_refused(serve: Serve) -> None:
     await pool.aclose()
 
 
+async def test_a_big_head_under_the_limit_is_accepted_in_pieces(serve: Serve) -> None:
+    head = b"HTTP/1.1 200 OK\r\n" + b"".join(b"x-h%d: %s\r\n" % (i, b"v" * 1000) for i in range(40))
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
+        await server.read_request(reader)
+        for i in range(0, len(head), 7000):  # ~40 KB of head (limit 64 KiB) in six writes
+            writer.write(head[i:i + 7000])
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        writer.write(b"content-length: 2\r\n\r\n{}")
+    server = await serve(handler)
+    pool = Pool()
+    assert await call(pool, server, total_s=10) == (200, b"{}")
+    await pool.aclose()
+
+
 # --- timeouts -------------------------------------------------------------------------------------
 async def stall_before_the_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
     await server.read_request(reader)

@@ -238,7 +238,7 @@ class _Conn(asyncio.Protocol):
     """One connection: feeds received bytes to httptools and the parser's callbacks to the answer
     in flight (``_resp``); knows its pool, to go back to it or leave it."""
 
-    __slots__ = ("_deadline", "_end_handle", "_head_size", "_last_data", "_loop", "_origin", "_parser",
+    __slots__ = ("_deadline", "_end_handle", "_head_raw", "_head_size", "_last_data", "_loop", "_origin", "_parser",
                  "_paused", "_pool", "_read_handle", "_read_s", "_resp", "_transport", "dead", "got_bytes",
                  "idle_since", "made", "reused")
 
@@ -247,7 +247,8 @@ class _Conn(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._resp: Response | None = None
-        self._head_size = 0
+        self._head_size = 0  # header names and values seen (a huge head sent at once)
+        self._head_raw = 0  # bytes received while the head is incomplete (a head that never ends)
         self._deadline: asyncio.TimerHandle | None = None
         self._read_s: float | None = None
         self._read_handle: asyncio.TimerHandle | None = None
@@ -266,7 +267,7 @@ class _Conn(asyncio.Protocol):
             raise ClosedError("the connection closed before the request was sent")
         resp = self._resp = Response(self)
         self.got_bytes = False
-        self._head_size = 0
+        self._head_size = self._head_raw = 0
         loop = self._loop
         if deadline is not None:
             self._deadline = loop.call_at(deadline, self._timed_out)
@@ -397,8 +398,8 @@ class _Conn(asyncio.Protocol):
             self._fail(ProtocolError(f"the upstream sent a malformed answer: {exc}"))
             return
         if self._resp is resp and not resp.status:  # the head is still incomplete
-            self._head_size += len(data)
-            if self._head_size > self._pool.max_head_bytes:
+            self._head_raw += len(data)
+            if self._head_raw > self._pool.max_head_bytes:
                 self._fail(ProtocolError(f"the upstream's response head exceeds {self._pool.max_head_bytes} bytes"))
 
     def eof_received(self) -> bool | None:
@@ -452,7 +453,7 @@ class _Conn(asyncio.Protocol):
     def on_message_complete(self) -> None:
         resp = self._resp
         if resp is not None and not resp.status:
-            self._head_size = 0  # the end of a 1xx answer
+            self._head_size = self._head_raw = 0  # the end of a 1xx answer
             return
         self._ended()
 
