@@ -58,18 +58,16 @@ async def upstream_frames(routed: Routed, opened: OpenStream, out: AnswerStream,
             if opened.native:  # hook: an Anthropic event of a native /v1/messages call, passed on as is
                 usage = usage_after_event(chunk, usage)
                 ttft_s = time.perf_counter() - routed.arrived if ttft_s is None else ttft_s
-                if frame := renderer.chunk(chunk):
-                    yield frame
-                chunk = await anext(opened.rest, None)
-                continue
-            reported = chunk.pop("usage", None)
-            if reported:
-                usage = Usage.from_openai(reported)
-            if chunk.get("choices"):  # usage-only chunks end here; the door renders usage its own way
-                if ttft_s is None:
-                    ttft_s = time.perf_counter() - routed.arrived
-                chunk["id"], chunk["model"], chunk["created"] = chunk_id, model, created
                 pending += renderer.chunk(chunk)
+            else:
+                reported = chunk.pop("usage", None)
+                if reported:
+                    usage = Usage.from_openai(reported)
+                if chunk.get("choices"):  # usage-only chunks end here; the door renders usage its own way
+                    if ttft_s is None:
+                        ttft_s = time.perf_counter() - routed.arrived
+                    chunk["id"], chunk["model"], chunk["created"] = chunk_id, model, created
+                    pending += renderer.chunk(chunk)
             # A frame is never held while the upstream is awaited, nor held past _MAX_PENDING bytes.
             if pending and (len(pending) >= _MAX_PENDING or ready is None or not ready()):
                 yield pending
