@@ -66,6 +66,26 @@ class PacedUpstream:
         await out.write_eof()
         return out
 
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        """Claude's Messages stream (docs.anthropic.com/en/api/messages-streaming), all in one write."""
+        await request.read()
+        out = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await out.prepare(request)
+        events: list[dict[str, Any]] = [
+            {"type": "message_start", "message": {
+                "id": "msg_burst", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5", "content": [],
+                "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 5, "output_tokens": 1}}},
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            *({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}} for w in WORDS),
+            {"type": "content_block_stop", "index": 0},
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+             "usage": {"output_tokens": len(WORDS)}},
+            {"type": "message_stop"}]
+        await out.write(b"".join(b"event: %s\ndata: %s\n\n" % (e["type"].encode(), json.dumps(e).encode())
+                                 for e in events))
+        await out.write_eof()
+        return out
+
     def start(self) -> PacedUpstream:
         ready: Future[None] = Future()
 
@@ -74,6 +94,7 @@ class PacedUpstream:
             self._loop = loop
             app = web.Application()
             app.router.add_post("/v1/chat/completions", self._chat)
+            app.router.add_post("/v1/messages", self._messages)
             runner = web.AppRunner(app, access_log=None)
 
             async def setup() -> None:
@@ -105,7 +126,8 @@ def upstream() -> Iterator[PacedUpstream]:
 
 @pytest.fixture(scope="module")
 def gw(upstream: PacedUpstream, classifier: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    env = {"KIMI_API_BASE": f"http://127.0.0.1:{upstream.port}/v1"}
+    env = {"KIMI_API_BASE": f"http://127.0.0.1:{upstream.port}/v1",
+           "ANTHROPIC_API_BASE": f"http://127.0.0.1:{upstream.port}", "ANTHROPIC_API_KEY": "sk-test"}
     gateway = start_gateway(None, default_policy(), Path(tmp_path_factory.mktemp("coalesce")),  # type: ignore[arg-type]
                             classifier=classifier, env=env)
     yield gateway
@@ -135,6 +157,27 @@ def test_a_burst_leaves_the_gateway_in_few_writes_and_whole(gw: Gateway, upstrea
     # Uncoalesced, each frame was its own HTTP chunk (and the end one more); the burst sat in the
     # gateway's socket buffer at once, so it leaves in a handful.
     assert count <= 4, f"{frames} frames in {count} HTTP chunks"
+
+
+def test_a_native_claude_burst_leaves_the_gateway_in_few_writes_and_whole(gw: Gateway) -> None:
+    async def http_chunks() -> tuple[int, bytes]:
+        async with aiohttp.ClientSession() as session, session.post(
+                f"{gw.base_url}/messages", headers={"authorization": "Bearer test-key"},
+                json={"model": "claude:default", "max_tokens": 100, "messages": HI, "stream": True}) as resp:
+            assert resp.status == 200
+            count, body = 0, b""
+            async for data, end_of_chunk in resp.content.iter_chunks():
+                body += data
+                count += end_of_chunk
+            return count, body
+
+    count, body = asyncio.run(http_chunks())
+    texts = [json.loads(line[6:])["delta"].get("text", "") for line in body.split(b"\n")
+             if line.startswith(b"data: ") and b'"content_block_delta"' in line]
+    assert "".join(texts) == "".join(WORDS) and body.count(b"event: message_stop") == 1
+    # Claude's events pass through as they came (/v1/messages -> claude:default, native); a burst
+    # of 35 events used to leave in 35 writes.
+    assert count <= 4, f"{body.count(b'event: ')} events in {count} HTTP chunks"
 
 
 def test_streams_one_after_another_reuse_one_upstream_connection(gw: Gateway, upstream: PacedUpstream) -> None:

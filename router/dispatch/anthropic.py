@@ -26,7 +26,7 @@ import orjson
 from router.dispatch.dialects import ANTHROPIC_MIN_THINKING_BUDGET
 from router.dispatch.http1 import Http1Error
 from router.dispatch.modes import build_request
-from router.dispatch.relay import OpenAIRelay
+from router.dispatch.relay import OpenAIRelay, RelayStream
 from router.dispatch.upstream import (
     UpstreamCall,
     UpstreamError,
@@ -448,9 +448,13 @@ class AnthropicClient:
         return data if call.native is not None else openai_response(data)
 
     def stream(self, call: UpstreamCall) -> AsyncIterator[dict[str, Any]]:
-        """OpenAI chunks; for a native call, Claude's events as they came (through ``message_stop``).
+        """OpenAI chunks; for a native call, Claude's events as they came (through ``message_stop``),
+        with ``ready()`` (one event per ``data:`` payload: frames coalesce as on the relay).
         Errors before the first one keep their kind, later ones are ``mid_stream``."""
-        return self._events(call) if call.native is not None else self._chunks(call)
+        if call.native is None:
+            return self._chunks(call)
+        lines = DataLines()
+        return RelayStream(self._events(call, lines), lines)
 
     async def _chunks(self, call: UpstreamCall) -> AsyncGenerator[dict[str, Any], None]:
         state = _StreamState()
@@ -465,13 +469,13 @@ class AnthropicClient:
                 if chunk is not None:
                     yield chunk
 
-    async def _events(self, call: UpstreamCall) -> AsyncGenerator[dict[str, Any], None]:
+    async def _events(self, call: UpstreamCall, lines: DataLines | None = None) -> AsyncGenerator[dict[str, Any], None]:
         """The upstream's events, parsed, up to and including ``message_stop``; an ``error`` event,
         a malformed one or a stream cut short raise."""
         started = False
         url, headers, body = self._request(call)
         resp = None
-        lines = DataLines()  # only data: lines; the event: line repeats the type the data carries
+        lines = lines or DataLines()  # only data: lines; the event: line repeats the type the data carries
         try:
             resp = await self._relay.pool().request("POST", url, headers, body,
                                                     connect_s=call.backend.connect_timeout_s,
