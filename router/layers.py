@@ -36,7 +36,8 @@ LAYERS: tuple[Layer, ...] = (
           ("router.classifier", "router.engine")),
     Layer("upstream", "talking to one upstream: errors, usage, cost, relay, litellm, modes",
           ("router.dispatch.upstream", "router.dispatch.relay", "router.dispatch.translated",
-           "router.dispatch.modes", "router.dispatch.anthropic")),
+           "router.dispatch.modes", "router.dispatch.anthropic",
+           "router.dispatch.http1")),  # issue 16: the relay's HTTP/1.1 client
     Layer("observability", "metrics and tracing", ("router.observability",)),
     Layer("tenants", "tenants file, hashed keys, per-key limits, shared counters (in-process, Redis), enforcer",
           ("router.tenants",)),
