@@ -142,6 +142,16 @@ async def test_content_length_bodies_reuse_one_kept_alive_connection(serve: Serv
     await pool.aclose()
 
 
+async def test_a_connection_idle_too_long_is_not_reused(serve: Serve) -> None:
+    server = await serve(keep_answering)
+    pool = Pool(idle_s=0.05)
+    assert await call(pool, server) == (200, b'{"echo": 2}')
+    await asyncio.sleep(0.1)
+    assert await call(pool, server) == (200, b'{"echo": 2}')
+    assert server.connections == 2 and pool.open_connections == 1
+    await pool.aclose()
+
+
 async def test_a_chunked_body_is_de_chunked(serve: Serve) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
         while await server.read_request(reader) is not None:

@@ -9,7 +9,8 @@ arrives: buffered for ``read()``, or pushed into a ``BodySink`` (``sse.DataLines
 What it does:
 - keep-alive pool per (scheme, host, port), most recently used first, under one cap on open
   connections (``max_connections``; waiting for a slot counts against the connect timeout);
-  idle connections are not reused after ``idle_s`` (below uvicorn's/vLLM's 5 s keep-alive);
+  idle connections are not reused after ``idle_s`` (15 s, aiohttp's default); one the server closed
+  sooner (uvicorn's and vLLM's keep-alive is 5 s) leaves the pool when its FIN is read;
 - Content-Length, chunked and read-until-close bodies; 1xx answers skipped;
 - ``accept-encoding: identity`` is asked for (RFC 9110 §12.5.3): compressing JSON on a LAN and SSE
   frame by frame costs both sides CPU for nothing; gzip/deflate are still decoded if an upstream
@@ -462,7 +463,7 @@ class Pool:
     """Keep-alive connections per origin, at most ``max_connections`` open in all. One per process
     and event loop (connections belong to the loop that made them)."""
 
-    def __init__(self, *, max_connections: int = 1024, idle_s: float = 4.0, max_head_bytes: int = 64 << 10,
+    def __init__(self, *, max_connections: int = 1024, idle_s: float = 15.0, max_head_bytes: int = 64 << 10,
                  ssl_context: ssl.SSLContext | None = None, user_agent: str = "model-router") -> None:
         self.max_connections = max_connections
         self.idle_s = idle_s
