@@ -470,7 +470,7 @@ async def test_closing_a_stream_midway_closes_its_connection(serve: Serve) -> No
 async def test_a_slow_consumer_pauses_reading_the_socket(serve: Serve) -> None:
     sent = 0
     frame = b"data: " + b"z" * 4000 + b"\n\n"
-    total_frames = 4000  # 16 MB: far past the sink's high water and loopback's buffers (autotuned to ~6 MB)
+    total_frames = 8000  # 32 MB: far past the sink's high water and loopback's socket buffers (a few MB each way)
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
         nonlocal sent
@@ -488,7 +488,7 @@ async def test_a_slow_consumer_pauses_reading_the_socket(serve: Serve) -> None:
     lines = DataLines(high_water=64 << 10)
     resp.stream_into(lines)
     await asyncio.sleep(0.3)  # nobody consumes: the server must get stuck, the sink stay bounded
-    assert sent < total_frames // 2
+    assert sent < total_frames // 2  # 16 MB: more than both sockets' buffers and the sink hold
     assert lines._buffered < (64 << 10) + (256 << 10)  # the high water plus at most one socket read
     got = 0
     while await lines.next() is not None:
