@@ -204,7 +204,7 @@ class CascadeSettings(_Strict):
 
 
 class ClassifierSettings(_Strict):
-    confidence_floor: float = Field(default=0.7, ge=0, le=1)  # classifiers/model/card.json suggested floor
+    confidence_floor: float = Field(default=0.6, ge=0, le=1)  # classifiers/model/card.json suggested floor
     fallback_task_type: str = "reasoning"
     cascade: CascadeSettings | None = Field(default=None, description="off when absent")
 
