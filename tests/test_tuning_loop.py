@@ -28,6 +28,12 @@ from tests.conftest import default_policy, start_gateway
 
 TRUTH = Path(__file__).parent / "data" / "demo_truth.yaml"
 TASKS = ["simple", "reasoning", "coding", "creative", "agentic"]
+# Requests of simulated traffic. The prompts are the classifier corpus (classifiers/data), drawn with a
+# fixed seed, so any change to that corpus reshuffles the draw; at 2,000 the thinner task types
+# (reasoning ~13 %) had too few explored requests per route for `tune` to move 3 of their cells in some
+# draws (round 3's corpus: reasoning moved 1 cell). 3,000 gives each cell half as much again (47 s here).
+# Still draw-sensitive: with run_traffic(seed=12) creative's tau is 0.67 (one swap of thin cells).
+REQUESTS = 3000
 EVAL_ROUTES = ["kimi:instant", "kimi:thinking", "kimi:agent", "gpt:default", "gpt-mini:default", "claude:default"]
 
 
@@ -46,14 +52,14 @@ def test_tune_recovers_the_truth_and_replay_shows_the_saving(classifier: Any, tm
                            classifier=classifier, settings={"decision_log": str(tmp_path / "decisions.jsonl")})
         try:
             prompts = load_prompts(TASKS)
-            traffic = asyncio.run(run_traffic(gw.url, prompts, requests=2000, feedback_share=1 / 3, concurrency=16))
+            traffic = asyncio.run(run_traffic(gw.url, prompts, requests=REQUESTS, feedback_share=1 / 3, concurrency=16))
             # 8,000 requests in 4 runs of this traffic had no failure. An HTTP error from the gateway
             # is a bug (0 allowed); a connection-level one (no status: an idle keep-alive connection
             # closed as the client reuses it, or a stall on 2 shared cores) is not the loop's: 2 allowed.
-            assert traffic.answered + traffic.errors == 2000
+            assert traffic.answered + traffic.errors == REQUESTS
             http_errors = [f for f in traffic.failures if f[0] is not None]
             assert not http_errors and traffic.errors <= 2, traffic.failures
-            assert 550 <= traffic.feedback <= 780
+            assert 0.275 * REQUESTS <= traffic.feedback <= 0.39 * REQUESTS
             sample = random.Random(3).sample(prompts, 200)
             eval_prompts = [evaluate.EvalPrompt(evaluate.prompt_id([{"role": "user", "content": p.text}]), p.label,
                                                 [{"role": "user", "content": p.text}]) for p in sample]
