@@ -30,9 +30,7 @@ from tests.conftest import default_policy, start_gateway
 TRUTH = Path(__file__).parent / "data" / "demo_truth.yaml"
 TASKS = ["simple", "reasoning", "coding", "creative", "agentic"]
 # Requests of simulated traffic: the classifier corpus (classifiers/data), drawn with a fixed seed from a
-# list that holds each task type equally often (`balanced`). Drawn in the corpus's own mix, the thinnest
-# type had too few explored requests per route for `tune` to move 3 of its cells in some draws, so any
-# change to the corpus or the model could flip the test.
+# list that holds each task type equally often (`by_task_type`).
 REQUESTS = 2000
 EVAL_ROUTES = ["kimi:instant", "kimi:thinking", "kimi:agent", "gpt:default", "gpt-mini:default", "claude:default"]
 
@@ -54,7 +52,9 @@ def test_tune_recovers_the_truth_and_replay_shows_the_saving(classifier: Any, tm
         gw = start_gateway(demo, policy, tmp_path,
                            classifier=classifier, settings={"decision_log": str(tmp_path / "decisions.jsonl")})
         try:
-            prompts = balanced(load_prompts(TASKS), task_type_of)
+            groups = by_task_type(load_prompts(TASKS), task_type_of)
+            size = max(map(len, groups.values()))
+            prompts = [group[i % len(group)] for group in groups.values() for i in range(size)]
             traffic = asyncio.run(run_traffic(gw.url, prompts, requests=REQUESTS, feedback_share=1 / 3, concurrency=16))
             # 8,000 requests in 4 runs of this traffic had no failure. An HTTP error from the gateway
             # is a bug (0 allowed); a connection-level one (no status: an idle keep-alive connection
@@ -63,9 +63,12 @@ def test_tune_recovers_the_truth_and_replay_shows_the_saving(classifier: Any, tm
             http_errors = [f for f in traffic.failures if f[0] is not None]
             assert not http_errors and traffic.errors <= 2, traffic.failures
             assert 0.275 * REQUESTS <= traffic.feedback <= 0.39 * REQUESTS
-            sample = random.Random(3).sample(prompts, 200)
-            eval_prompts = [evaluate.EvalPrompt(evaluate.prompt_id([{"role": "user", "content": p.text}]), p.label,
-                                                [{"role": "user", "content": p.text}]) for p in sample]
+            # 40 distinct prompts per task type, each under the task type the truth scores it by (the
+            # classifier's label, not the corpus's: a corpus-`simple` prompt the truth scores as reasoning
+            # would otherwise land in simple's cells).
+            eval_prompts = [evaluate.EvalPrompt(evaluate.prompt_id([{"role": "user", "content": p.text}]), task,
+                                                [{"role": "user", "content": p.text}])
+                            for task, group in groups.items() for p in random.Random(3).sample(group, 40)]
             run = asyncio.run(evaluate.run_eval(
                 eval_prompts, EVAL_ROUTES, gateway=gw.url, judge="demo-judge", out=tmp_path / "eval.jsonl",
                 max_cost=2.0, concurrency=16, judge_base_url=demo.base_url("gpt"), progress=False))
@@ -117,14 +120,16 @@ def test_tune_recovers_the_truth_and_replay_shows_the_saving(classifier: Any, tm
 
 
 
-def balanced(prompts: list[Any], task_type_of: Any) -> list[Any]:
-    """Each task type (as the classifier labels it) equally often in the draw: the corpus's own mix
-    left the thinnest type with too few explored requests per route to move, depending on the draw."""
+def by_task_type(prompts: list[Any], task_type_of: Any) -> dict[str, list[Any]]:
+    """The prompts of each task type as the truth sees it (the classifier's label). Traffic draws each
+    type equally often: in the corpus's own mix the thinnest type had too few explored requests per
+    route to move, depending on the draw."""
     groups: dict[str, list[Any]] = {task: [] for task in TASKS}
     for prompt in prompts:
-        groups.setdefault(task_type_of(prompt.text), []).append(prompt)
-    size = max(len(groups[task]) for task in TASKS)
-    return [group[i % len(group)] for task in TASKS if (group := groups[task]) for i in range(size)]
+        task = task_type_of(prompt.text)
+        if task in groups:
+            groups[task].append(prompt)
+    return groups
 
 
 def _moved_cells(path: Path) -> set[tuple[str, str]]:
