@@ -290,8 +290,8 @@ def status_error(status: int, raw: bytes, headers: Any, *, names_params: bool = 
 
 def transport_error(exc: BaseException, backend_name: str, *, stream: bool = False,
                     started: bool = False) -> UpstreamError:
-    """A timeout or a connection failure (aiohttp's) as an ``UpstreamError``; after a stream's first
-    event it is ``mid_stream`` (the answer is incomplete; nothing else may be tried)."""
+    """A timeout or a connection failure (the relay's http1 pool, or aiohttp's) as an ``UpstreamError``;
+    after a stream's first event it is ``mid_stream`` (the answer is incomplete; nothing else may be tried)."""
     if isinstance(exc, TimeoutError):  # aiohttp's ServerTimeoutError is one too
         kind, text = "timeout", f"{backend_name} {'stopped sending' if stream else 'did not answer in time'}"
     else:
