@@ -85,35 +85,6 @@ async def unless_disconnected(receive: Receive, work: Awaitable[Any], scope: Sco
     """
     current = asyncio.current_task()
     assert current is not None
-    extensions = scope.get("extensions") if scope is not None else None
-    watch: DisconnectWatch | None = extensions.get(DISCONNECT_WATCH) if extensions else None
-    if watch is not None:
-        return await _watched(current, watch, work)
-    gone = False
-
-    async def watch_receive() -> None:
-        nonlocal gone
-        await until_disconnect(receive)
-        gone = True
-        current.cancel()
-
-    watcher = asyncio.get_running_loop().create_task(watch_receive())
-    try:
-        result = await work
-    except asyncio.CancelledError:
-        if not gone:
-            raise  # cancelled from outside (e.g. shutdown): not ours to swallow
-        current.uncancel()
-        raise ClientGone from None
-    finally:
-        watcher.cancel()
-    if gone:  # the client left just as the work finished: nobody to answer
-        raise ClientGone
-    return result
-
-
-async def _watched(current: asyncio.Task[Any], watch: DisconnectWatch, work: Awaitable[Any]) -> Any:
-    """``unless_disconnected`` with the protocol's call in place of a watcher task."""
     gone = False
 
     def left() -> None:
@@ -121,10 +92,20 @@ async def _watched(current: asyncio.Task[Any], watch: DisconnectWatch, work: Awa
         gone = True
         current.cancel()
 
-    watch.callback = left
-    if watch.gone:  # already lost: as with the watcher task, the work starts and is cancelled at once
-        watch.callback = None
-        asyncio.get_running_loop().call_soon(left)
+    extensions = scope.get("extensions") if scope is not None else None
+    watch: DisconnectWatch | None = extensions.get(DISCONNECT_WATCH) if extensions else None
+    watcher: asyncio.Task[None] | None = None
+    if watch is not None:
+        watch.callback = left
+        if watch.gone:  # already lost: as with the watcher task, the work starts and is cancelled at once
+            watch.callback = None
+            asyncio.get_running_loop().call_soon(left)
+    else:
+        async def watch_receive() -> None:
+            await until_disconnect(receive)
+            left()
+
+        watcher = asyncio.get_running_loop().create_task(watch_receive())
     try:
         result = await work
     except asyncio.CancelledError:
@@ -133,7 +114,10 @@ async def _watched(current: asyncio.Task[Any], watch: DisconnectWatch, work: Awa
         current.uncancel()
         raise ClientGone from None
     finally:
-        watch.callback = None
+        if watch is not None:
+            watch.callback = None
+        if watcher is not None:
+            watcher.cancel()
     if gone:  # the client left just as the work finished: nobody to answer
         raise ClientGone
     return result
