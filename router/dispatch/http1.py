@@ -480,6 +480,11 @@ class Pool:
     def open_connections(self) -> int:
         return self._open
 
+    @property
+    def idle_connections(self) -> int:
+        """Kept-alive connections waiting for a request, all origins."""
+        return sum(len(origin.idle) for origin in self._origins.values())
+
     async def request(self, method: str, url: str, headers: dict[str, str], body: bytes = b"", *,
                       connect_s: float, total_s: float | None = None, read_s: float | None = None) -> Response:
         """Send one request; returns once the answer's head arrived. ``total_s`` bounds the whole
