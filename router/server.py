@@ -28,6 +28,7 @@ import gc
 import logging
 import resource
 import socket
+import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from router import errors
+from router.accept import Acceptor
 
 log = logging.getLogger("router")
 
@@ -384,13 +386,39 @@ class _Exchange:
                 await self._send({"type": "http.response.body", "body": frame, "more_body": False})
 
 
+_STARTUP_FAILURE = 3  # uvicorn's exit status when start-up fails (uvicorn.server.STARTUP_FAILURE)
+
+
 class GatewayServer(uvicorn.Server):
-    """uvicorn's server, with the drain started as soon as shutdown begins."""
+    """uvicorn's server, listening through ``Acceptor`` (every waiting connection accepted per turn of
+    the loop, not one), with the drain started as soon as shutdown begins."""
 
     def __init__(self, config: uvicorn.Config, drain: Drain, *, drain_margin_s: float = 2.0) -> None:
         super().__init__(config)
         self.drain = drain
         self.drain_margin_s = drain_margin_s
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        config = self.config
+        if sockets is not None or config.fd is not None or config.uds is not None:
+            await super().startup(sockets)  # not `router serve`'s way: uvicorn's own listener
+            return
+        sock = config.bind_socket()  # uvicorn's host/port socket (and its "running on" log line)
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            sock.close()
+            sys.exit(_STARTUP_FAILURE)
+        sock.listen(config.backlog)
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> asyncio.Protocol:  # what uvicorn's startup builds per connection
+            return config.http_protocol_class(config=config, server_state=self.server_state,  # type: ignore[call-arg]
+                                              app_state=self.lifespan.state, _loop=loop)
+
+        acceptor = Acceptor(loop, sock, protocol, max_per_wakeup=config.backlog)
+        acceptor.start()
+        self.servers = [acceptor]  # type: ignore[list-item]  # uvicorn calls close() and wait_closed()
+        self.started = True
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         grace = self.config.timeout_graceful_shutdown
