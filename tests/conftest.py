@@ -24,7 +24,7 @@ import yaml
 
 from router.app import create_app
 from router.demo import DemoUpstreams
-from router.server import ConnectionLimits, guarded_protocol
+from router.server import ConnectionLimits, GatewayServer, guarded_protocol
 from router.services import Services
 from router.settings import PACKAGED_POLICY, Settings
 
@@ -89,8 +89,8 @@ def start_gateway(demo: DemoUpstreams, policy: dict[str, Any], directory: Path, 
     app = create_app(cfg, services)
     # The protocol `router serve` runs (timeouts, cap, HeadWithBody, DisconnectWatch) unless a test asks otherwise.
     http = http if http is not None else guarded_protocol(ConnectionLimits())
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, loop="uvloop", http=http,
-                                           log_level="warning", access_log=False))
+    server = GatewayServer(uvicorn.Config(app, host="127.0.0.1", port=0, loop="uvloop", http=http,  # serve's listener
+                                          log_level="warning", access_log=False), app.drain)  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.run, name="gateway", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
