@@ -11,7 +11,9 @@ Measures, per server: start → ready, idle RSS, added p50 at c=1 (JSON: whole a
 byte of the first SSE frame), max req/s at c=64 (wrk, JSON and stream), CPU per JSON and per stream
 request (the server process's utime+stime over the c=64 cell, all its threads, divided by the
 requests wrk completed: CPU time, not wall time, so a noisy neighbour on the core inflates it far
-less than it does latency), and stream p99/p50 at c=64. With ``--runs N`` the whole side-by-side is
+less than it does latency), and p99/p50 at c=64 (stream: the target; JSON and the floor's: for
+comparison). The stream cell is each server's second c=64 cell: 64 new connections at once on a
+warm server, the case where uvloop's one-accept-per-turn listener showed (README.md, "Streams"). With ``--runs N`` the whole side-by-side is
 repeated and each ratio is the median, with its range. Needs `wrk` (apt-get install -y wrk).
 """
 
@@ -92,6 +94,8 @@ class Result:
     stream_cpu_ms: float = 0.0
     stream_p50_c64: float = 0.0
     stream_p99_c64: float = 0.0
+    json_p50_c64: float = 0.0
+    json_p99_c64: float = 0.0
 
 
 async def measure(argv: list[str], env: dict[str, str], url: str, ready: str, bodies: tuple[bytes, bytes],
@@ -112,7 +116,7 @@ async def measure(argv: list[str], env: dict[str, str], url: str, ready: str, bo
         cpu0 = cpu_seconds(proc.pid)
         cell = wrk_cell(url, json_body, concurrency=64, seconds=args.seconds)
         res.json_cpu_ms = (cpu_seconds(proc.pid) - cpu0) / max(1, cell.done) * 1e3
-        res.json_rps = cell.rps
+        res.json_rps, res.json_p50_c64, res.json_p99_c64 = cell.rps, cell.p50, cell.p99
         cpu0 = cpu_seconds(proc.pid)
         cell = wrk_cell(url, stream_body, concurrency=64, seconds=args.seconds)
         res.stream_cpu_ms = (cpu_seconds(proc.pid) - cpu0) / max(1, cell.done) * 1e3
@@ -194,6 +198,9 @@ async def main() -> None:
     ratio("stream max req/s", [r.gateway.stream_rps / r.floor.stream_rps for r in runs], ">=", 0.5)
     ratio("gateway stream p99/p50 at c=64", [r.gateway.stream_p99_c64 / r.gateway.stream_p50_c64 for r in runs],
           "<=", 3.0)
+    ratio("floor stream p99/p50 at c=64", [r.floor.stream_p99_c64 / r.floor.stream_p50_c64 for r in runs], "", None)
+    ratio("gateway JSON p99/p50 at c=64", [r.gateway.json_p99_c64 / r.gateway.json_p50_c64 for r in runs], "", None)
+    ratio("floor JSON p99/p50 at c=64", [r.floor.json_p99_c64 / r.floor.json_p50_c64 for r in runs], "", None)
     ratio("gateway CPU/stream - CPU/JSON, ms (the frames)",
           [r.gateway.stream_cpu_ms - r.gateway.json_cpu_ms for r in runs], "", None)
     gw = runs[len(runs) // 2].gateway
