@@ -85,6 +85,9 @@ class Acceptor:
         except OSError as exc:  # e.g. reset before it was attached: nothing to answer
             log.debug("an accepted connection failed before it was served: %s", exc)
             conn.close()
+        except Exception:  # the protocol could not be built: this connection only, the server goes on
+            log.exception("an accepted connection could not be attached")
+            conn.close()
 
     # asyncio.Server's shape, the part uvicorn's shutdown calls.
     def close(self) -> None:
