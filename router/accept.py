@@ -34,15 +34,18 @@ class Acceptor:
     """Accepts connections on one listening socket for ``protocol_factory``, every waiting one per wakeup."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
-                 protocol_factory: Callable[[], asyncio.Protocol], *, max_per_wakeup: int) -> None:
+                 protocol_factory: Callable[[], asyncio.Protocol], *, max_per_wakeup: int,
+                 retry_after_s: float = ACCEPT_RETRY_S) -> None:
         self._loop = loop
         self._sock = sock
         self._protocol_factory = protocol_factory
         # A bound on one wakeup's work (asyncio's is the backlog): the rest is taken on the next turn.
         self._max_per_wakeup = max(1, max_per_wakeup)
+        self._retry_after_s = retry_after_s
         self._attaching: set[asyncio.Task[None]] = set()
         self._serving = False
         self.accepted = 0
+        self.failures = 0  # accept() errors other than "nothing waiting" (each one pauses accepting)
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
@@ -62,9 +65,10 @@ class Acceptor:
             except ConnectionAbortedError:
                 continue  # the client gave up while queued
             except OSError as exc:  # EMFILE and kin; anything else would repeat on every turn too
-                log.warning("accept() failed (%s); pausing new connections for %.0f s", exc, ACCEPT_RETRY_S)
+                self.failures += 1
+                log.warning("accept() failed (%s); pausing new connections for %g s", exc, self._retry_after_s)
                 self._loop.remove_reader(self._sock.fileno())
-                self._loop.call_later(ACCEPT_RETRY_S, self._resume)
+                self._loop.call_later(self._retry_after_s, self._resume)
                 return
             self.accepted += 1
             conn.setblocking(False)

@@ -9,6 +9,8 @@ long a turn takes is the machine's business, how many turns a burst needs is our
 from __future__ import annotations
 
 import asyncio
+import os
+import resource
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -17,6 +19,7 @@ import pytest
 import uvicorn
 import uvloop
 
+from router.accept import Acceptor
 from router.server import ConnectionLimits, Drain, GatewayServer, GuardedProtocol, guarded_protocol
 
 BURST = 64
@@ -104,5 +107,38 @@ def test_after_shutdown_nothing_is_accepted_and_the_listener_is_closed(run: Any)
         assert not server.servers[0].sockets
         with pytest.raises(ConnectionRefusedError):
             await asyncio.open_connection("127.0.0.1", port)
+
+    run(scenario())
+
+
+def test_out_of_descriptors_pauses_accepting_then_takes_the_queue_when_they_are_back(run: Any) -> None:
+    made: list[asyncio.BaseTransport] = []
+
+    class Recorder(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            made.append(transport)
+
+    async def scenario() -> None:
+        listener = socket.create_server(("127.0.0.1", 0))
+        acceptor = Acceptor(asyncio.get_running_loop(), listener, Recorder, max_per_wakeup=64, retry_after_s=0.0)
+        acceptor.start()
+        clients = [socket.create_connection(listener.getsockname()) for _ in range(8)]
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        lowest_free = os.dup(0)  # a new descriptor takes the lowest free number: with the limit there,
+        os.close(lowest_free)    # accept() has none left (EMFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+        try:
+            await _turns_until(lambda: acceptor.failures >= 3, limit=200)
+            assert acceptor.failures >= 3 and acceptor.accepted == 0 and not made  # paused and retried, not raised
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        await _turns_until(lambda: len(made) == len(clients), limit=200)
+        assert len(made) == len(clients) and acceptor.is_serving()
+        for transport in made:
+            transport.close()
+        for client in clients:
+            client.close()
+        acceptor.close()
+        await acceptor.wait_closed()
 
     run(scenario())
