@@ -13,8 +13,9 @@ request (the server process's utime+stime over the c=64 cell, all its threads, d
 requests wrk completed: CPU time, not wall time, so a noisy neighbour on the core inflates it far
 less than it does latency), and p99/p50 at c=64 (stream: the target; JSON and the floor's: for
 comparison). The stream cell is each server's second c=64 cell: 64 new connections at once on a
-warm server, the case where uvloop's one-accept-per-turn listener showed (README.md, "Streams"). With ``--runs N`` the whole side-by-side is
-repeated and each ratio is the median, with its range. Needs `wrk` (apt-get install -y wrk).
+warm server, the case where uvloop's one-accept-per-turn listener showed (README.md, "Streams").
+With ``--runs N`` the whole side-by-side is repeated and each ratio is the median, with its range.
+Needs `wrk` (apt-get install -y wrk).
 """
 
 from __future__ import annotations
