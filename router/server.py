@@ -400,8 +400,8 @@ class GatewayServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         config = self.config
-        if sockets is not None or config.fd is not None or config.uds is not None:
-            await super().startup(sockets)  # not `router serve`'s way: uvicorn's own listener
+        if sockets is not None or config.fd is not None or config.uds is not None or config.ssl is not None:
+            await super().startup(sockets)  # not `router serve`'s way (no TLS there): uvicorn's own listener
             return
         sock = config.bind_socket()  # uvicorn's host/port socket (and its "running on" log line)
         await self.lifespan.startup()
