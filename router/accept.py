@@ -1,7 +1,7 @@
 """The gateway's listening socket, drained of every waiting connection each time it is readable.
 
-uvloop's own server hands the listening socket to libuv, and libuv (since 1.45, libuv/libuv#3696
-"unix: don't accept() connections in a loop") accepts exactly one connection per readiness event and
+uvloop's own server hands the listening socket to libuv, and libuv (since libuv/libuv#3696, "unix:
+don't accept() connections in a loop", July 2022) accepts exactly one connection per readiness event and
 relies on level-triggered polling to hear of the next one on the next turn of the loop. On an idle
 loop a turn is microseconds; on a busy one (c=64 streams: ~10 ms of callbacks per turn) a burst of
 64 new connections waits in the kernel's accept queue and is taken one per turn — the last one ~0.5 s
