@@ -404,6 +404,7 @@ class GatewayServer(uvicorn.Server):
             await super().startup(sockets)  # not `router serve`'s way (no TLS there): uvicorn's own listener
             return
         sock = config.bind_socket()  # uvicorn's host/port socket (and its "running on" log line)
+        sock.set_inheritable(False)  # bind_socket readies it for worker processes; we have none to hand it to
         await self.lifespan.startup()
         if self.lifespan.should_exit:
             sock.close()
