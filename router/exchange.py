@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from router import taxonomy
 from router.dispatch.anthropic import passthrough_adjusted
 from router.dispatch.modes import adjusted_params
-from router.dispatch.upstream import Usage
+from router.dispatch.upstream import NativeRequest, Usage
 from router.engine.decide import Candidate, Decision, Label
 from router.engine.label_source import label_source
 from router.engine.request_facts import RequestFacts
@@ -52,7 +52,7 @@ class Routed:
     admitted: Admitted | None = None  # hook (issue 14): its rate/budget reservation, settled by Accounting
     # The client's request in a protocol some upstream speaks natively (the /v1/messages body, for
     # Claude): sent as it came to such a route instead of ``body`` (dispatch/anthropic.py).
-    native: dict[str, Any] | None = None
+    native: NativeRequest | None = None
     cascade_cost_usd: float = 0.0  # hook (issue 17): spent asking the cascade route for the label
     # ``_adjusted`` per (backend, mode): a stream's router object is built twice (head and end), and
     # each build rebuilt the whole upstream body to learn which client parameters it changed.

@@ -29,7 +29,7 @@ from router import errors
 from router.dispatch.anthropic import event_has_payload, passthrough_body
 from router.dispatch.modes import upstream_body
 from router.dispatch.relay import ready_now
-from router.dispatch.upstream import UpstreamCall, UpstreamClient, UpstreamError, Usage
+from router.dispatch.upstream import NativeRequest, UpstreamCall, UpstreamClient, UpstreamError, Usage
 from router.engine.circuit import Ticket
 from router.engine.decide import Candidate
 from router.engine.live import LiveState
@@ -197,7 +197,7 @@ class Dispatcher:
     # --- shared per-attempt plumbing -----------------------------------------------------------
     def _prepare(self, loaded: LoadedPolicy, cand: Candidate, body: dict[str, Any], facts: RequestFacts,
                  money_left: float, deadline: float | None, first: bool,
-                 stream: bool, native: dict[str, Any] | None = None) -> tuple[UpstreamCall, Ticket] | str:
+                 stream: bool, native: NativeRequest | None = None) -> tuple[UpstreamCall, Ticket] | str:
         """The call for this candidate and its circuit ticket, or the reason it is skipped."""
         backend = loaded.policy.backends[cand.backend]
         if self._live.inflight(cand.backend) >= backend.max_concurrency:
@@ -346,7 +346,7 @@ class Dispatcher:
     # --- the attempt loop (one for JSON answers and streams) ------------------------------------
     async def _walk(self, loaded: LoadedPolicy, chain: list[Candidate], body: dict[str, Any], facts: RequestFacts,
                     money: float, deadline: float | None, attempt: _AttemptFn[_T], *, stream: bool,
-                    native: dict[str, Any] | None = None) -> _T:
+                    native: NativeRequest | None = None) -> _T:
         """Try the chain in order with retries; ``attempt`` carries out one try (and raises an
         ``UpstreamError`` when it fails). Capacity, circuits, money, time, in-flight accounting,
         backoff, fallback metrics and the exhaustion error all live here, once."""
@@ -359,7 +359,7 @@ class Dispatcher:
 
     async def _walk_chain(self, log: AttemptLog, loaded: LoadedPolicy, chain: list[Candidate],
                           body: dict[str, Any], facts: RequestFacts, money: float, deadline: float | None,
-                          attempt: _AttemptFn[_T], stream: bool, native: dict[str, Any] | None) -> _T:
+                          attempt: _AttemptFn[_T], stream: bool, native: NativeRequest | None) -> _T:
         first = True
         for index, cand in enumerate(chain):
             reason = "http_5xx"
@@ -394,7 +394,7 @@ class Dispatcher:
     # --- non-streaming ---------------------------------------------------------------------------
     async def complete(self, loaded: LoadedPolicy, chain: list[Candidate], body: dict[str, Any],
                        facts: RequestFacts, money: float, *, deadline: float | None = None,
-                       native: dict[str, Any] | None = None) -> Answer:
+                       native: NativeRequest | None = None) -> Answer:
         """``money``: USD this request may spend; ``deadline``: ``time.perf_counter()`` value;
         ``native``: the client's body for routes that speak its protocol (``Routed.native``)."""
         return await self._walk(loaded, chain, body, facts, money, deadline, self._complete_once, stream=False,
@@ -422,7 +422,7 @@ class Dispatcher:
     # --- streaming -------------------------------------------------------------------------------
     async def open_stream(self, loaded: LoadedPolicy, chain: list[Candidate], body: dict[str, Any],
                           facts: RequestFacts, money: float, *, deadline: float | None = None,
-                          native: dict[str, Any] | None = None) -> OpenStream:
+                          native: NativeRequest | None = None) -> OpenStream:
         """Walk the chain until a route produces its first token; nothing is sent before that."""
         return await self._walk(loaded, chain, body, facts, money, deadline, self._open_once, stream=True,
                                 native=native)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from router.policy.model import Backend
@@ -75,6 +75,17 @@ class UpstreamError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class NativeRequest:
+    """A client's request in a protocol some upstream speaks natively (the ``/v1/messages`` body,
+    for Claude): the body, and the client's headers of that protocol the upstream must see too
+    (``anthropic-beta``: the features the body uses). Built by the door, adapted per route by
+    ``anthropic.passthrough_body``."""
+
+    body: dict[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamCall:
     backend_name: str
     backend: Backend
@@ -85,7 +96,7 @@ class UpstreamCall:
     # The client's own Anthropic Messages body, adapted to this route, for a route that speaks the
     # Messages API natively (``anthropic.passthrough_body``): sent instead of ``body``, and answered
     # with the upstream's Messages answer / events as they are. None: the chat-shaped path.
-    native: dict[str, Any] | None = None
+    native: NativeRequest | None = None
 
     @property
     def attempt_timeout_s(self) -> float:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from router import errors, offload, taxonomy
 from router.dispatch.executor import Dispatcher
 from router.dispatch.modes import remember_mode
+from router.dispatch.upstream import NativeRequest
 from router.engine.decide import Label, Limits, decide
 from router.engine.live import LiveState
 from router.engine.request_facts import RequestFacts, extract_facts
@@ -75,7 +76,7 @@ class Pipeline:
 
     async def serve(self, body: dict[str, Any], headers: Mapping[str, str], *, arrived: float,
                     api: str = CHAT_API, tenant: str | None = None, size: int = 0,
-                    native: dict[str, Any] | None = None) -> Answer | AnswerStream:
+                    native: NativeRequest | None = None) -> Answer | AnswerStream:
         """The whole request: trace, prepare, carry out (a stream when the body asks for one).
         ``size``: the raw body's bytes (a big body is prepared in turns, see ``router.offload``);
         ``native``: the client's own body for routes that speak its protocol (``Routed.native``)."""
