@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from router.dispatch.anthropic import event_has_payload, passthrough_body, usage_after_event
+from router.dispatch import anthropic
+from router.dispatch.anthropic import event_has_payload, usage_after_event
 from router.dispatch.modes import build_request
-from router.dispatch.upstream import Usage
+from router.dispatch.upstream import NativeRequest, Usage
 from router.policy.model import Backend
 
 PRICE = {"input_per_mtok": 3.0, "output_per_mtok": 15.0}
@@ -18,8 +19,18 @@ KIMI = Backend(provider="openai_compatible", flavour="vllm", model="moonshotai/K
 HI = [{"role": "user", "content": [{"type": "text", "text": "Hi", "cache_control": {"type": "ephemeral"}}]}]
 
 
-def native(**fields: Any) -> dict[str, Any]:
-    return {"model": "auto", "max_tokens": 4000, "messages": HI, **fields}
+def native(**fields: Any) -> NativeRequest:
+    return NativeRequest({"model": "auto", "max_tokens": 4000, "messages": HI, **fields},
+                         {"anthropic-beta": "interleaved-thinking-2025-05-14"})
+
+
+def passthrough_body(request: NativeRequest | None, adapted: dict[str, Any], backend: Backend) -> dict[str, Any] | None:
+    """The body the route gets (its headers are the client's, unchanged: checked once below)."""
+    out = anthropic.passthrough_body(request, adapted, backend)
+    if out is None:
+        return None
+    assert request is not None and out.headers == request.headers
+    return out.body
 
 
 def adapted(backend: Backend, *, mode: str = "default", cap: int | None = None, **chat: Any) -> dict[str, Any]:
@@ -106,3 +117,15 @@ def test_adjusted_params_name_what_the_native_call_changed() -> None:
     assert passthrough_adjusted(native(), chat, CLAUDE, "default") == []
     assert passthrough_adjusted(native(), chat, KIMI, "instant") is None  # not a native route
     assert passthrough_adjusted(None, chat, CLAUDE, "default") is None  # not a Messages request
+
+
+def test_the_beta_header_merges_the_clients_and_the_gateways_betas_once_each() -> None:
+    beta_header = anthropic.beta_header
+    assert beta_header(None, structured_outputs=False) is None
+    assert beta_header("", structured_outputs=False) is None
+    assert beta_header(None, structured_outputs=True) == anthropic.STRUCTURED_OUTPUTS_BETA
+    claude_code = "claude-code-20250219, interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14"
+    assert beta_header(claude_code, structured_outputs=False) == (
+        "claude-code-20250219,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14")
+    assert beta_header(f"{anthropic.STRUCTURED_OUTPUTS_BETA},context-1m-2025-08-07,context-1m-2025-08-07",
+                       structured_outputs=True) == f"{anthropic.STRUCTURED_OUTPUTS_BETA},context-1m-2025-08-07"

@@ -28,6 +28,7 @@ from router.dispatch.http1 import Http1Error
 from router.dispatch.modes import build_request
 from router.dispatch.relay import OpenAIRelay, RelayStream
 from router.dispatch.upstream import (
+    NativeRequest,
     UpstreamCall,
     UpstreamError,
     Usage,
@@ -204,15 +205,21 @@ def speaks_messages(backend: Backend) -> bool:
     return backend.provider == "anthropic" and not backend.uses_relay
 
 
-def passthrough_body(native: dict[str, Any] | None, adapted: dict[str, Any], backend: Backend) -> dict[str, Any] | None:
-    """The client's Messages body for this route, or None when the route does not speak it natively.
+def passthrough_body(native: NativeRequest | None, adapted: dict[str, Any],
+                     backend: Backend) -> NativeRequest | None:
+    """The client's Messages request for this route, or None when the route does not speak it natively.
 
-    ``native``: the body as the door kept it (router-only fields out, ``anthropic_messages.
-    claude_passthrough_body``); ``adapted``: this attempt's chat-shaped body (``modes.build_request``),
-    which carries the route's decisions: model id, output cap, stream, the mode's thinking.
+    ``native``: the request as the door kept it (router-only fields out, ``anthropic_messages.
+    claude_passthrough_body``; the client's ``anthropic-beta``); ``adapted``: this attempt's
+    chat-shaped body (``modes.build_request``), which carries the route's decisions: model id,
+    output cap, stream, the mode's thinking. The headers go on unchanged.
     """
     if native is None or not speaks_messages(backend):
         return None
+    return NativeRequest(_adapted_native(native.body, adapted), native.headers)
+
+
+def _adapted_native(native: dict[str, Any], adapted: dict[str, Any]) -> dict[str, Any]:
     out = dict(native)
     out["model"] = adapted["model"]
     out["max_tokens"] = adapted["max_tokens"]
@@ -230,19 +237,30 @@ def passthrough_body(native: dict[str, Any] | None, adapted: dict[str, Any], bac
     return out
 
 
+def beta_header(client: str | None, *, structured_outputs: bool) -> str | None:
+    """The ``anthropic-beta`` value to send: the client's betas as it listed them, then the gateway's
+    own, each once (platform.claude.com/docs/en/api/beta-headers: several betas go comma-separated in
+    one header; an unknown one is a 400, so nothing is invented here)."""
+    if client is None and not structured_outputs:
+        return None
+    names = [n for n in (part.strip() for part in (client or "").split(",")) if n]
+    if structured_outputs:
+        names.append(STRUCTURED_OUTPUTS_BETA)
+    return ",".join(dict.fromkeys(names)) or None
+
+
 # Fields every passthrough sets, whatever the client sent (the money cap's max_tokens is in cost_usd).
 _ROUTE_OWNED = frozenset({"model", "stream", "max_tokens"})
 
 
-def passthrough_adjusted(native: dict[str, Any] | None, body: dict[str, Any], backend: Backend,
+def passthrough_adjusted(native: NativeRequest | None, body: dict[str, Any], backend: Backend,
                          mode: str) -> list[str] | None:
     """The client's fields a native call did not send as given (the ``router`` object's
     ``adjusted_params``), or None when this route is not a native one."""
     if native is None or not speaks_messages(backend):
         return None
-    out = passthrough_body(native, build_request(body, backend, mode, max_output_tokens=None).body, backend)
-    assert out is not None
-    return sorted(k for k, v in native.items() if k not in _ROUTE_OWNED and out.get(k, _MISSING) != v)
+    out = _adapted_native(native.body, build_request(body, backend, mode, max_output_tokens=None).body)
+    return sorted(k for k, v in native.body.items() if k not in _ROUTE_OWNED and out.get(k, _MISSING) != v)
 
 
 _MISSING = object()
@@ -410,12 +428,15 @@ class AnthropicClient:
 
     @staticmethod
     def _request(call: UpstreamCall) -> tuple[str, dict[str, str], bytes]:
-        body, beta = (call.native, False) if call.native is not None else anthropic_request(call.body)
+        native = call.native
+        body, beta = (native.body, False) if native is not None else anthropic_request(call.body)
         headers = {"content-type": "application/json", "anthropic-version": API_VERSION}
         if call.api_key:
             headers["x-api-key"] = call.api_key
-        if beta:
-            headers["anthropic-beta"] = STRUCTURED_OUTPUTS_BETA
+        betas = beta_header(native.headers.get("anthropic-beta") if native is not None else None,
+                            structured_outputs=beta)
+        if betas is not None:
+            headers["anthropic-beta"] = betas
         base = (call.backend.api_base or "https://api.anthropic.com").rstrip("/")
         url = base + ("/messages" if base.endswith("/v1") else "/v1/messages")
         return url, headers, orjson.dumps(body)

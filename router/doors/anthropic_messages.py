@@ -12,10 +12,12 @@ on assistant messages (Moonshot asks for it to be kept across tool-call turns).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
+from router.dispatch.upstream import NativeRequest
 from router.engine.request_facts import extract_facts
 from router.errors import InvalidRequest, RouterError
 
@@ -404,6 +406,19 @@ def is_router_signature(signature: Any) -> bool:
 
 def _is_foreign_thinking(block: Any) -> bool:
     return isinstance(block, dict) and block.get("type") == "thinking" and is_router_signature(block.get("signature"))
+
+
+# The client's headers a Claude route must see too. ``anthropic-beta`` names the beta features
+# the body uses (platform.claude.com/docs/en/api/beta-headers); Claude Code sends it on every request
+# (claude-code-20250219, interleaved-thinking-2025-05-14, fine-grained-tool-streaming-2025-05-14,
+# context-management-2025-06-27, …) and, without it, Claude refuses the fields those betas enable.
+FORWARDED_HEADERS = ("anthropic-beta",)
+
+
+def claude_passthrough(body: dict[str, Any], headers: Mapping[str, str], *, model: str) -> NativeRequest:
+    """``claude_passthrough_body`` with the client's headers a Claude route needs (``FORWARDED_HEADERS``)."""
+    forwarded = {name: headers[name] for name in FORWARDED_HEADERS if headers.get(name)}
+    return NativeRequest(claude_passthrough_body(body, model=model), forwarded)
 
 
 def claude_passthrough_body(body: dict[str, Any], *, model: str) -> dict[str, Any]:

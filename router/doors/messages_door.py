@@ -45,7 +45,7 @@ class MessagesDoor:
         chat = anthropic_messages.to_chat_request(body)
         prefer_mode(chat, anthropic_messages.mode_hint(body), incoming.headers)
         options = _Options(body.get("stop_sequences") or None, anthropic_messages.omit_thinking(body))
-        native = anthropic_messages.claude_passthrough_body(body, model=chat["model"])
+        native = anthropic_messages.claude_passthrough(body, incoming.headers, model=chat["model"])
         result = await services.pipeline.serve(chat, incoming.headers, arrived=incoming.arrived, api=self.api,
                                                tenant=incoming.tenant, native=native)
         headers = {**result.headers, "request-id": result.routed.request_id}  # what the SDK reports as _request_id
