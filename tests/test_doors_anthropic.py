@@ -187,7 +187,7 @@ def test_output_config_format_becomes_response_format() -> None:
     ({"messages": [{"role": "assistant", "content": [{"type": "tool_use", "name": "f"}]}]},
      "messages[0].content[0]"),
     ({"system": 5}, "system"),
-    ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0]"),
+    ({"tools": [{"type": "web_search", "name": "web_search"}]}, "tools[0]"),  # not a type Anthropic defines
     ({"tools": [{"name": "f", "input_schema": "x"}]}, "tools[0].input_schema"),
     ({"tool_choice": {"type": "sometimes"}}, "tool_choice"),
     ({"tool_choice": {"type": "any"}}, "tool_choice"),  # no tools

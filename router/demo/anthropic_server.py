@@ -106,6 +106,22 @@ def validate(body: Any) -> str | None:
     return vendor_rules.anthropic_refusal(body)  # what the real API refuses
 
 
+# Body fields the real API takes only with their beta in ``anthropic-beta`` (platform.claude.com/docs/en/
+# api/beta-headers; structured outputs, context editing, the MCP connector): without it, a 400.
+_BETA_FIELDS = {"output_format": "structured-outputs-", "context_management": "context-management-",
+                "mcp_servers": "mcp-client-"}
+
+
+def beta_problem(body: Any, betas: str) -> str | None:
+    if not isinstance(body, dict):
+        return None
+    enabled = [b.strip() for b in betas.split(",")]
+    for field, beta in _BETA_FIELDS.items():
+        if field in body and not any(b.startswith(beta) for b in enabled):
+            return f"{field}: Extra inputs are not permitted (it needs the {beta}… anthropic-beta header)"
+    return None
+
+
 def plan_anthropic(state: DemoServerState, body: dict[str, Any]) -> Planned:
     thinking = body.get("thinking")
     mode = "thinking" if isinstance(thinking, dict) and thinking.get("type") == "enabled" else "default"
@@ -156,10 +172,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
     if not check_auth(state, request):
         state.stats.rejected += 1
         return anthropic_error(401, "invalid x-api-key")
-    problem = error or validate(body)
-    if problem is None and "output_format" in body and "structured-outputs" not in request.headers.get(
-            "anthropic-beta", ""):
-        problem = "output_format: Extra inputs are not permitted (structured outputs need the anthropic-beta header)"
+    problem = error or validate(body) or beta_problem(body, request.headers.get("anthropic-beta", ""))
     if problem is not None:
         state.stats.rejected += 1
         return anthropic_error(400, problem)

@@ -36,6 +36,7 @@ from router.dispatch.upstream import (
     status_error,
     transport_error,
 )
+from router.engine.anthropic_tools import is_anthropic_tool, runs_anthropic_tools
 from router.policy.model import Backend
 from router.sse import DataLines, LineTooLong
 
@@ -138,6 +139,20 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
     return out
 
 
+def _tool(tool: Any) -> dict[str, Any] | None:
+    """A chat tool as Anthropic's; a tool of a type Anthropic defines (``web_search_20250305``: routing
+    sends such requests to Claude only) is already Anthropic's and goes as it is."""
+    if not isinstance(tool, dict):
+        return None
+    if is_anthropic_tool(tool.get("type")):
+        return tool
+    f = tool.get("function")
+    if not isinstance(f, dict) or not f.get("name"):
+        return None
+    return {"name": f["name"], "description": f.get("description") or "",
+            "input_schema": f.get("parameters") or {"type": "object", "properties": {}}}
+
+
 def anthropic_request(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """(Messages API body, needs the structured-outputs beta header) for an adapted OpenAI body."""
     system, messages = _messages(body["messages"])
@@ -150,9 +165,7 @@ def anthropic_request(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     stop = body.get("stop")
     if stop:
         out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
-    tools = [{"name": f["name"], "description": f.get("description") or "",
-              "input_schema": f.get("parameters") or {"type": "object", "properties": {}}}
-             for t in body.get("tools") or () if isinstance(f := t.get("function"), dict) and f.get("name")]
+    tools = [tool for t in body.get("tools") or () if (tool := _tool(t)) is not None]
     if tools:
         out["tools"] = tools
         choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
@@ -201,8 +214,9 @@ _SAMPLING = ("temperature", "top_p", "top_k")
 
 
 def speaks_messages(backend: Backend) -> bool:
-    """Does this backend's client (``AnthropicClient``) send a Messages body as it is?"""
-    return backend.provider == "anthropic" and not backend.uses_relay
+    """Does this backend's client (``AnthropicClient``) send a Messages body as it is? (What routing
+    asks of a route for a request with Anthropic-defined tools.)"""
+    return runs_anthropic_tools(backend)
 
 
 def passthrough_body(native: NativeRequest | None, adapted: dict[str, Any],

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from router.dispatch.upstream import NativeRequest
+from router.engine.anthropic_tools import MCP_TOOLSET, is_anthropic_tool
 from router.engine.request_facts import extract_facts
 from router.errors import InvalidRequest, RouterError
 
@@ -183,8 +184,10 @@ def _assistant_message(content: Any, where: str) -> dict[str, Any]:
             texts.append(block["text"])
         elif kind == "thinking" and isinstance(block.get("thinking"), str):
             thinking.append(block["thinking"])
-        elif kind == "redacted_thinking":
-            continue  # encrypted for Claude only: nothing another model can read
+        elif kind == "redacted_thinking" or kind in SERVER_TOOL_BLOCKS:
+            # redacted thinking is encrypted for Claude only; a server tool's call and results (web
+            # search, fetch, code execution) ran inside Anthropic, and the text after them says what they found
+            continue
         elif kind == "tool_use":
             name, call_id, args = block.get("name"), block.get("id"), block.get("input", {})
             if not isinstance(name, str) or not isinstance(call_id, str) or not isinstance(args, dict):
@@ -193,7 +196,7 @@ def _assistant_message(content: Any, where: str) -> dict[str, Any]:
                           "function": {"name": name, "arguments": orjson.dumps(args).decode()}})
         else:
             raise _fail(f"{at}: content block type {kind!r} is not supported in an assistant turn "
-                        "(text, thinking, redacted_thinking, tool_use).", f"{at}.type")
+                        "(text, thinking, redacted_thinking, tool_use, server tool blocks).", f"{at}.type")
     # No text: None beside tool calls (OpenAI's own shape), else "" (an assistant turn needs one or the other).
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else (None if calls else "")}
     if thinking:
@@ -201,6 +204,14 @@ def _assistant_message(content: Any, where: str) -> dict[str, Any]:
     if calls:
         message["tool_calls"] = calls
     return message
+
+
+# Assistant content blocks of server tools (Messages API reference, content block types): Claude's
+# own record of what ran on Anthropic's side, replayed by clients in later turns.
+SERVER_TOOL_BLOCKS = frozenset({
+    "server_tool_use", "web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result",
+    "bash_code_execution_tool_result", "text_editor_code_execution_tool_result", "tool_search_tool_result",
+    "mcp_tool_use", "mcp_tool_result", "container_upload"})
 
 
 def _tools(tools: Any) -> list[dict[str, Any]]:
@@ -211,11 +222,14 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
             raise _fail(f"tools[{i}] needs a 'name'.", f"tools[{i}].name")
         kind = tool.get("type", "custom")
+        if is_anthropic_tool(kind):
+            # web_search_…, bash_…, mcp_toolset …: kept as sent, so that routing sees them
+            # (RequestFacts.anthropic_tools) and only Claude routes, which get the client's body, are eligible.
+            out.append(tool)
+            continue
         if kind not in ("custom", None) or "input_schema" not in tool:
-            # Server tools (web_search_…, bash_…, text_editor_…) run inside Anthropic; routed
-            # elsewhere nothing would run them.
-            raise _fail(f"tools[{i}] ({tool['name']!r}, type {kind!r}): only client tools with an "
-                        "'input_schema' can be routed.", f"tools[{i}]")
+            raise _fail(f"tools[{i}] ({tool['name']!r}, type {kind!r}): a tool needs an 'input_schema', or the "
+                        "type of a tool Anthropic defines (e.g. web_search_20250305).", f"tools[{i}]")
         schema = tool["input_schema"]
         if not isinstance(schema, dict):
             raise _fail(f"tools[{i}].input_schema must be a JSON Schema object.", f"tools[{i}].input_schema")
@@ -224,6 +238,15 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
             function["description"] = tool["description"]
         out.append({"type": "function", "function": function})
     return out
+
+
+def _mcp_toolsets(servers: Any) -> list[dict[str, Any]]:
+    """``mcp_servers`` (the MCP connector, mcp-client betas): tools Anthropic fetches and calls. For
+    routing they are what the newer beta spells as ``mcp_toolset`` tools: only Claude routes serve them."""
+    if not isinstance(servers, list):
+        raise _fail("mcp_servers must be a list.", "mcp_servers")
+    return [{"type": MCP_TOOLSET, "mcp_server_name": str(server.get("name") if isinstance(server, dict) else i)}
+            for i, server in enumerate(servers)]
 
 
 def _tool_choice(choice: Any, chat: dict[str, Any]) -> None:
@@ -367,6 +390,8 @@ def to_chat_request(body: dict[str, Any]) -> dict[str, Any]:
     chat: dict[str, Any] = {"model": body["model"], "messages": messages, "max_tokens": max_tokens}
     if body.get("tools"):
         chat["tools"] = _tools(body["tools"])
+    if body.get("mcp_servers"):
+        chat["tools"] = [*chat.get("tools", ()), *_mcp_toolsets(body["mcp_servers"])]
     if body.get("tool_choice") is not None:
         _tool_choice(body["tool_choice"], chat)
     stops = body.get("stop_sequences")
