@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from router import taxonomy
+from router.engine.anthropic_tools import runs_anthropic_tools
+from router.engine.anthropic_tools import why_not as anthropic_tools_why_not
 from router.engine.request_facts import RequestFacts
 from router.engine.signals import BackendSignals, RouteSignals, Signals
 from router.policy.model import OutputEstimate, Policy
@@ -277,6 +279,8 @@ def _check(policy: Policy, cand: Candidate, facts: RequestFacts, limits: Limits,
         if facts.has_tools and not policy.backends[aggregator_backend].supports_tools:
             # Client tools are the aggregator's to call (sub-agents only ever get MCP tools).
             cand.reject("tools", f"the swarm aggregator's backend {aggregator_backend} does not support tools")
+        if facts.anthropic_tools:  # hook (r4-agents): sub-agents and the aggregator get chat-shaped bodies
+            cand.reject("tools", anthropic_tools_why_not(facts.anthropic_tools, "swarm"))
         if cand.reasons:
             return
         backend_names: tuple[str, ...] = tuple(sorted({policy.swarm.planner.partition(":")[0],
@@ -292,6 +296,8 @@ def _check(policy: Policy, cand: Candidate, facts: RequestFacts, limits: Limits,
                 cand.reject("modality", f"{cand.backend} does not take {', '.join(sorted(missing))} input")
         if facts.has_tools and not backend.supports_tools:
             cand.reject("tools", f"{cand.backend} does not support tools")
+        if facts.anthropic_tools and not runs_anthropic_tools(backend):  # hook (r4-agents): e.g. web_search
+            cand.reject("tools", anthropic_tools_why_not(facts.anthropic_tools, cand.backend))
         needed = cand.input_tokens + cand.output_tokens
         if needed > backend.context_window:
             cand.reject("context", f"~{needed} tokens > context window {backend.context_window}")

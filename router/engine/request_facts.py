@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 
+from router.engine.anthropic_tools import anthropic_tools
+
 # Rough token cost of one image / video part as an input (providers charge ~1-2k for an image).
 IMAGE_TOKENS = 1_500
 VIDEO_TOKENS = 8_000
@@ -24,6 +26,8 @@ class RequestFacts:
     max_output_tokens: int | None  # what the client asked for, if anything
     stream: bool
     messages: int = 1
+    # hook (r4-agents): Anthropic-defined tools (engine/anthropic_tools.py): only Claude routes serve them
+    anthropic_tools: tuple[str, ...] = ()
 
     @property
     def input_tokens(self) -> int:
@@ -59,7 +63,9 @@ def extract_facts(body: dict[str, Any]) -> RequestFacts:
     videos = 0
     messages = body.get("messages") or ()
     tools = body.get("tools") or body.get("functions")  # `functions`: the legacy name, still sent
+    native_tools: tuple[str, ...] = ()
     if tools:
+        native_tools = anthropic_tools(tools) if isinstance(tools, list) else ()  # hook (r4-agents)
         raw = orjson.dumps(tools)
         chars += len(raw)  # JSON schemas are ASCII in practice; bytes bound chars anyway
         nbytes += len(raw)
@@ -94,4 +100,5 @@ def extract_facts(body: dict[str, Any]) -> RequestFacts:
         max_output_tokens=limit if isinstance(limit, int) and limit > 0 else None,
         stream=bool(body.get("stream")),
         messages=len(messages) if isinstance(messages, list) else 1,
+        anthropic_tools=native_tools,
     )
