@@ -177,9 +177,9 @@ def test_json_object_and_text_formats() -> None:
      "input[0].content[0].image_url"),
     ({"input": [{"type": "function_call", "name": "f"}]}, "input[0]"),
     ({"input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id"),
-    ({"input": [{"type": "web_search_call", "id": "w"}]}, "input[0].type"),
+    ({"input": [{"type": "file_search_call", "id": "w"}]}, "input[0].type"),  # web_search_call: skipped
     ({"instructions": ["x"]}, "instructions"),
-    ({"tools": [{"type": "web_search"}]}, "tools[0]"),
+    ({"tools": [{"type": "file_search"}]}, "tools[0]"),  # web_search: left out (responses_tools)
     ({"tool_choice": {"type": "allowed_tools"}}, "tool_choice"),
     ({"tool_choice": "required"}, "tool_choice"),  # no tools
     ({"max_output_tokens": 0}, "max_output_tokens"),

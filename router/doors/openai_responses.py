@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from router.doors import responses_tools
 from router.errors import InvalidRequest, RouterError
 
 
@@ -93,6 +94,11 @@ def _reasoning_text(item: dict[str, Any]) -> str:
     return ""
 
 
+_CALLS = frozenset({"custom_tool_call", "local_shell_call"})
+_OUTPUTS = frozenset({"function_call_output", "custom_tool_call_output", "local_shell_call_output"})
+_NOT_REPLAYED = frozenset({"web_search_call"})
+
+
 class _Conversation:
     """Builds chat messages; consecutive assistant output (text, reasoning, calls) merges into one turn."""
 
@@ -134,8 +140,14 @@ class _Conversation:
             turn = self._assistant()
             turn.setdefault("tool_calls", []).append(
                 {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}})
-        elif kind == "function_call_output":
-            call_id, output = item.get("call_id"), item.get("output")
+        elif kind in _CALLS:  # Codex's apply_patch (custom) and local shell calls, as chat tool calls
+            self._assistant().setdefault("tool_calls", []).append(responses_tools.chat_call(item, where))
+        elif kind in _NOT_REPLAYED:
+            return  # a hosted search ran inside OpenAI; the assistant's text after it says what it found
+        elif kind in _OUTPUTS:
+            # a local_shell_call_output names its call by ``id`` (the Responses reference)
+            call_id = item.get("id") if kind == "local_shell_call_output" else item.get("call_id")
+            output = item.get("output")
             if not isinstance(call_id, str):
                 raise _fail(f"{where}.call_id is required.", f"{where}.call_id")
             if isinstance(output, list):
@@ -151,7 +163,8 @@ class _Conversation:
                 self._reasoning.append(text)
         else:
             raise _fail(f"{where}: input item type {kind!r} cannot be routed (message, function_call, "
-                        "function_call_output, reasoning).", f"{where}.type")
+                        "function_call_output, custom_tool_call(_output), local_shell_call(_output), reasoning).",
+                        f"{where}.type")
 
     def result(self) -> list[dict[str, Any]]:
         return self.messages
@@ -172,30 +185,13 @@ def input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
 # --- request ---------------------------------------------------------------------------------
 
 
-def _tools(tools: Any) -> list[dict[str, Any]]:
-    if not isinstance(tools, list):
-        raise _fail("tools must be a list.", "tools")
-    out = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(tool.get("name"), str):
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            # Hosted tools (web_search, file_search, code_interpreter, …) run inside OpenAI.
-            raise _fail(f"tools[{i}]: only function tools {{'type': 'function', 'name': ...}} can be routed; "
-                        f"got type {kind!r}.", f"tools[{i}]")
-        function: dict[str, Any] = {"name": tool["name"]}
-        for key in ("description", "parameters", "strict"):
-            if tool.get(key) is not None:
-                function[key] = tool[key]
-        out.append({"type": "function", "function": function})
-    return out
-
-
 def _tool_choice(choice: Any) -> str | dict[str, Any]:
     if choice in ("auto", "none", "required"):
         return str(choice)
-    if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
-        return {"type": "function", "function": {"name": choice["name"]}}
-    raise _fail("tool_choice must be 'auto', 'none', 'required' or {'type': 'function', 'name': ...}.",
+    if isinstance(choice, dict) and choice.get("type") in ("function", responses_tools.CUSTOM) \
+            and isinstance(choice.get("name"), str):
+        return {"type": "function", "function": {"name": choice["name"]}}  # a custom tool is a function there
+    raise _fail("tool_choice must be 'auto', 'none', 'required' or {'type': 'function' | 'custom', 'name': ...}.",
                 "tool_choice")
 
 
@@ -284,8 +280,9 @@ def to_chat_request(body: dict[str, Any], previous: list[dict[str, Any]] | None 
     for i, item in enumerate(items):
         conversation.add(item, f"input[{i}]")
     chat: dict[str, Any] = {"model": body["model"], "messages": conversation.result()}
-    if body.get("tools"):
-        chat["tools"] = _tools(body["tools"])
+    tools = responses_tools.chat_tools(body["tools"]) if body.get("tools") else None
+    if tools:  # none left: only hosted web search was offered (responses_tools)
+        chat["tools"] = tools
         if body.get("parallel_tool_calls") is False:
             chat["parallel_tool_calls"] = False
     if body.get("tool_choice") is not None:

@@ -22,6 +22,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from router import sse
+from router.doors import responses_tools
 
 # The stream this request's task is rendering. The shutdown drain ends a request in its own task
 # but cannot reach the door's renderer: through this, its error event continues the numbering.
@@ -137,11 +138,15 @@ def from_chat_response(chat_response: dict[str, Any], *, request: dict[str, Any]
     if text:
         output.append(_message_item(_item_id("msg", rid, len(output)), text,
                                     "incomplete" if incomplete else "completed"))
-    for call in message.get("tool_calls") or ():
+    calls = message.get("tool_calls") or ()
+    kinds = responses_tools.kinds(request) if calls else {}
+    for call in calls:
         function = call.get("function") or {}
         item_id = _item_id("fc", rid, len(output))
-        output.append(_call_item(item_id, call.get("id") or "call_" + item_id[3:], function.get("name", ""),
-                                 function.get("arguments") or "", "completed"))
+        name = function.get("name", "")
+        output.append(responses_tools.call_item(kinds.get(name, "function"), item_id,
+                                                call.get("id") or "call_" + item_id[3:], name,
+                                                function.get("arguments") or "", "completed"))
     return response_object(
         request=request, model=model, id=rid,
         created_at=created_at if created_at is not None else time.time(),
@@ -171,6 +176,8 @@ class ResponsesStreamRenderer:
         self._item_id = ""
         self._text: list[str] = []
         self._call: tuple[str, str] = ("", "")  # (call_id, name) of the open function call
+        self._kinds: dict[str, str] | None = None  # tool name → custom / local_shell (responses_tools.kinds)
+        self._call_kind = "function"  # custom and local_shell calls are sent whole when they close
         self._calls: set[int] = set()  # chat tool-call indices already opened
         self._finish: str | None = None
         self._usage: dict[str, Any] | None = None
@@ -278,6 +285,8 @@ class ResponsesStreamRenderer:
                                   content_index=0, part=_text_part("")))
         self._item_id = _item_id("fc", self.id, index)
         call_id, name = self._call
+        if self._call_kind != "function":
+            return out  # announced when it closes: its item is only whole then (``_close_call``)
         return out + self._event("response.output_item.added", output_index=index,
                                  item=_call_item(self._item_id, call_id, name, "", "in_progress"))
 
@@ -298,6 +307,8 @@ class ResponsesStreamRenderer:
                                text=text, logprobs=[])
                    + self._event("response.content_part.done", item_id=item_id, output_index=index,
                                  content_index=0, part=_text_part(text)))
+        elif self._call_kind != "function":
+            return self._close_call(item_id, index, text)
         else:
             call_id, name = self._call
             item = _call_item(item_id, call_id, name, text, "completed")
@@ -305,6 +316,22 @@ class ResponsesStreamRenderer:
                               arguments=text)
         self._output.append(item)
         return out + self._event("response.output_item.done", output_index=index, item=item)
+
+    def _close_call(self, item_id: str, index: int, arguments: str) -> bytes:
+        """A custom or local_shell call, whole: added, (a custom tool's input,) done."""
+        call_id, name = self._call
+        item = responses_tools.call_item(self._call_kind, item_id, call_id, name, arguments, "completed")
+        if item["type"] == "custom_tool_call":
+            opened = {**item, "input": ""}
+            body = (self._event("response.custom_tool_call_input.delta", item_id=item_id, output_index=index,
+                                delta=item["input"])
+                    + self._event("response.custom_tool_call_input.done", item_id=item_id, output_index=index,
+                                  input=item["input"]))
+        else:
+            opened, body = {**item, "status": "in_progress"}, b""
+        self._output.append(item)
+        return (self._event("response.output_item.added", output_index=index, item=opened) + body
+                + self._event("response.output_item.done", output_index=index, item=item))
 
     def _tool_call(self, call: dict[str, Any]) -> bytes:
         chat_index = call.get("index", 0)
@@ -315,10 +342,14 @@ class ResponsesStreamRenderer:
             out += self._close()  # before naming the new call: the open item may be the previous call
             self._call = (call.get("id") or f"call_{self.id.removeprefix('resp_')}_{len(self._output)}",
                           function.get("name") or "")
+            if self._kinds is None:
+                self._kinds = responses_tools.kinds(self.request)
+            self._call_kind = self._kinds.get(self._call[1], "function")
             out += self._to("function_call", new=True)
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments and self._open == "function_call":
             self._text.append(arguments)
-            out += self._event("response.function_call_arguments.delta", item_id=self._item_id,
-                               output_index=len(self._output), delta=arguments)
+            if self._call_kind == "function":
+                out += self._event("response.function_call_arguments.delta", item_id=self._item_id,
+                                   output_index=len(self._output), delta=arguments)
         return out
