@@ -321,17 +321,17 @@ class ResponsesStreamRenderer:
         """A custom or local_shell call, whole: added, (a custom tool's input,) done."""
         call_id, name = self._call
         item = responses_tools.call_item(self._call_kind, item_id, call_id, name, arguments, "completed")
-        if item["type"] == "custom_tool_call":
-            opened = {**item, "input": ""}
-            body = (self._event("response.custom_tool_call_input.delta", item_id=item_id, output_index=index,
-                                delta=item["input"])
-                    + self._event("response.custom_tool_call_input.done", item_id=item_id, output_index=index,
-                                  input=item["input"]))
-        else:
-            opened, body = {**item, "status": "in_progress"}, b""
+        custom = item["type"] == "custom_tool_call"
+        opened = {**item, "input": ""} if custom else {**item, "status": "in_progress"}
+        out = [self._event("response.output_item.added", output_index=index, item=opened)]  # numbered in order
+        if custom:
+            out.append(self._event("response.custom_tool_call_input.delta", item_id=item_id, output_index=index,
+                                   delta=item["input"]))
+            out.append(self._event("response.custom_tool_call_input.done", item_id=item_id, output_index=index,
+                                   input=item["input"]))
         self._output.append(item)
-        return (self._event("response.output_item.added", output_index=index, item=opened) + body
-                + self._event("response.output_item.done", output_index=index, item=item))
+        out.append(self._event("response.output_item.done", output_index=index, item=item))
+        return b"".join(out)
 
     def _tool_call(self, call: dict[str, Any]) -> bytes:
         chat_index = call.get("index", 0)
