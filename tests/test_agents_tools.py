@@ -117,3 +117,20 @@ def test_the_chat_door_sends_anthropic_tools_to_claude_as_they_are() -> None:
         WEB_SEARCH, {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
         "messages": [{"role": "user", "content": "hi"}]})
     assert body["tools"] == [WEB_SEARCH, {"name": "f", "description": "", "input_schema": {"type": "object"}}]
+
+
+def test_beta_body_fields_on_the_chat_shape_kept_when_they_change_the_answer_else_left_out() -> None:
+    """For Kimi/GPT: structured outputs' beta spelling (``output_format``) still binds the answer to
+    the schema; context editing and the code-execution container only tune Claude's side."""
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    chat = am.to_chat_request({"model": "auto", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}],
+                               "output_format": {"type": "json_schema", "schema": schema},
+                               "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]},
+                               "container": "container_011CPR5CNjB747bTd36fQLFk"})
+    assert chat["response_format"] == {"type": "json_schema",
+                                       "json_schema": {"name": "output", "schema": schema, "strict": True}}
+    assert "context_management" not in chat and "container" not in chat
+    with pytest.raises(am.MessagesRequestInvalid) as info:
+        am.to_chat_request({"model": "auto", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}],
+                            "output_format": {"type": "json_object"}})
+    assert info.value.param == "output_format"

@@ -311,6 +311,13 @@ def _thinking(body: dict[str, Any], max_tokens: int) -> str | None:
 def _output_config(body: dict[str, Any], chat: dict[str, Any]) -> None:
     config = body.get("output_config")
     if config is None:
+        # The structured-outputs beta's spelling of the same thing (``output_format`` with the
+        # structured-outputs-2025-11-13 beta): a schema the answer must follow, so never dropped.
+        config = {"format": body["output_format"]} if body.get("output_format") is not None else None
+        where = "output_format"
+    else:
+        where = "output_config.format"
+    if config is None:
         return
     if not isinstance(config, dict):
         raise _fail("output_config must be an object.", "output_config")
@@ -320,8 +327,7 @@ def _output_config(body: dict[str, Any], chat: dict[str, Any]) -> None:
     fmt = config.get("format")
     if fmt is not None:
         if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
-            raise _fail("output_config.format must be {'type': 'json_schema', 'schema': {...}}.",
-                        "output_config.format")
+            raise _fail(f"{where} must be {{'type': 'json_schema', 'schema': {{...}}}}.", where)
         # Structured outputs (https://platform.claude.com/docs/en/build-with-claude/structured-outputs)
         # as Chat Completions' response_format; the name is required there and free here.
         chat["response_format"] = {"type": "json_schema",
