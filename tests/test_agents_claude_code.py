@@ -224,3 +224,27 @@ def test_the_demo_claude_refuses_a_beta_field_without_its_beta(gateway: Gateway)
     assert post(gateway, body).status_code == 200
     refused = post(gateway, body, {k: v for k, v in HEADERS.items() if k != "anthropic-beta"})
     assert refused.status_code == 400 and refused.json()["type"] == "error"  # Claude's 400, in Anthropic's shape
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["sse", "json"])
+def test_claude_code_web_search_through_the_demo_claude(gateway: Gateway, stream: bool) -> None:
+    """``make run``'s demo Claude searches when offered web_search and asked to: its blocks and events
+    reach Claude Code through the gateway as Claude sent them (every event one of the SDK's types)."""
+    body = {**CLAUDE_CODE, "model": "auto", "stream": stream, "max_tokens": 4096,
+            "thinking": {"type": "enabled", "budget_tokens": 2048}}
+    response = post(gateway, body)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-router-route"] == "claude:default"
+    got = gateway.demo.stats("claude")["last_requests"][-1]
+    assert got["headers"]["anthropic-beta"] == BETAS and got["body"]["tools"] == CLAUDE_CODE["tools"]
+    if stream:
+        frames = door_conformance.anthropic_stream(response.content)
+        blocks = [f[1]["content_block"] for f in frames if f[0] == "content_block_start"]
+        usage = frames[-2][1]["usage"]
+    else:
+        message = response.json()
+        door_conformance.assert_strict(door_conformance.ANTHROPIC_MESSAGE.validate_python(message), message)
+        blocks, usage = message["content"], message["usage"]
+    assert [b["type"] for b in blocks] == ["thinking", "server_tool_use", "web_search_tool_result", "text"]
+    assert blocks[2]["tool_use_id"] == blocks[1]["id"] and blocks[2]["content"][0]["type"] == "web_search_result"
+    assert usage["server_tool_use"]["web_search_requests"] == 1

@@ -10,8 +10,8 @@ import orjson
 from aiohttp import web
 
 from router.demo import vendor_rules
-from router.demo.answers import fragments
-from router.demo.conversation import from_anthropic
+from router.demo.answers import fragments, keywords
+from router.demo.conversation import Conversation, from_anthropic
 from router.demo.http_common import (
     STATE_KEY,
     EventSink,
@@ -122,13 +122,39 @@ def beta_problem(body: Any, betas: str) -> str | None:
     return None
 
 
+def web_search(body: dict[str, Any], conv: Conversation) -> dict[str, Any] | None:
+    """Claude's web search (the web_search_… server tool): searched when it is offered and the last
+    user turn asks to search; None otherwise."""
+    tool: dict[str, Any] | None = next(
+        (t for t in body.get("tools") or () if str(t.get("type", "")).startswith("web_search_")), None)
+    if tool is None or conv.tool_result is not None or "search" not in conv.last_user.lower():
+        return None
+    return tool
+
+
+def search_blocks(state: DemoServerState, tool: dict[str, Any], question: str) -> list[dict[str, Any]]:
+    """The ``server_tool_use`` and ``web_search_tool_result`` blocks of one search, in the shape of
+    the web search tool page's response (platform.claude.com/docs/en/agents-and-tools/tool-use/web-search-tool)."""
+    query = " ".join(keywords(question, 4)) or "search"
+    call_id = state.next_id("srvtoolu_")
+    slug = "-".join(query.lower().split())
+    results = [{"type": "web_search_result", "url": f"https://demo.example/{slug}/{n}", "title": f"{query} ({n})",
+                "encrypted_content": f"demo-{slug}-{n}", "page_age": None} for n in (1, 2)]
+    return [{"type": "server_tool_use", "id": call_id, "name": str(tool.get("name") or "web_search"),
+             "input": {"query": query}},
+            {"type": "web_search_tool_result", "tool_use_id": call_id, "content": results}]
+
+
 def plan_anthropic(state: DemoServerState, body: dict[str, Any]) -> Planned:
     thinking = body.get("thinking")
     mode = "thinking" if isinstance(thinking, dict) and thinking.get("type") == "enabled" else "default"
-    tools = [{"name": t["name"], "parameters": t.get("input_schema") or {}} for t in body.get("tools") or []
-             if "input_schema" in t]  # server tools (web search, …) have no schema: never "called" here
+    conv = from_anthropic(body.get("system"), body["messages"], body.get("tools") or ())
+    # server tools (web search, …) have no schema: never "called" as client tools; a search answers in text
+    tools = [] if web_search(body, conv) else [
+        {"name": t["name"], "parameters": t.get("input_schema") or {}} for t in body.get("tools") or []
+        if "input_schema" in t]
     planned = plan_reply(
-        from_anthropic(body.get("system"), body["messages"], body.get("tools") or ()),
+        conv,
         who=f"{body['model']} (via demo Anthropic)",
         mode=mode,
         reasoning=mode == "thinking",
@@ -186,10 +212,18 @@ async def messages(request: web.Request) -> web.StreamResponse:
     return await serve_planned(state, planned.mode, planned.role, anthropic_error, answer)
 
 
-def _usage(planned: Planned) -> dict[str, int]:
-    return {"input_tokens": planned.conversation.prompt_tokens,
-            "output_tokens": planned.completion.completion_tokens,
-            "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+def _usage(planned: Planned, *, searches: int = 0) -> dict[str, Any]:
+    usage: dict[str, Any] = {"input_tokens": planned.conversation.prompt_tokens,
+                             "output_tokens": planned.completion.completion_tokens,
+                             "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    if searches:
+        usage["server_tool_use"] = {"web_search_requests": searches, "web_fetch_requests": 0}
+    return usage
+
+
+def _searched(state: DemoServerState, body: dict[str, Any], planned: Planned) -> list[dict[str, Any]]:
+    tool = web_search(body, planned.conversation)
+    return search_blocks(state, tool, planned.conversation.last_user) if tool is not None else []
 
 
 async def _respond(state: DemoServerState, body: dict[str, Any], planned: Planned, arrival: float,
@@ -202,6 +236,8 @@ async def _respond(state: DemoServerState, body: dict[str, Any], planned: Planne
     if completion.reasoning:
         text = completion.reasoning_text
         content.append({"type": "thinking", "thinking": text, "signature": _signature(text)})
+    searched = _searched(state, body, planned)
+    content.extend(searched)
     if completion.content or completion.tool_call is None:
         content.append({"type": "text", "text": completion.content_text})
     if completion.tool_call is not None:
@@ -213,7 +249,7 @@ async def _respond(state: DemoServerState, body: dict[str, Any], planned: Planne
     return json_response({
         "id": state.next_id("msg_"), "type": "message", "role": "assistant", "model": body["model"],
         "content": content, "stop_reason": stop_reason, "stop_sequence": stop_sequence,
-        "usage": _usage(planned),
+        "usage": _usage(planned, searches=len(searched) // 2),
     })
 
 
@@ -233,9 +269,15 @@ async def _stream(request: web.Request, state: DemoServerState, body: dict[str, 
     # Content blocks as (start block, [delta, …], trailing deltas without a token) in the real order.
     blocks: list[tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]] = []
     if completion.reasoning:
-        blocks.append(({"type": "thinking", "thinking": ""},
+        blocks.append(({"type": "thinking", "thinking": "", "signature": ""},  # as the API opens it
                        [{"type": "thinking_delta", "thinking": p} for p in completion.reasoning],
                        [{"type": "signature_delta", "signature": _signature(completion.reasoning_text)}]))
+    searched = _searched(state, body, planned)
+    if searched:  # the search call's input streams as JSON; its results come whole in their start event
+        search_call, results = searched
+        blocks.append(({**search_call, "input": {}}, [{
+            "type": "input_json_delta", "partial_json": orjson.dumps(search_call["input"]).decode()}], []))
+        blocks.append((results, [], []))
     if completion.content or completion.tool_call is None:
         blocks.append(({"type": "text", "text": ""},
                        [{"type": "text_delta", "text": p} for p in completion.content], []))
@@ -245,7 +287,7 @@ async def _stream(request: web.Request, state: DemoServerState, body: dict[str, 
                        [{"type": "input_json_delta", "partial_json": f} for f in fragments(call.arguments)],
                        []))
 
-    usage = _usage(planned)
+    usage = _usage(planned, searches=len(searched) // 2)
     await sink.send(_event("message_start", {"type": "message_start", "message": {
         "id": state.next_id("msg_"), "type": "message", "role": "assistant", "model": body["model"],
         "content": [], "stop_reason": None, "stop_sequence": None,
@@ -276,7 +318,7 @@ async def _stream(request: web.Request, state: DemoServerState, body: dict[str, 
     stop_reason, stop_sequence = _stop(planned)
     await sink.send(_event("message_delta", {
         "type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
-        "usage": {"output_tokens": usage["output_tokens"]}}))
+        "usage": {k: v for k, v in usage.items() if k in ("output_tokens", "server_tool_use")}}))
     await sink.send(_event("message_stop", {"type": "message_stop"}))
     await sink.finish()
     state.stats.completed += 1
