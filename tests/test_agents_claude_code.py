@@ -248,3 +248,24 @@ def test_claude_code_web_search_through_the_demo_claude(gateway: Gateway, stream
     assert [b["type"] for b in blocks] == ["thinking", "server_tool_use", "web_search_tool_result", "text"]
     assert blocks[2]["tool_use_id"] == blocks[1]["id"] and blocks[2]["content"][0]["type"] == "web_search_result"
     assert usage["server_tool_use"]["web_search_requests"] == 1
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["sse", "json"])
+def test_the_chat_door_may_offer_claudes_web_search_too(gateway: Gateway, stream: bool) -> None:
+    """A chat client's Anthropic-defined tool goes to Claude as it is (dispatch/anthropic.py): the
+    search runs there and the answer is its text — no tool call for the client to run."""
+    client = gateway.client()
+    kwargs: dict[str, Any] = {"model": "auto", "max_tokens": 300, "tools": [WEB_SEARCH],
+                              "messages": [{"role": "user", "content": "Search the web for the Python release."}]}
+    if stream:
+        chunks = list(client.chat.completions.create(stream=True, **kwargs))
+        assert not any(c.choices and c.choices[0].delta.tool_calls for c in chunks)
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        route = chunks[-1].model_extra["router"]["route"]  # type: ignore[index]
+    else:
+        answer = client.chat.completions.create(**kwargs)
+        assert answer.choices[0].message.tool_calls is None and answer.choices[0].finish_reason == "stop"
+        text, route = answer.choices[0].message.content or "", answer.model_extra["router"]["route"]  # type: ignore[index]
+    assert route == "claude:default" and text
+    sent = gateway.demo.stats("claude")["last_requests"][-1]["body"]
+    assert sent["tools"] == [WEB_SEARCH]

@@ -396,10 +396,10 @@ class _StreamState:
                 return self.chunk({"reasoning_content": delta.get("thinking", "")})
             if dtype == "input_json_delta" and kind_of == "json":
                 return self.chunk({"content": delta.get("partial_json", "")})
-            if dtype == "input_json_delta":
+            if dtype == "input_json_delta" and kind_of == "tool":
                 return self.chunk({"tool_calls": [{"index": tool, "function": {
                     "arguments": delta.get("partial_json", "")}}]})
-            return None  # signature_delta, citations
+            return None  # signature_delta, citations, a server tool's input (it ran at Anthropic)
         if kind == "content_block_start":
             block = event.get("content_block") or {}
             index = int(event.get("index", 0))
