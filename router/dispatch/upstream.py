@@ -93,9 +93,10 @@ class UpstreamCall:
     body: dict[str, Any]
     timeout_s: float | None = None  # this attempt's limit; None: the backend's timeout_s
     first_token_s: float | None = None  # streams: the first token's limit; None: first_token_timeout_s
-    # The client's own Anthropic Messages body, adapted to this route, for a route that speaks the
-    # Messages API natively (``anthropic.passthrough_body``): sent instead of ``body``, and answered
-    # with the upstream's Messages answer / events as they are. None: the chat-shaped path.
+    # The client's own Anthropic Messages request (body, and its anthropic-beta), adapted to this
+    # route, for a route that speaks the Messages API natively (``anthropic.passthrough_body``): sent
+    # instead of ``body``, and answered with the upstream's Messages answer / events as they are.
+    # None: the chat-shaped path.
     native: NativeRequest | None = None
 
     @property
