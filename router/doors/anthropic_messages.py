@@ -222,7 +222,7 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
             raise _fail(f"tools[{i}] needs a 'name'.", f"tools[{i}].name")
         kind = tool.get("type", "custom")
-        if is_anthropic_tool(kind):
+        if kind != "custom" and is_anthropic_tool(kind):  # the client's own tools (most) skip the check
             # web_search_…, bash_…, mcp_toolset …: kept as sent, so that routing sees them
             # (RequestFacts.anthropic_tools) and only Claude routes, which get the client's body, are eligible.
             out.append(tool)

@@ -140,10 +140,6 @@ class _Conversation:
             turn = self._assistant()
             turn.setdefault("tool_calls", []).append(
                 {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}})
-        elif kind in _CALLS:  # Codex's apply_patch (custom) and local shell calls, as chat tool calls
-            self._assistant().setdefault("tool_calls", []).append(responses_tools.chat_call(item, where))
-        elif kind in _NOT_REPLAYED:
-            return  # a hosted search ran inside OpenAI; the assistant's text after it says what it found
         elif kind in _OUTPUTS:
             # a local_shell_call_output names its call by ``id`` (the Responses reference)
             call_id = item.get("id") if kind == "local_shell_call_output" else item.get("call_id")
@@ -156,6 +152,10 @@ class _Conversation:
             if not isinstance(output, str):
                 raise _fail(f"{where}.output must be a string or a list of content parts.", f"{where}.output")
             self.messages.append({"role": "tool", "tool_call_id": call_id, "content": output})
+        elif kind in _CALLS:  # Codex's apply_patch (custom) and local shell calls, as chat tool calls
+            self._assistant().setdefault("tool_calls", []).append(responses_tools.chat_call(item, where))
+        elif kind in _NOT_REPLAYED:
+            return  # a hosted search ran inside OpenAI; the assistant's text after it says what it found
         elif kind == "reasoning":
             # Kept for the next assistant turn: Kimi wants its reasoning back across tool calls.
             text = _reasoning_text(item)
