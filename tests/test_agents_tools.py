@@ -134,3 +134,12 @@ def test_beta_body_fields_on_the_chat_shape_kept_when_they_change_the_answer_els
         am.to_chat_request({"model": "auto", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}],
                             "output_format": {"type": "json_object"}})
     assert info.value.param == "output_format"
+
+
+def test_an_mcp_toolset_has_no_name_and_is_kept() -> None:
+    toolset = {"type": "mcp_toolset", "mcp_server_name": "docs", "default_config": {"enabled": True}}
+    chat = am.to_chat_request({"model": "auto", "max_tokens": 100, "tools": [toolset],
+                               "messages": [{"role": "user", "content": "hi"}],
+                               "mcp_servers": [{"type": "url", "url": "https://mcp.example/sse", "name": "docs"}]})
+    assert chat["tools"][0] == toolset
+    assert extract_facts(chat).anthropic_tools == ("docs (mcp_toolset, a server tool)",)  # named once

@@ -97,7 +97,8 @@ def validate(body: Any) -> str | None:
             return problem
     tools = body.get("tools")
     if tools is not None and not (
-        isinstance(tools, list) and all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tools)
+        isinstance(tools, list) and all(isinstance(t, dict) and (isinstance(t.get("name"), str)
+                                                                 or t.get("type") == "mcp_toolset") for t in tools)
     ):
         return "tools: each tool needs a 'name' and an 'input_schema'"
     for i, tool in enumerate(tools or ()):

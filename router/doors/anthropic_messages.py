@@ -219,14 +219,14 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         raise _fail("tools must be a list.", "tools")
     out = []
     for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
-            raise _fail(f"tools[{i}] needs a 'name'.", f"tools[{i}].name")
-        kind = tool.get("type", "custom")
+        kind = tool.get("type", "custom") if isinstance(tool, dict) else None
         if kind != "custom" and is_anthropic_tool(kind):  # the client's own tools (most) skip the check
-            # web_search_…, bash_…, mcp_toolset …: kept as sent, so that routing sees them
+            # web_search_…, bash_…, mcp_toolset (no name) …: kept as sent, so that routing sees them
             # (RequestFacts.anthropic_tools) and only Claude routes, which get the client's body, are eligible.
             out.append(tool)
             continue
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+            raise _fail(f"tools[{i}] needs a 'name'.", f"tools[{i}].name")
         if kind not in ("custom", None) or "input_schema" not in tool:
             raise _fail(f"tools[{i}] ({tool['name']!r}, type {kind!r}): a tool needs an 'input_schema', or the "
                         "type of a tool Anthropic defines (e.g. web_search_20250305).", f"tools[{i}]")

@@ -50,7 +50,7 @@ def anthropic_tools(tools: list[Any]) -> tuple[str, ...]:
         kind = tool.get("type") if isinstance(tool, dict) else None
         if kind != "function" and is_anthropic_tool(kind):
             found.append(describe(tool))
-    return tuple(found) if found else ()
+    return tuple(dict.fromkeys(found)) if found else ()  # each once: mcp_servers and its toolset name one server
 
 
 def runs_anthropic_tools(backend: Backend) -> bool:
