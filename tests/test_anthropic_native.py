@@ -129,3 +129,6 @@ def test_the_beta_header_merges_the_clients_and_the_gateways_betas_once_each() -
         "claude-code-20250219,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14")
     assert beta_header(f"{anthropic.STRUCTURED_OUTPUTS_BETA},context-1m-2025-08-07,context-1m-2025-08-07",
                        structured_outputs=True) == f"{anthropic.STRUCTURED_OUTPUTS_BETA},context-1m-2025-08-07"
+    # the client's own sign-in (a Claude subscription's OAuth) is not the gateway's: it calls with an API key
+    assert beta_header("oauth-2025-04-20,claude-code-20250219", structured_outputs=False) == "claude-code-20250219"
+    assert beta_header("oauth-2025-04-20", structured_outputs=False) is None

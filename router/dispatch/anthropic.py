@@ -251,13 +251,19 @@ def _adapted_native(native: dict[str, Any], adapted: dict[str, Any]) -> dict[str
     return out
 
 
+# Claude Code signed in with a Claude subscription sends ``oauth-2025-04-20``: it is about how the
+# client authenticates (a bearer OAuth token), not a feature of the body; the gateway calls Claude
+# with its own API key (``x-api-key``), so that beta is not the gateway's to send.
+_AUTH_BETA = "oauth-"
+
+
 def beta_header(client: str | None, *, structured_outputs: bool) -> str | None:
     """The ``anthropic-beta`` value to send: the client's betas as it listed them, then the gateway's
     own, each once (platform.claude.com/docs/en/api/beta-headers: several betas go comma-separated in
     one header; an unknown one is a 400, so nothing is invented here)."""
     if client is None and not structured_outputs:
         return None
-    names = [n for n in (part.strip() for part in (client or "").split(",")) if n]
+    names = [n for n in (part.strip() for part in (client or "").split(",")) if n and not n.startswith(_AUTH_BETA)]
     if structured_outputs:
         names.append(STRUCTURED_OUTPUTS_BETA)
     return ",".join(dict.fromkeys(names)) or None
