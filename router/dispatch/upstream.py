@@ -120,12 +120,19 @@ class UpstreamClient(Protocol):
     async def aclose(self) -> None: ...
 
 
+# Anthropic bills its web search per search on top of the tokens: $10 per 1,000 searches (web search
+# tool page, "Usage and pricing"; web fetch has no fee beyond its tokens). Counted from the answer's
+# ``usage.server_tool_use.web_search_requests``.
+WEB_SEARCH_USD = 0.01
+
+
 @dataclass(slots=True)
 class Usage:
     input_tokens: int = 0
     cached_input_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
+    tool_fees_usd: float = 0.0  # hook (r4-agents): what tools the upstream ran cost (Claude's web search)
 
     @classmethod
     def from_openai(cls, usage: dict[str, Any] | None) -> Usage:
@@ -149,7 +156,8 @@ class Usage:
             return cls()
         cached = _count(usage.get("cache_read_input_tokens"))
         prompt = _count(usage.get("input_tokens")) + cached + _count(usage.get("cache_creation_input_tokens"))
-        return cls(input_tokens=prompt, cached_input_tokens=cached, output_tokens=_count(usage.get("output_tokens")))
+        return cls(input_tokens=prompt, cached_input_tokens=cached, output_tokens=_count(usage.get("output_tokens")),
+                   tool_fees_usd=web_search_fees(usage))
 
     def as_openai(self) -> dict[str, Any]:
         """OpenAI's ``usage`` object."""
@@ -162,13 +170,21 @@ class Usage:
         price_in, price_cached, price_out = backend.pricing.per_token_usd()
         fresh = max(0, self.input_tokens - self.cached_input_tokens)
         # completion_tokens already include reasoning tokens (OpenAI, vLLM and litellm agree).
-        return fresh * price_in + self.cached_input_tokens * price_cached + self.output_tokens * price_out
+        return (fresh * price_in + self.cached_input_tokens * price_cached + self.output_tokens * price_out
+                + self.tool_fees_usd)
 
     def add(self, other: Usage) -> None:
         self.input_tokens += other.input_tokens
         self.cached_input_tokens += other.cached_input_tokens
         self.output_tokens += other.output_tokens
         self.reasoning_tokens += other.reasoning_tokens
+        self.tool_fees_usd += other.tool_fees_usd
+
+
+def web_search_fees(usage: dict[str, Any]) -> float:
+    """The web search fees in an Anthropic ``usage`` (0 when it ran none)."""
+    tools = usage.get("server_tool_use")
+    return _count(tools.get("web_search_requests")) * WEB_SEARCH_USD if isinstance(tools, dict) else 0.0
 
 
 def _count(value: Any) -> int:
