@@ -143,6 +143,10 @@ def test_claude_code_with_web_search_is_routed_to_claude_with_its_betas(gw: Gate
     frames = door_conformance.anthropic_stream(response.content)
     router = frames[-2][1].pop("router")
     assert frames == EVENTS and router["route"] == "claude:default"
+    # … and the search is paid for: $10 per 1,000 searches on top of the tokens (web search tool page)
+    price_in, _, price_out = gw.services.store.current.policy.backends["claude"].pricing.per_token_usd()
+    tokens = USAGE["input_tokens"] * price_in + USAGE["output_tokens"] * price_out
+    assert router["cost_usd"] == pytest.approx(tokens + 0.01, rel=1e-6)
 
 
 def test_the_sdk_sees_the_server_tool_blocks_whole_and_streamed(gw: Gateway) -> None:
@@ -153,6 +157,9 @@ def test_the_sdk_sees_the_server_tool_blocks_whole_and_streamed(gw: Gateway) -> 
     kinds = [block.type for block in message.content]
     assert kinds == ["server_tool_use", "web_search_tool_result", "text"]
     assert message.content[1].content[0].url == SEARCH_RESULT["url"]  # type: ignore[union-attr,index]
+    price_in, _, price_out = gw.services.store.current.policy.backends["claude"].pricing.per_token_usd()
+    paid = USAGE["input_tokens"] * price_in + USAGE["output_tokens"] * price_out + 0.01  # one search
+    assert (message.model_extra or {})["router"]["cost_usd"] == pytest.approx(paid, rel=1e-6)
     with client.messages.stream(model="auto", **body) as stream:
         final = stream.get_final_message()
     assert final.model_dump(exclude_none=True, exclude={"usage"}) == \

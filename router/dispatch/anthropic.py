@@ -328,7 +328,9 @@ def usage_after_event(event: dict[str, Any], usage: Usage) -> Usage:
     has_input = counts.get("input_tokens") is not None
     return Usage(input_tokens=given.input_tokens if has_input else usage.input_tokens,
                  cached_input_tokens=given.cached_input_tokens if has_input else usage.cached_input_tokens,
-                 output_tokens=given.output_tokens if counts.get("output_tokens") is not None else usage.output_tokens)
+                 output_tokens=given.output_tokens if counts.get("output_tokens") is not None else usage.output_tokens,
+                 # cumulative like the rest: the searches run during the stream are counted at its end
+                 tool_fees_usd=given.tool_fees_usd if "server_tool_use" in counts else usage.tool_fees_usd)
 
 
 # --- response -----------------------------------------------------------------------------------
