@@ -143,3 +143,20 @@ def test_an_mcp_toolset_has_no_name_and_is_kept() -> None:
                                "mcp_servers": [{"type": "url", "url": "https://mcp.example/sse", "name": "docs"}]})
     assert chat["tools"][0] == toolset
     assert extract_facts(chat).anthropic_tools == ("docs (mcp_toolset, a server tool)",)  # named once
+
+
+def test_search_result_blocks_are_text_for_other_models() -> None:
+    """A RAG tool's results as search_result blocks (their citations are Claude's): text for Kimi/GPT."""
+    result = {"type": "search_result", "source": "https://docs.example/api", "title": "API guide",
+              "content": [{"type": "text", "text": "Use POST /v1/items."}], "citations": {"enabled": True}}
+    chat = am.to_chat_request({"model": "auto", "max_tokens": 100, "messages": [
+        {"role": "user", "content": "How do I create an item?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "search", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [result]}]},
+        {"role": "user", "content": [result, {"type": "text", "text": "Summarise."}]}]})
+    text = "[API guide](https://docs.example/api)\nUse POST /v1/items."
+    assert chat["messages"][2] == {"role": "tool", "tool_call_id": "toolu_1", "content": text}
+    assert chat["messages"][3]["content"][0] == {"type": "text", "text": text}
+    with pytest.raises(am.MessagesRequestInvalid):
+        am.to_chat_request({"model": "auto", "max_tokens": 100, "messages": [
+            {"role": "user", "content": [{"type": "search_result", "source": "x"}]}]})

@@ -109,6 +109,17 @@ def _document_part(block: dict[str, Any], where: str) -> dict[str, Any]:
     raise _fail(f"{where}: only base64 and text document sources can be routed.", f"{where}.source")
 
 
+def _search_result_text(block: dict[str, Any], where: str) -> str:
+    """A ``search_result`` block (search results with citations, platform.claude.com/docs/en/
+    build-with-claude/search-results: ``source``, ``title``, text ``content``) as text another model
+    reads; Claude gets the block itself."""
+    source, title, content = block.get("source"), block.get("title"), block.get("content")
+    if not isinstance(source, str) or not isinstance(title, str) or not isinstance(content, list):
+        raise _fail(f"{where}: a search_result needs 'source', 'title' and a list of text blocks as 'content'.",
+                    where)
+    return "\n".join([f"[{title}]({source})", _text_of(content, f"{where}.content")])
+
+
 def _tool_result(block: dict[str, Any], where: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The ``tool`` message for a tool_result, and any images it carried (sent in a user turn after)."""
     call_id = block.get("tool_use_id")
@@ -126,8 +137,11 @@ def _tool_result(block: dict[str, Any], where: str) -> tuple[dict[str, Any], lis
                 texts.append(part["text"])
             elif kind == "image":
                 images.append(_image_part(part, f"{where}.content[{j}]"))
+            elif kind == "search_result":
+                texts.append(_search_result_text(part, f"{where}.content[{j}]"))
             else:
-                raise _fail(f"{where}.content[{j}] must be a text or image block.", f"{where}.content[{j}]")
+                raise _fail(f"{where}.content[{j}] must be a text, image or search_result block.",
+                            f"{where}.content[{j}]")
         text = "\n".join(texts)
     else:
         raise _fail(f"{where}.content must be a string or a list of blocks.", f"{where}.content")
@@ -153,13 +167,15 @@ def _user_messages(content: Any, where: str) -> list[dict[str, Any]]:
             parts.append(_image_part(block, at))
         elif kind == "document":
             parts.append(_document_part(block, at))
+        elif kind == "search_result":
+            parts.append({"type": "text", "text": _search_result_text(block, at)})
         elif kind == "tool_result":
             message, images = _tool_result(block, at)
             tool_messages.append(message)
             parts.extend(images)
         else:
             raise _fail(f"{at}: content block type {kind!r} is not supported in a user turn "
-                        "(text, image, document, tool_result).", f"{at}.type")
+                        "(text, image, document, search_result, tool_result).", f"{at}.type")
     # Chat Completions wants tool messages right after the assistant turn that called the tools.
     out = tool_messages
     if len(parts) == 1 and parts[0]["type"] == "text":
