@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from router import errors, taxonomy
-from router.doors import openai_responses, responses_rendering
+from router.doors import item_references, openai_responses, responses_rendering
 from router.doors.base import Incoming, JsonReply, Reply, StreamReply, prefer_mode
 from router.doors.response_store import ResponseStore, build_response_store, remember
 from router.exchange import AnswerStream, Routed
@@ -84,6 +84,9 @@ class ResponsesDoor:
 
     async def _create(self, incoming: Incoming, services: Services, store: ResponseStore) -> Reply:
         body = parse_json_body(incoming.body)
+        if isinstance(body, dict) and item_references.has_references(body.get("input")):
+            # the AI SDK's store: true history: earlier items by id (resolved once, so stored conversations hold items)
+            body = {**body, "input": await item_references.resolve(body["input"], store, incoming.tenant)}
         previous: list[dict[str, Any]] | None = None
         previous_id = body.get("previous_response_id")
         if previous_id is not None:
