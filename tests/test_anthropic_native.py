@@ -132,3 +132,4 @@ def test_the_beta_header_merges_the_clients_and_the_gateways_betas_once_each() -
     # the client's own sign-in (a Claude subscription's OAuth) is not the gateway's: it calls with an API key
     assert beta_header("oauth-2025-04-20,claude-code-20250219", structured_outputs=False) == "claude-code-20250219"
     assert beta_header("oauth-2025-04-20", structured_outputs=False) is None
+    assert beta_header("a-2025-01-01,b\r\nx-evil: 1", structured_outputs=False) == "a-2025-01-01"

@@ -263,7 +263,8 @@ def beta_header(client: str | None, *, structured_outputs: bool) -> str | None:
     one header; an unknown one is a 400, so nothing is invented here)."""
     if client is None and not structured_outputs:
         return None
-    names = [n for n in (part.strip() for part in (client or "").split(",")) if n and not n.startswith(_AUTH_BETA)]
+    names = [n for n in (part.strip() for part in (client or "").split(","))
+             if n and n.isprintable() and not n.startswith(_AUTH_BETA)]  # printable: never a line break upstream
     if structured_outputs:
         names.append(STRUCTURED_OUTPUTS_BETA)
     return ",".join(dict.fromkeys(names)) or None
