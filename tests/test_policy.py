@@ -123,3 +123,24 @@ def test_interpolation_and_backends_without_url_or_key_are_disabled() -> None:
     with pytest.raises(PolicyError) as info:
         load_policy_text(unset, env=ENV)
     assert "name: ${POLICY_NAME} is not set (set it, or write ${POLICY_NAME:-default})" in info.value.problems
+
+
+@pytest.mark.parametrize(("model", "route"), [
+    ("claude-sonnet-4-5", "claude:default"),
+    ("claude-sonnet-4-5-20250929", "claude:default"),  # Anthropic's snapshot: the alias + -YYYYMMDD
+    ("gpt-5-mini-2025-08-07", "gpt-mini:default"),     # OpenAI's snapshot: the alias + -YYYY-MM-DD
+    ("kimi:instant", "kimi:instant"),
+    ("claude-sonnet-4-5-2025", None),                  # not a date
+    ("claude-haiku-4-5-20251001", None),               # a snapshot of a name the policy does not alias
+    ("claude-sonnet-4-5-20250929-20250929", None),     # one date only
+])
+def test_a_dated_snapshot_resolves_as_its_alias(model: str, route: str | None) -> None:
+    policy = load_policy_text(PACKAGED_POLICY.read_text(), env=ENV).policy
+    assert policy.resolve_model(model) == route
+
+
+def test_an_exact_alias_wins_over_its_undated_form() -> None:
+    text = yaml.safe_dump(default_policy(aliases={"claude-sonnet-4-5-20250929": "kimi:thinking"}))
+    policy = load_policy_text(text, env=ENV).policy
+    assert policy.resolve_model("claude-sonnet-4-5-20250929") == "kimi:thinking"
+    assert policy.resolve_model("claude-sonnet-4-5-20251231") == "claude:default"

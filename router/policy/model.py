@@ -7,12 +7,16 @@ A *backend* is one upstream endpoint; a *route* is a backend in a mode, named ``
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from router import taxonomy
+
+# A snapshot's date suffix: -YYYYMMDD (Anthropic) or -YYYY-MM-DD (OpenAI).
+_SNAPSHOT_DATE = re.compile(r"-(?:20\d{6}|20\d\d-\d\d-\d\d)$")
 
 Objective = Literal["cheapest_meeting_quality", "best_quality_within_budget", "fastest"]
 Modality = Literal["text", "image", "video"]
@@ -252,6 +256,12 @@ class Policy(_Strict):
         if model in self.routes or (model == taxonomy.SWARM_ROUTE and self.swarm.enabled):
             return model
         target = self.aliases.get(model)
+        if target is None:
+            # A vendor's dated snapshot names its alias plus a date (Anthropic claude-sonnet-4-5-20250929,
+            # OpenAI gpt-5-mini-2025-08-07): coding agents send those by default, so they resolve as
+            # the alias does. Only on a miss: an exact route or alias always wins.
+            undated = _SNAPSHOT_DATE.sub("", model)
+            target = self.aliases.get(undated) if undated != model else None
         if target is not None and (target in self.routes or target == taxonomy.SWARM_ROUTE):
             return target
         return None
