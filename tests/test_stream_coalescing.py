@@ -186,17 +186,24 @@ def test_streams_one_after_another_reuse_one_upstream_connection(gw: Gateway, up
     upstream.peers.clear()
     client = gw.client()
     pool = gw.services.clients.relay.pool()
+
+    def settled() -> None:
+        # After [DONE] the relay lets the HTTP message end and pools the connection
+        # (http1.Response.release_at_end). The chunked terminator is the upstream's separate write, so
+        # it can land after the client's next request: wait (bounded) until no connection is in use.
+        # Not "one idle": the module's earlier streams may have left more than one in the pool when
+        # their own terminators were late, and a request takes the most recently used of them.
+        deadline = time.monotonic() + 5
+        while pool.idle_connections != pool.open_connections and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert pool.idle_connections == pool.open_connections, "a stream's connection never went back to the pool"
+
+    settled()
     for _ in range(4):
         text = "".join(c.choices[0].delta.content or "" for c in
                        client.chat.completions.create(model="kimi:instant", messages=HI, stream=True) if c.choices)
         assert text == "".join(WORDS)
-        # After [DONE] the relay lets the HTTP message end and pools the connection
-        # (http1.Response.release_at_end). The chunked terminator is the upstream's separate write, so
-        # it can land after the client's next request: wait for it (bounded) rather than race it.
-        deadline = time.monotonic() + 5
-        while pool.idle_connections < 1 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert pool.idle_connections == 1, "the stream's connection never went back to the pool"
+        settled()
     assert len(upstream.peers) == 4 and len(set(upstream.peers)) == 1, upstream.peers
 
 
