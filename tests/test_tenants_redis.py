@@ -62,6 +62,14 @@ def _me(gw: Gateway, key: str) -> dict[str, Any]:
     return body
 
 
+def _settled(gateways: list[Gateway], timeout_s: float = 10) -> None:
+    """Wait until every gateway's settlements have reached Redis (none queued or unanswered)."""
+    deadline = time.monotonic() + timeout_s
+    while any(gw.services.tenants.enforcer.state.pending for gw in gateways):  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, f"settlements still queued after {timeout_s} s"
+        time.sleep(0.02)
+
+
 def test_rate_limit_is_global_across_three_gateways(gateway_factory: Callable[..., Gateway], demo: DemoUpstreams,
                                                     tmp_path: Path, redis_server: RedisServer) -> None:
     rpm = 90
@@ -93,7 +101,9 @@ def test_budget_is_global_across_three_gateways(gateway_factory: Callable[..., G
         pytest.fail(f"the budget never refused: spent {spent}, {_me(gateways[0], key)['usage']}")
     assert codes == {"insufficient_quota"}
     assert 0 < spent <= budget + 1e-12  # reservations: not even one request's ceiling over
-    time.sleep(0.2)  # the last settlements are flushed in the background
+    # The last settlements are flushed in the background (settle_delay_s, then one round trip): wait
+    # (bounded) until no gateway has one queued or in flight, rather than sleep and hope.
+    _settled(gateways)
     monthly = _me(gateways[1], key)["usage"][0]["monthly_budget_usd"]
     assert monthly["spent"] == pytest.approx(spent, rel=1e-6, abs=1e-9)  # every answer counted once
     assert monthly["reserved"] == pytest.approx(0, abs=1e-9)
@@ -154,10 +164,7 @@ def test_redis_outage_mid_run(gateway_factory: Callable[..., Gateway], demo: Dem
     assert refused_in_outage, "the closed failure mode refused nothing during the outage"
     assert phase["after"][-1].status_code == 200 and sum(r.status_code == 200 for r in phase["after"]) > 5
     # Nothing lost, nothing double-counted: Redis holds exactly what the answers cost.
-    deadline = time.monotonic() + 10
-    while any(gw.services.tenants.enforcer.state.pending for gw in gateways):  # type: ignore[attr-defined]
-        assert time.monotonic() < deadline, "settlements still queued 10 s after recovery"
-        time.sleep(0.1)
+    _settled(gateways)
     spent = sum(float(r.headers["x-router-cost-usd"]) for r in results if r.status_code == 200)
     monthly = _me(gateways[2], key)["usage"][0]["monthly_budget_usd"]
     assert monthly["spent"] == pytest.approx(spent, rel=1e-6)
