@@ -29,6 +29,7 @@ from router.services import Services
 from router.settings import PACKAGED_POLICY, Settings
 
 REPO = Path(__file__).resolve().parent.parent
+CLIENT_OUTLIVING_KEEP_ALIVE_S = 30
 
 
 def default_policy(**overrides: Any) -> dict[str, Any]:
@@ -89,8 +90,13 @@ def start_gateway(demo: DemoUpstreams, policy: dict[str, Any], directory: Path, 
     app = create_app(cfg, services)
     # The protocol `router serve` runs (timeouts, cap, HeadWithBody, DisconnectWatch) unless a test asks otherwise.
     http = http if http is not None else guarded_protocol(ConnectionLimits())
+    # Kept-alive connections outlive the clients' own idle expiry (httpx, so the SDKs: 5 s). With both
+    # at 5 s (uvicorn's default, `router serve`'s keep_alive_s), a client reusing a connection idle
+    # for ~5 s raced the server closing it: "Connection reset by peer" (SDK clients here never retry).
     server = GatewayServer(uvicorn.Config(app, host="127.0.0.1", port=0, loop="uvloop", http=http,  # serve's listener
-                                          log_level="warning", access_log=False), app.drain)  # type: ignore[attr-defined]
+                                          log_level="warning", access_log=False,
+                                          timeout_keep_alive=CLIENT_OUTLIVING_KEEP_ALIVE_S),
+                           app.drain)  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.run, name="gateway", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
