@@ -31,7 +31,9 @@ def test_policy_change_under_load_fails_no_request_and_the_new_rule_applies(
     gw = fast_reloading(gateway_factory, old)
     for name in gw.demo.names:  # unpaced: as many requests in flight across the swap as possible
         gw.demo.set_behavior(name, ttft_ms=0, tokens_per_s=0)
-    results: list[tuple[int, str, float]] = []  # (status, route, finished at)
+    # (status, route, sent at, finished at): "after the switch" is by when a request was sent — one
+    # decided under the old policy may finish well after the switch on 2 busy cores (> 100 ms).
+    results: list[tuple[int, str, float, float]] = []
     stop = threading.Event()
     started = time.monotonic()
 
@@ -39,8 +41,9 @@ def test_policy_change_under_load_fails_no_request_and_the_new_rule_applies(
         with httpx.Client(base_url=gw.url, timeout=30) as http:
             while not stop.is_set() and len(results) < MAX_REQUESTS and time.monotonic() - started < MAX_SECONDS:
                 stream = len(results) % 2 == 1
+                sent = time.monotonic()
                 r = chat(http, stream=stream)
-                results.append((r.status_code, r.headers.get("x-router-route", ""), time.monotonic()))
+                results.append((r.status_code, r.headers.get("x-router-route", ""), sent, time.monotonic()))
 
     with ThreadPoolExecutor(WORKERS) as pool:
         workers = [pool.submit(load) for _ in range(WORKERS)]
@@ -51,22 +54,22 @@ def test_policy_change_under_load_fails_no_request_and_the_new_rule_applies(
         gw.write_policy(broken)
         assert wait_until(lambda: "policy reload rejected" in caplog.text, timeout_s=2)
         rejected_at = time.monotonic()
-        assert wait_until(lambda: sum(1 for _, _, t in results if t > rejected_at) >= 10, timeout_s=3)
+        assert wait_until(lambda: sum(1 for *_, t in results if t > rejected_at) >= 10, timeout_s=3)
         # Then a valid one with a new rule: simple requests now go to Claude.
         new = default_policy(**fast_overrides(version="new", tasks={"simple": {"candidates": ["claude:default"]}}))
         written_at = time.monotonic()
         gw.write_policy(new)
         assert wait_until(lambda: gw.services.store.current.policy.version == "new", timeout_s=2)
         switched_at = time.monotonic()
-        assert wait_until(lambda: sum(1 for _, _, t in results if t > switched_at + 0.1) >= 20, timeout_s=3)
+        assert wait_until(lambda: sum(1 for _, _, sent, _ in results if sent > switched_at) >= 20, timeout_s=3)
         stop.set()
         for worker in workers:
             worker.result()
 
     assert len(results) >= 40
-    assert all(status == 200 for status, _, _ in results), [r for r in results if r[0] != 200][:5]
-    before = {route for _, route, t in results if t < written_at}  # the broken file changed nothing
-    after = {route for _, route, t in results if t > switched_at + 0.1}
+    assert all(status == 200 for status, *_ in results), [r for r in results if r[0] != 200][:5]
+    before = {route for _, route, _, done in results if done < written_at}  # the broken file changed nothing
+    after = {route for _, route, sent, _ in results if sent > switched_at}  # the store had the new policy
     assert before == {"kimi:instant"}
     assert after == {"claude:default"}
     assert "objective:" in caplog.text and "kimi2:instant" in caplog.text  # each problem, with its path
