@@ -332,9 +332,9 @@ class RedisState:
 
     # --- settlements: queued, carried by the next admission, or flushed after settle_delay_s ---------
     def _take(self, limit: int) -> list[tuple[float, Settlement]]:
-        taken = [self._pending.popleft() for _ in range(min(limit, len(self._pending)))]
-        self._in_flight += len(taken)
-        return taken
+        n = min(limit, len(self._pending))
+        self._in_flight += n  # counted before they leave the queue: `pending`, read from another thread, never dips
+        return [self._pending.popleft() for _ in range(n)]
 
     def _done(self, taken: list[tuple[float, Settlement]], *, sent: bool) -> None:
         self._in_flight -= len(taken)
