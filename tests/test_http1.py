@@ -442,7 +442,13 @@ async def test_a_stream_arrives_as_it_is_sent_and_its_connection_is_reused(
         assert await lines.next() == b"2"
         assert await lines.next() == b"[DONE]"
         resp.release_at_end()
-        await asyncio.sleep(0.02)
+        # Pooled once the message ends (its terminator came in the same write here): waited for,
+        # bounded, rather than slept on — the next request must find it idle.
+        for _ in range(250):
+            if pool.idle_connections == 1:
+                break
+            await asyncio.sleep(0.02)
+        assert pool.idle_connections == pool.open_connections == 1
     assert server.connections == 1
     await pool.aclose()
 
