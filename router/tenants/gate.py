@@ -29,7 +29,7 @@ from router.policy.loader import LoadedPolicy
 from router.policy.model import Policy
 from router.settings import Settings
 from router.tenancy import Tenant
-from router.tenants.enforce import Admitted, Enforcer
+from router.tenants.enforce import Admitted, Enforcer, Reservation
 from router.tenants.limits import KeyLimits
 from router.tenants.metrics import TenantMetrics
 from router.tenants.model import SwarmCaps
@@ -139,11 +139,22 @@ class TenantGate:
         self.metrics = metrics
         self.queue = queue
         self.live = live
+        # id(limits) -> (those limits, their Tenant): a key's limits live until the next reload, so
+        # its Tenant (a str subclass, ~1 µs to make) is made once, not per request. Both are kept,
+        # so the id cannot be reused by another object while the entry lives.
+        self._tenants: dict[int, tuple[KeyLimits, Tenant]] = {}
 
     def resolve(self, headers: Mapping[str, str]) -> Tenant:
         """The key's tenant (401 for a missing or unknown key when keys are configured)."""
         limits: KeyLimits = self.auth.identify_request(headers)
-        return Tenant(limits.tenant, limits)
+        hit = self._tenants.get(id(limits))
+        if hit is not None and hit[0] is limits:
+            return hit[1]
+        if len(self._tenants) >= 4096:  # reloads leave old entries behind: start over, never grow
+            self._tenants.clear()
+        tenant = Tenant(limits.tenant, limits)
+        self._tenants[id(limits)] = (limits, tenant)
+        return tenant
 
     # --- the admission queue ---------------------------------------------------------------------
     @staticmethod
@@ -199,6 +210,11 @@ class TenantGate:
         decision = routed.decision
         policy = routed.loaded.policy
         exempt = self_hosted_routes(policy) if limits.exempt_self_hosted else frozenset()
+        if not limits.meters:  # nothing counted, no budget (auth off: every request): what the
+            # enforcer would grant without reading the state, with no reservation to work out
+            tokens = routed.facts.input_tokens + routed.chosen.output_tokens + routed.chosen.reasoning_tokens
+            routed.admitted = Admitted(Reservation(limits, None, tokens), self.metrics, exempt)
+            return routed
         chosen = routed.chosen
         tokens = routed.facts.input_tokens + chosen.output_tokens + chosen.reasoning_tokens
         ttl_ms = int(min(MAX_RESERVATION_TTL_MS, max(60_000.0, 3 * decision.limits.latency_budget_ms)))

@@ -56,6 +56,9 @@ class Directory:
     # A tenants file, or any legacy key, turns authentication on — and it stays on when every key of
     # the file has been revoked (revoking the last key must not open the gateway).
     auth_enabled: bool = False
+    # tenant -> the unlimited KeyLimits of a tenant the file does not define (``default`` when
+    # authentication is off: every request), built once per reload rather than once per request.
+    _unlimited: dict[str, KeyLimits] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def names(self) -> list[str]:
@@ -65,7 +68,12 @@ class Directory:
         return self.index.find(key)
 
     def tenant_limits(self, name: str) -> KeyLimits:
-        return self.defaults.get(name) or KeyLimits.unlimited(name)
+        limits = self.defaults.get(name) or self._unlimited.get(name)
+        if limits is None:
+            if len(self._unlimited) >= 256:  # names come from the tenants file and DEFAULT_TENANT: a few
+                self._unlimited.clear()
+            limits = self._unlimited[name] = KeyLimits.unlimited(name)
+        return limits
 
 
 def compile_directory(parsed: TenantsFile, legacy_keys: Iterable[str], *, from_file: bool = False) -> Directory:
