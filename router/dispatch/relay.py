@@ -5,7 +5,7 @@ No translation. The native Anthropic client (``anthropic.py``) shares the pool.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from typing import Any
 
 import orjson
@@ -137,8 +137,9 @@ class RelayStream:
     def __aiter__(self) -> RelayStream:
         return self
 
-    async def __anext__(self) -> dict[str, Any]:
-        return await self._chunks.__anext__()
+    def __anext__(self) -> Awaitable[dict[str, Any]]:
+        # The generator's own awaitable, not a coroutine around it: one frame less per chunk.
+        return self._chunks.__anext__()
 
     async def aclose(self) -> None:
         await self._chunks.aclose()

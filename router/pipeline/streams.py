@@ -51,8 +51,11 @@ async def upstream_frames(routed: Routed, opened: OpenStream, out: AnswerStream,
     chunk: dict[str, Any] | None = opened.first_chunk
     cost = 0.0
     rest = opened.rest
+    following = rest.__anext__  # bound once: awaited once per chunk
     ready = getattr(rest, "ready", None)  # see relay.ready_now; looked up once, asked once per frame
-    pending = b""  # frames whose next chunk is already in memory: sent together with it, in one write
+    # Frames whose next chunk is already in memory: sent together with it, in one write (a
+    # bytearray: a burst of frames is appended to in place, not copied once per frame).
+    pending = bytearray()
     try:
         while chunk is not None:
             if opened.native:  # hook: an Anthropic event of a native /v1/messages call, passed on as is
@@ -70,9 +73,12 @@ async def upstream_frames(routed: Routed, opened: OpenStream, out: AnswerStream,
                     pending += renderer.chunk(chunk)
             # A frame is never held while the upstream is awaited, nor held past _MAX_PENDING bytes.
             if pending and (len(pending) >= _MAX_PENDING or ready is None or not ready()):
-                yield pending
-                pending = b""
-            chunk = await anext(rest, None)
+                yield bytes(pending)
+                pending.clear()
+            try:
+                chunk = await following()
+            except StopAsyncIteration:
+                chunk = None
         ended_at = time.perf_counter()
     except UpstreamError as exc:
         status, error_kind = "upstream_error", exc.kind
@@ -101,7 +107,7 @@ async def upstream_frames(routed: Routed, opened: OpenStream, out: AnswerStream,
     if status == "ok":
         out.router = routed.router_object(route=cand.route, mode=cand.mode, fallbacks=opened.log.failed,
                                           cost_usd=cost)
-    yield sse.Last(pending + renderer.end(out))  # what was held when the stream ended or broke, then the end
+    yield sse.Last(bytes(pending) + renderer.end(out))  # what was held when the stream ended or broke, then the end
 
 
 async def swarm_frames(routed: Routed, swarm_stream: SwarmStream, out: AnswerStream, renderer: StreamRenderer, *,
