@@ -504,6 +504,41 @@ async def test_a_slow_consumer_pauses_reading_the_socket(serve: Serve) -> None:
     await pool.aclose()
 
 
+class _CountingLines(DataLines):
+    feeds = 0
+
+    def feed(self, data: bytes) -> bool:
+        self.feeds += 1
+        return super().feed(data)
+
+
+async def test_a_burst_of_chunks_in_one_read_is_fed_to_the_sink_at_once(serve: Serve) -> None:
+    attached = asyncio.Event()
+    frames = [b"data: {\"n\": %d}\n\n" % i for i in range(20)]
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
+        await server.read_request(reader)
+        writer.write(CHUNKED_HEAD)
+        await writer.drain()
+        await attached.wait()
+        # An engine writes each frame as its own HTTP chunk; a burst of them lands in one read.
+        writer.write(b"".join(b"%x\r\n%s\r\n" % (len(f), f) for f in frames) + b"0\r\n\r\n")
+        await writer.drain()
+    server = await serve(handler)
+    pool = Pool()
+    resp = await pool.request("POST", server.url(), {}, b"{}", connect_s=5, read_s=10)
+    lines = _CountingLines()
+    resp.stream_into(lines)
+    attached.set()
+    got = []
+    while (payload := await lines.next()) is not None:
+        got.append(payload)
+    assert got == [b'{"n": %d}' % i for i in range(20)]  # every payload, in order, then the end
+    assert 1 <= lines.feeds < 5  # one feed per read, not one per chunk (20)
+    resp.close()
+    await pool.aclose()
+
+
 # --- TLS ------------------------------------------------------------------------------------------
 def _self_signed(tmp: Path) -> tuple[Path, Path]:
     from cryptography import x509

@@ -115,8 +115,8 @@ class Response:
     """An answer's status and headers (lower-case names); its body by ``read()`` or ``stream_into``.
     Call ``close()`` when done with it, whatever happened: an unfinished body closes the connection."""
 
-    __slots__ = ("_chunks", "_conn", "_decoder", "_error", "_sink", "_waiter", "done", "headers", "status",
-                 "until_close")
+    __slots__ = ("_chunks", "_conn", "_decoder", "_error", "_held", "_sink", "_waiter", "done", "headers",
+                 "status", "until_close")
 
     def __init__(self, conn: _Conn) -> None:
         self._conn: _Conn | None = conn  # None once the message ended or failed
@@ -126,6 +126,10 @@ class Response:
         self.until_close = False  # no length, not chunked: the body ends when the connection does
         self._chunks: list[bytes] = []
         self._sink: BodySink | None = None
+        # A streamed body's pieces parsed from one read, handed to the sink together once the read
+        # is parsed (``_flush``): an engine writes each frame as its own HTTP chunk, and a read
+        # often carries a burst of them — one sink.feed per read, not one per chunk.
+        self._held: list[bytes] = []
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
         self._decoder: _Decoder | None = None
@@ -175,31 +179,42 @@ class Response:
         if conn is not None:
             self._sink = None
             self._chunks = []
+            self._held = []
             conn.finish_within(_END_GRACE_S)
 
     # --- called by the connection ---------------------------------------------------------
-    def _body(self, data: bytes) -> bool:
-        """False: the sink is full (pause reading)."""
+    def _body(self, data: bytes) -> None:
         if self._decoder is not None:
             data = self._decoder.decode(data)
             if not data:
-                return True
-        return self._deliver(data)
+                return
+        self._deliver(data)
 
-    def _deliver(self, data: bytes) -> bool:
-        sink = self._sink
-        if sink is None:
+    def _deliver(self, data: bytes) -> None:
+        if self._sink is None:
             self._chunks.append(data)
-            return True
-        return sink.feed(data)
+        else:
+            self._held.append(data)  # fed when the read is parsed (_flush), or before the end or a failure
 
-    def _flush_decoder(self) -> bool:
-        return self._decoder is None or self._deliver(self._decoder.end())
+    def _flush(self) -> bool:
+        """Feed the sink what this read brought; False: the sink is full (pause reading)."""
+        held = self._held
+        if not held:
+            return True
+        data = held[0] if len(held) == 1 else b"".join(held)
+        held.clear()
+        sink = self._sink
+        return True if sink is None else sink.feed(data)
+
+    def _flush_decoder(self) -> None:
+        if self._decoder is not None:
+            self._deliver(self._decoder.end())
 
     def _end(self) -> None:
         self.done = True
         self._conn = None
         if self._sink is not None:
+            self._flush()
             self._sink.feed_eof()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -209,6 +224,7 @@ class Response:
         self._error = exc
         self._conn = None
         if self._sink is not None:
+            self._flush()  # the payloads before the failure first, as they arrived
             self._sink.feed_error(exc)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -398,6 +414,13 @@ class _Conn(asyncio.Protocol):
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             self._fail(ProtocolError(f"the upstream sent a malformed answer: {exc}"))
             return
+        held = resp._held
+        if held:  # a streamed body: this read's pieces, in one feed (Response._flush, inlined: per read)
+            data = held[0] if len(held) == 1 else b"".join(held)
+            held.clear()
+            sink = resp._sink
+            if sink is not None and not sink.feed(data):
+                self.pause()
         if self._resp is resp and not resp.status:  # the head is still incomplete
             self._head_raw += len(data)
             if self._head_raw > self._pool.max_head_bytes:
@@ -448,8 +471,9 @@ class _Conn(asyncio.Protocol):
             waiter.set_result(None)
 
     def on_body(self, data: bytes) -> None:
-        if not self._resp._body(data):  # type: ignore[union-attr]  # callbacks run only while an exchange is in flight
-            self.pause()
+        # Kept (or held for the sink until the read is parsed: data_received feeds it, and pauses
+        # reading when the sink is full); decoded first when compressed.
+        self._resp._body(data)  # type: ignore[union-attr]  # callbacks run only while an exchange is in flight
 
     def on_message_complete(self) -> None:
         resp = self._resp
