@@ -30,7 +30,8 @@ class ChatCompletionsDoor:
 
     async def handle(self, incoming: Incoming, services: Services) -> Reply:
         size = len(incoming.body)  # a big body is parsed and prepared in turns (router.offload)
-        body = await offload.sized(size, parse_json_body, incoming.body)
+        body = (parse_json_body(incoming.body) if size < offload.OFFLOAD_BYTES  # at once, without a coroutine
+                else await offload.sized(size, parse_json_body, incoming.body))
         result = await services.pipeline.serve(body, incoming.headers, arrived=incoming.arrived, api=self.api,
                                                tenant=incoming.tenant, size=size)
         if isinstance(result, AnswerStream):

@@ -85,8 +85,13 @@ class Pipeline:
         memo = LabelMemo()
         try:
             with trace.activate():
-                routed = await offload.sized(size, self.prepare, body, headers, arrived=arrived, trace=trace,
-                                             api=api, tenant=tenant, may_queue=self.tenants is not None, memo=memo)
+                if size < offload.OFFLOAD_BYTES:  # the usual request: at once (offload.sized without its coroutine)
+                    routed = self.prepare(body, headers, arrived=arrived, trace=trace, api=api, tenant=tenant,
+                                          may_queue=self.tenants is not None, memo=memo)
+                else:
+                    routed = await offload.sized(size, self.prepare, body, headers, arrived=arrived, trace=trace,
+                                                 api=api, tenant=tenant, may_queue=self.tenants is not None,
+                                                 memo=memo)
                 if self.tenants is not None:  # hook: tenants — queue for capacity, rate limits, budget
                     routed = await self.tenants.admit(
                         routed, lambda: self.prepare(body, headers, arrived=arrived, trace=trace, api=api,
