@@ -2,7 +2,8 @@
 
 The tenant gate on a gateway without keys (every request is the ``default`` tenant's): its limits
 and its ``Tenant`` are built once; a key with nothing to count or budget is admitted without the
-enforcer's arithmetic, with the same admission the enforcer grants.
+enforcer's arithmetic, with the same admission the enforcer grants. The relay's URL and header
+lines per backend and key are built once, and a key that cannot be sent is still refused each time.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 import yaml
 
 from router.auth import ClientAuth
+from router.dispatch.relay import OpenAIRelay
+from router.dispatch.upstream import UpstreamCall, UpstreamError
 from router.engine.admission import AdmissionQueue
 from router.engine.live import LiveState
 from router.observability.metrics import RouterMetrics
@@ -87,3 +90,27 @@ def test_a_key_with_nothing_to_count_is_admitted_as_the_enforcer_admits_it(tmp_p
 
 def _unused(*_: Any) -> Any:
     raise AssertionError("a chosen route is never queued")
+
+
+def test_the_relay_builds_a_backends_url_and_header_lines_once_and_refuses_a_broken_key() -> None:
+    loaded = load_policy_text(yaml.safe_dump(default_policy()), env=ENV)
+    backend = loaded.policy.backends["kimi"]
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    relay = OpenAIRelay()
+    first = relay._target(UpstreamCall("kimi", backend, "sk-one", body))
+    assert first is relay._target(UpstreamCall("kimi", backend, "sk-one", body))  # built once
+    assert first[0] == "http://kimi.test/v1/chat/completions"
+    assert first[1] == b"content-type: application/json\r\nauthorization: Bearer sk-one\r\n"
+    assert relay._target(UpstreamCall("kimi", backend, "sk-two", body))[1].endswith(b"Bearer sk-two\r\n")
+
+    async def call(key: str) -> UpstreamError:
+        try:
+            await relay.complete(UpstreamCall("kimi", backend, key, body))
+        except UpstreamError as exc:
+            return exc
+        raise AssertionError("a key with a line break was sent")
+
+    for _ in range(2):  # never cached, never sent: the same connection error each time (no stack trace, no 500)
+        exc = asyncio.run(call("sk-bad\r\nx-injected: 1"))
+        assert exc.kind == "connection" and "ProtocolError" in exc.message
+    asyncio.run(relay.aclose())

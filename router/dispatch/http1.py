@@ -509,12 +509,13 @@ class Pool:
         """Kept-alive connections waiting for a request, all origins."""
         return sum(len(origin.idle) for origin in self._origins.values())
 
-    async def request(self, method: str, url: str, headers: dict[str, str], body: bytes = b"", *,
+    async def request(self, method: str, url: str, headers: dict[str, str] | HeaderLines, body: bytes = b"", *,
                       connect_s: float, total_s: float | None = None, read_s: float | None = None) -> Response:
         """Send one request; returns once the answer's head arrived. ``total_s`` bounds the whole
         exchange (through the body's end), ``read_s`` every wait for bytes (head and body)."""
         target = self._targets.get((method, url)) or self._target(method, url)
-        head = target.prefix + _header_lines(headers) + b"content-length: %d\r\n\r\n" % len(body)
+        lines = headers if isinstance(headers, HeaderLines) else header_lines(headers)
+        head = target.prefix + lines + b"content-length: %d\r\n\r\n" % len(body)
         loop = asyncio.get_running_loop()
         deadline = None if total_s is None else loop.time() + total_s
         conn = self._idle(target.origin, loop) if not self._closed else None
@@ -657,11 +658,16 @@ class Pool:
                 conn.abort()
 
 
-def _header_lines(headers: dict[str, str]) -> bytes:
+class HeaderLines(bytes):
+    """Request header lines already checked and encoded (``header_lines``): a caller that sends
+    the same headers again and again (the relay, per backend and key) builds them once."""
+
+
+def header_lines(headers: dict[str, str]) -> HeaderLines:
     lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
         raise ProtocolError("a request header contains a line break")  # header injection: never sent
     try:
-        return lines.encode("latin-1")
+        return HeaderLines(lines.encode("latin-1"))
     except UnicodeEncodeError:
         raise ProtocolError("a request header is not latin-1 text") from None

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from router.dispatch.http1 import Http1Error, Pool
+from router.dispatch.http1 import HeaderLines, Http1Error, Pool, header_lines
 from router.dispatch.upstream import (
     UpstreamCall,
     UpstreamError,
@@ -29,6 +29,9 @@ class OpenAIRelay:
 
     def __init__(self, *, max_connections: int = 1024) -> None:
         self._pool = Pool(max_connections=max_connections)
+        # (api_base, api key) -> the URL and the encoded header lines: the same for every call to
+        # a backend, so built (and checked) once, not per request. In memory only, as the keys are.
+        self._targets: dict[tuple[str, str | None], tuple[str, HeaderLines]] = {}
 
     def pool(self) -> Pool:
         """The connection pool, shared with the native Anthropic client (dispatch/anthropic.py)."""
@@ -43,10 +46,20 @@ class OpenAIRelay:
         # vLLM, SGLang, NIM and Moonshot serve the same route.
         return call.backend.api_base.rstrip("/") + "/chat/completions", headers
 
+    def _target(self, call: UpstreamCall) -> tuple[str, HeaderLines]:
+        key = (call.backend.api_base, call.api_key)
+        target = self._targets.get(key)
+        if target is None:
+            if len(self._targets) >= 1024:  # keys rotated again and again: start over, never grow
+                self._targets.clear()
+            url, headers = self._url_and_headers(call)
+            target = self._targets[key] = (url, header_lines(headers))
+        return target
+
     async def complete(self, call: UpstreamCall) -> dict[str, Any]:
-        url, headers = self._url_and_headers(call)
         resp = None
         try:
+            url, headers = self._target(call)  # a header that cannot be sent: Http1Error, as from the pool
             resp = await self._pool.request("POST", url, headers, orjson.dumps(call.body),
                                             connect_s=call.backend.connect_timeout_s,
                                             total_s=call.attempt_timeout_s)
@@ -78,9 +91,9 @@ class OpenAIRelay:
 
     async def _chunks(self, call: UpstreamCall, lines: DataLines) -> AsyncGenerator[dict[str, Any], None]:
         started = False
-        url, headers = self._url_and_headers(call)
         resp = None
         try:
+            url, headers = self._target(call)
             # sock_read semantics: read_s bounds every wait for bytes, not the whole stream.
             resp = await self._pool.request("POST", url, headers, orjson.dumps(call.body),
                                             connect_s=call.backend.connect_timeout_s, read_s=call.backend.timeout_s)
