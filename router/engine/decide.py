@@ -279,7 +279,7 @@ def _check(policy: Policy, cand: Candidate, facts: RequestFacts, limits: Limits,
         if facts.has_tools and not policy.backends[aggregator_backend].supports_tools:
             # Client tools are the aggregator's to call (sub-agents only ever get MCP tools).
             cand.reject("tools", f"the swarm aggregator's backend {aggregator_backend} does not support tools")
-        if facts.anthropic_tools:  # hook (r4-agents): sub-agents and the aggregator get chat-shaped bodies
+        if facts.anthropic_tools:  # Anthropic-defined tools: sub-agents and aggregator get chat bodies
             cand.reject("tools", anthropic_tools_why_not(facts.anthropic_tools, "swarm"))
         if cand.reasons:
             return
@@ -296,7 +296,7 @@ def _check(policy: Policy, cand: Candidate, facts: RequestFacts, limits: Limits,
                 cand.reject("modality", f"{cand.backend} does not take {', '.join(sorted(missing))} input")
         if facts.has_tools and not backend.supports_tools:
             cand.reject("tools", f"{cand.backend} does not support tools")
-        if facts.anthropic_tools and not runs_anthropic_tools(backend):  # hook (r4-agents): e.g. web_search
+        if facts.anthropic_tools and not runs_anthropic_tools(backend):  # e.g. web_search: Claude routes only
             cand.reject("tools", anthropic_tools_why_not(facts.anthropic_tools, cand.backend))
         needed = cand.input_tokens + cand.output_tokens
         if needed > backend.context_window:

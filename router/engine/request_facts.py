@@ -26,7 +26,7 @@ class RequestFacts:
     max_output_tokens: int | None  # what the client asked for, if anything
     stream: bool
     messages: int = 1
-    # hook (r4-agents): Anthropic-defined tools (engine/anthropic_tools.py): only Claude routes serve them
+    # Anthropic-defined tools (engine/anthropic_tools.py): only Claude routes serve them
     anthropic_tools: tuple[str, ...] = ()
 
     @property
@@ -65,7 +65,7 @@ def extract_facts(body: dict[str, Any]) -> RequestFacts:
     tools = body.get("tools") or body.get("functions")  # `functions`: the legacy name, still sent
     native_tools: tuple[str, ...] = ()
     if tools:
-        native_tools = anthropic_tools(tools) if isinstance(tools, list) else ()  # hook (r4-agents)
+        native_tools = anthropic_tools(tools) if isinstance(tools, list) else ()
         raw = orjson.dumps(tools)
         chars += len(raw)  # JSON schemas are ASCII in practice; bytes bound chars anyway
         nbytes += len(raw)
