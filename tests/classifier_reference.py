@@ -4,7 +4,9 @@ the oracle `test_classifier_speed_equivalence.py` holds the optimised code in ro
 Do not optimise or tidy this file: its worth is that it is the old, slow, obviously-read code. When
 the features change meaning (a new FEATURES_VERSION), replace it with a copy of the new reference.
 Only the probability code (`reference_probabilities`, from TaskClassifier.probabilities) and the
-`reference_classify` wrapper are added; features and estimates are verbatim.
+`reference_classify` wrapper are added; features and estimates are verbatim. Round 4 of issue 17
+added the wide-work evidence (router/classifier/wide_work.py, copied as `wide_work_evidence`) that
+the model's `decomposable` needs, and its use in `classify`; features are unchanged (version 8).
 """
 
 from __future__ import annotations
@@ -550,7 +552,10 @@ class ReferenceModel:
             task_type = "long_context"
             rule = f"long_context: {view.input_tokens} input tokens >= {long_context_tokens}"
         else:
-            task_type = max(probs, key=probs.__getitem__)
+            ranked = sorted(probs, key=probs.__getitem__, reverse=True)
+            task_type = ranked[0]
+            if task_type == "decomposable" and wide_work_evidence(view.last_user) is None:
+                task_type = ranked[1]
         if rule is not None:
             confidence = 1.0
         elif probs[task_type] < confidence_floor:
@@ -570,3 +575,75 @@ class ReferenceModel:
             "rule": rule,
             "label_source": "model" if rule is None else "rule",
         }
+
+
+# --- wide-work evidence (router/classifier/wide_work.py, issue 17 round 4) ---
+
+WIDE_HEAD: Final = 1000  # wide work says so near the start
+MIN_PARTS: Final = 3  # "compare A and B" is one answer, not a fan-out
+
+# Words that make a request iterate over items, in the languages of our data and of likely traffic.
+_EACH: Final = (
+    "for each", "each of", "for every", "every one of", "one by one", "one row per", "one section per",
+    "per country", "per company", "per city", "item by item", "study by study", "bank by bank",
+    "country by country", "company by company", "city by city", "case by case", "individually",
+    "分别", "逐一", "逐个", "每一个", "每个", "各个", "各家", "各国", "それぞれ", "ごとに", "一つずつ",
+    " each ", " every ", " all of the ", "compare all", "all the major", "all the big", "all the main",
+    "different countries", "various countries", "各省", "各地",
+    "para cada", "cada uno", "cada una", "de cada", "pour chaque", "pour chacun", "pour chacune", "chacun des",
+    "chacune des", "für jede", "für jeden", "für jedes", "jeweils", "einzeln", "по каждому", "по каждой",
+    "для каждого", "для каждой", "каждого из", "каждой из", "para cada um", "para cada uma",
+)
+# An explicit research deliverable: the swarm's other job (DeepResearch-style reports).
+_REPORT: Final = (
+    "research report", "report on", "report about", "a report", "full report", "detailed report",
+    "literature review", "systematic review", "review of the literature", "survey of", "state of the art",
+    "market analysis", "market research", "competitive analysis", "competitive landscape", "landscape of",
+    "deep research", "deep dive", "in-depth", "comprehensive", "white paper", "whitepaper",
+    "研究报告", "调研", "综述", "研报", "行业分析", "报告", "レポート", "調査", "報告書",
+    "informe", "investigación", "rapport", "revue de littérature", "état de l'art", "bericht", "recherche",
+    "umfassend", "отчёт", "отчет", "исследование", "обзор литературы", "relatório", "pesquisa",
+    "revisão de literatura", " research", "analysis should", "detailed comparison", "研究", "分析", "深度",
+)
+_NUMBER_WORDS: Final = {
+    "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11,
+    "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "fifty": 50, "hundred": 100, "dozen": 12,
+    "drei": 3, "vier": 4, "fünf": 5, "zehn": 10, "zwanzig": 20, "tres": 3, "cuatro": 4, "cinco": 5,
+    "diez": 10, "veinte": 20, "trois": 3, "quatre": 4, "dix": 10, "vingt": 20, "três": 3, "dez": 10,
+    "три": 3, "пять": 5, "десять": 10, "двадцать": 20,
+    "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10, "二十": 20,
+}
+# A count of things to cover: "top 10", "these 25", "the 12 largest", "15 家", "十家公司" ("the 5 main
+# reasons" is one topic's aspects, not a count of things to research).
+_COUNT: Final = re.compile(
+    r"(?:\b(?:top|these|those|following|all|compare|cover|at least)[\s-]+(\d{1,3}|[a-zäöüéêçñ]+)\b"
+    r"|\b(\d{1,3}|[a-zäöüéêçñ]+)\s+(?:largest|biggest|leading|most|major|best|busiest|richest)\b"
+    r"|(\d{1,3}|[三四五六七八九十]|二十)\s*(?:家|个|款|种|篇|份|位|座|所|部|项|国|大|社|件|本))"
+)
+_BULLET: Final = re.compile(r"^\s*(?:[-*•·]|\d{1,3}[.)、])\s+\S", re.MULTILINE)
+_WIDE_SENTENCE: Final = re.compile(r"[.?!。？！:：;；\n]")
+
+
+def wide_work_evidence(text: str) -> str | None:
+    """Why `text` reads as wide work (a short reason for the decision log), or None when nothing does."""
+    head = " " + text[:WIDE_HEAD].lower()  # a leading space: cues that start with one match at the start too
+    for cue in _EACH:
+        if cue in head:
+            return f"wide work: '{cue}'"
+    for cue in _REPORT:
+        if cue in head:
+            return f"wide work: report ask '{cue}'"
+    for match in _COUNT.finditer(head):
+        word = match.group(1) or match.group(2) or match.group(3)
+        n = int(word) if word.isdigit() else _NUMBER_WORDS.get(word, 0)
+        if MIN_PARTS <= n <= 500:
+            return f"wide work: {n} items"
+    items = len(_BULLET.findall(head))
+    if items >= MIN_PARTS:
+        return f"wide work: {items} list items"
+    for sentence in _WIDE_SENTENCE.split(head):
+        parts = sentence.count(",") + sentence.count("，") + sentence.count("、") + sentence.count(" and ") + 1
+        # Four or more short parts read as a list of entities ("AWS, Azure, GCP and Oracle"), not clauses.
+        if parts >= MIN_PARTS + 1 and len(sentence) <= 25 * parts:
+            return f"wide work: {parts} named items"
+    return None

@@ -104,7 +104,8 @@ def test_floor_check_calibrates_on_half_the_sources_and_measures_on_the_other() 
     oof = np.zeros((n, k))
     oof[confident, y[confident]] = 8.0
     enc = Encoded(counts=[{}] * n, dense=np.zeros((n, 1)), tokens=np.zeros(n, dtype=np.intp), y=y,
-                  groups=[f"source-{i % 4}" for i in range(n)], sources=[f"source-{i % 4}" for i in range(n)])
+                  groups=[f"source-{i % 4}" for i in range(n)], sources=[f"source-{i % 4}" for i in range(n)],
+                  wide=np.ones(n, dtype=np.bool_))  # every row may be decomposable: only the floor is tested
     check = floor_check(oof, enc, 0.7)
     assert [h["rows"] for h in check["halves"]] == [80, 80]
     assert check["coverage"] == 0.5 and check["accuracy"] == 1.0

@@ -4,7 +4,9 @@ Decision order (each step is plain and testable):
 1. an image or video part anywhere in the chat      -> vision       (a text-only model cannot serve it)
 2. tools attached, or tool turns in the chat        -> agentic
 3. estimated input tokens >= long_context threshold -> long_context (a supplied document)
-4. otherwise the learned model; below `confidence_floor` the `fallback` label is returned.
+4. otherwise the learned model; its `decomposable` stands only with evidence of wide work in the text
+   (`wide_work.evidence`: many parts or a research-report ask), else its runner-up label is answered;
+   below `confidence_floor` the `fallback` label is returned.
 The model's probabilities are computed in every case so callers can log them.
 """
 
@@ -18,7 +20,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from router.classifier import artifact, estimates
+from router.classifier import artifact, estimates, wide_work
 from router.classifier.artifact import Artifact, ClassifierArtifactError
 from router.classifier.features import (
     LEXICONS,
@@ -145,7 +147,7 @@ class TaskClassifier:
             task_type = "long_context"
             rule = f"long_context: {view.input_tokens} input tokens >= {self._long_context_tokens}"
         else:
-            task_type = max(probs, key=probs.__getitem__)
+            task_type = model_choice(probs, view.last_user)
         if rule is not None:
             confidence = 1.0
         elif probs[task_type] < confidence_floor:
@@ -165,6 +167,15 @@ class TaskClassifier:
             rule=rule,
             label_source="model" if rule is None else "rule",
         )
+
+
+def model_choice(probs: dict[str, float], text: str) -> str:
+    """The learned model's label: the most probable one, except that `decomposable` (Agent Swarm, the
+    costliest route to get wrong) needs wide-work evidence in the text; without it the runner-up."""
+    ranked = sorted(probs, key=probs.__getitem__, reverse=True)
+    if ranked[0] == "decomposable" and len(ranked) > 1 and wide_work.evidence(text) is None:
+        return ranked[1]
+    return ranked[0]
 
 
 def _first_lexicon(word: str) -> int | None:

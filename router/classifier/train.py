@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from router.classifier import artifact
+from router.classifier import artifact, wide_work
 from router.classifier.features import DENSE_NAMES, FEATURES_VERSION, dense, view_of, weighted_terms
 from router.classifier.model import STRUCTURAL_LABELS
 from router.classifier.passages import reading_question
@@ -49,6 +49,7 @@ TOL: Final = 1e-3
 LONG_CONTEXT_TOKENS: Final = 8000
 FLOOR_TARGET_PRECISION: Final = 0.90
 TEXT_LABELS: Final = tuple(t for t in TASK_TYPES if t not in STRUCTURAL_LABELS)
+DECOMPOSABLE: Final = TEXT_LABELS.index("decomposable")
 # BFCL rows are function-calling queries whose tool list the dataset dropped ("who is park ji sung"):
 # agentic only because of tools the gateway sees structurally. As text they teach "factual question =
 # agentic", so they are kept out of the text model and reported separately.
@@ -65,6 +66,7 @@ PASSAGES_PER_SOURCE: Final = 80
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
+BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,7 @@ class Encoded:
     y: IntArray
     groups: list[str]
     sources: list[str]
+    wide: BoolArray  # the text shows wide-work evidence (`wide_work.evidence`): decomposable may stand
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +160,7 @@ def encode(rows: Sequence[Row]) -> Encoded:
         y=np.asarray([TEXT_LABELS.index(r.label) for r in rows], dtype=np.intp),
         groups=[source_group(r.source) for r in rows],
         sources=[r.source for r in rows],
+        wide=np.asarray([wide_work.evidence(r.text) is not None for r in rows], dtype=np.bool_),
     )
 
 
@@ -271,9 +275,14 @@ def softmax(z: FloatArray, temperature: float = 1.0) -> FloatArray:
     return np.asarray(e / e.sum(axis=1, keepdims=True))
 
 
-def decide(probs: FloatArray, tokens: IntArray) -> IntArray:
-    """The classifier's decision for text-only rows: the long-context rule, then the model."""
+def decide(probs: FloatArray, tokens: IntArray, wide: BoolArray) -> IntArray:
+    """The classifier's decision for text-only rows: the long-context rule, then the model, whose
+    `decomposable` needs wide-work evidence (else its runner-up; `model.model_choice`)."""
     pred = probs.argmax(axis=1)
+    demoted = (pred == DECOMPOSABLE) & ~wide
+    if demoted.any():
+        runner_up = np.argsort(-probs[demoted], axis=1, kind="stable")[:, 1]
+        pred[demoted] = runner_up
     pred[tokens >= LONG_CONTEXT_TOKENS] = TEXT_LABELS.index("long_context")
     return np.asarray(pred, dtype=np.intp)
 
@@ -300,15 +309,17 @@ def metrics(y: IntArray, pred: IntArray) -> dict[str, Any]:
     }
 
 
-def answered(probs: FloatArray, tokens: IntArray) -> tuple[IntArray, FloatArray]:
+def answered(probs: FloatArray, tokens: IntArray, wide: BoolArray) -> tuple[IntArray, FloatArray]:
     """What the classifier answers for text-only rows and with which confidence (1.0 under the rule)."""
-    confidence = probs.max(axis=1)
+    pred = decide(probs, tokens, wide)
+    confidence = probs[np.arange(len(pred)), pred]
     confidence[tokens >= LONG_CONTEXT_TOKENS] = 1.0
-    return decide(probs, tokens), confidence
+    return pred, confidence
 
 
-def expected_calibration_error(probs: FloatArray, y: IntArray, tokens: IntArray, bins: int = 15) -> float:
-    pred, confidence = answered(probs, tokens)
+def expected_calibration_error(probs: FloatArray, y: IntArray, tokens: IntArray, wide: BoolArray,
+                               bins: int = 15) -> float:
+    pred, confidence = answered(probs, tokens, wide)
     correct = pred == y
     edges = np.linspace(0.0, 1.0, bins + 1)
     total = 0.0
@@ -319,19 +330,20 @@ def expected_calibration_error(probs: FloatArray, y: IntArray, tokens: IntArray,
     return round(float(total), 4)
 
 
-def fit_temperature(z: FloatArray, y: IntArray, tokens: IntArray) -> float:
+def fit_temperature(z: FloatArray, y: IntArray, tokens: IntArray, wide: BoolArray) -> float:
     """Temperature scaling on leave-one-source-out logits: the one scalar that minimises the expected
     calibration error of the answers given (ties: the smaller temperature). Negative log-likelihood
     would let a few sources the model gets confidently wrong flatten every other answer's confidence."""
     grid = np.round(np.arange(0.25, 4.0001, 0.05), 2)
-    errors = [expected_calibration_error(softmax(z, float(t)), y, tokens) for t in grid]
+    errors = [expected_calibration_error(softmax(z, float(t)), y, tokens, wide) for t in grid]
     return float(grid[int(np.argmin(errors))])
 
 
-def floor_table(probs: FloatArray, y: IntArray, tokens: IntArray) -> tuple[float, list[dict[str, float]]]:
+def floor_table(probs: FloatArray, y: IntArray, tokens: IntArray,
+                wide: BoolArray) -> tuple[float, list[dict[str, float]]]:
     """Coverage and accuracy of the answers accepted at several confidence floors (held-out sources,
     calibrated); the suggested floor is the lowest at which accepted answers reach FLOOR_TARGET_PRECISION."""
-    pred, confidence = answered(probs, tokens)
+    pred, confidence = answered(probs, tokens, wide)
     correct = pred == y
     table, suggested = [], 1.0
     for floor in np.round(np.arange(0.3, 0.951, 0.05), 2):
@@ -353,8 +365,9 @@ def floor_check(oof: FloatArray, enc: Encoded, floor: float) -> dict[str, Any]:
     correct_total, accepted_total, rows_total = 0, 0, 0
     halves = []
     for fit_mask, test_mask in ((in_half[0], in_half[1]), (in_half[1], in_half[0])):
-        temperature = fit_temperature(oof[fit_mask], enc.y[fit_mask], enc.tokens[fit_mask])
-        pred, confidence = answered(softmax(oof[test_mask], temperature), enc.tokens[test_mask])
+        temperature = fit_temperature(oof[fit_mask], enc.y[fit_mask], enc.tokens[fit_mask], enc.wide[fit_mask])
+        pred, confidence = answered(softmax(oof[test_mask], temperature), enc.tokens[test_mask],
+                                    enc.wide[test_mask])
         accepted = confidence >= floor
         correct = int((pred[accepted] == enc.y[test_mask][accepted]).sum())
         halves.append({"temperature": temperature, "rows": int(test_mask.sum()),
@@ -448,7 +461,7 @@ def leave_one_source_out(enc: Encoded, log: Any) -> tuple[dict[str, Any], FloatA
     for group in sorted(set(enc.groups)):
         test = np.flatnonzero(groups == group)
         oof[test] = logits(fit(enc, np.flatnonzero(groups != group), stats, group), enc, test)
-    pred = decide(softmax(oof), enc.tokens)
+    pred = decide(softmax(oof), enc.tokens, enc.wide)
     result = metrics(enc.y, pred)
     per_source: list[dict[str, Any]] = []
     for group in sorted(set(enc.groups)):
@@ -505,12 +518,12 @@ def _train(data_path: Path | None, output_dir: Path | None, *, evaluate: bool, l
     floor, floors = 0.0, list[dict[str, float]]()
     if evaluate:
         evaluation["leave_one_source_out"], oof = leave_one_source_out(enc, log)
-        temperature = fit_temperature(oof, enc.y, enc.tokens)
+        temperature = fit_temperature(oof, enc.y, enc.tokens, enc.wide)
         probs = softmax(oof, temperature)
         calibration.update(temperature=temperature,
-                           ece_before=expected_calibration_error(softmax(oof), enc.y, enc.tokens),
-                           ece_after=expected_calibration_error(probs, enc.y, enc.tokens))
-        floor, floors = floor_table(probs, enc.y, enc.tokens)
+                           ece_before=expected_calibration_error(softmax(oof), enc.y, enc.tokens, enc.wide),
+                           ece_after=expected_calibration_error(probs, enc.y, enc.tokens, enc.wide))
+        floor, floors = floor_table(probs, enc.y, enc.tokens, enc.wide)
         log(f"calibration: temperature {temperature}, ECE {calibration['ece_before']} -> "
             f"{calibration['ece_after']}; suggested confidence floor {floor}")
         evaluation["floor_check"] = floor_check(oof, enc, floor)
@@ -572,4 +585,4 @@ def random_split_evaluation(enc: Encoded, temperature: float) -> dict[str, Any]:
     test = np.flatnonzero(test_mask)
     probs = softmax(logits(fit(enc, np.flatnonzero(~test_mask)), enc, test), temperature)
     return {"method": "stratified 80/20, one split (for contrast only)",
-            **metrics(enc.y[test], decide(probs, enc.tokens[test]))}
+            **metrics(enc.y[test], decide(probs, enc.tokens[test], enc.wide[test]))}
