@@ -605,7 +605,7 @@ _REPORT: Final = (
     "umfassend", "отчёт", "отчет", "исследование", "обзор литературы", "relatório", "pesquisa",
     "revisão de literatura", " research", "analysis should", "detailed comparison", "研究", "分析", "深度",
 )
-_NUMBER_WORDS: Final = {
+_WIDE_NUMBER_WORDS: Final = {
     "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11,
     "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "fifty": 50, "hundred": 100, "dozen": 12,
     "drei": 3, "vier": 4, "fünf": 5, "zehn": 10, "zwanzig": 20, "tres": 3, "cuatro": 4, "cinco": 5,
@@ -615,9 +615,11 @@ _NUMBER_WORDS: Final = {
 }
 # A count of things to cover: "top 10", "these 25", "the 12 largest", "15 家", "十家公司" ("the 5 main
 # reasons" is one topic's aspects, not a count of things to research).
-_COUNT: Final = re.compile(
-    r"(?:\b(?:top|these|those|following|all|compare|cover|at least)[\s-]+(\d{1,3}|[a-zäöüéêçñ]+)\b"
-    r"|\b(\d{1,3}|[a-zäöüéêçñ]+)\s+(?:largest|biggest|leading|most|major|best|busiest|richest)\b"
+_WIDE_NUMBER: Final = "|".join([r"\d{1,3}", *sorted(_WIDE_NUMBER_WORDS, key=len, reverse=True)])  # longest first
+_WIDE_COUNT: Final = re.compile(
+    rf"(?:\b(?:top|these|those|following|all|compare|cover|at least)[\s-]+({_WIDE_NUMBER})\b"
+    rf"|\b({_WIDE_NUMBER})\s+(?:largest|biggest|leading|most|major|best|busiest|richest|größten|grössten"
+    r"|wichtigsten|besten|principales|principaux|plus|mayores|maiores|principais|крупнейших|лучших)\b"
     r"|(\d{1,3}|[三四五六七八九十]|二十)\s*(?:家|个|款|种|篇|份|位|座|所|部|项|国|大|社|件|本))"
 )
 _BULLET: Final = re.compile(r"^\s*(?:[-*•·]|\d{1,3}[.)、])\s+\S", re.MULTILINE)
@@ -633,9 +635,9 @@ def wide_work_evidence(text: str) -> str | None:
     for cue in _REPORT:
         if cue in head:
             return f"wide work: report ask '{cue}'"
-    for match in _COUNT.finditer(head):
+    for match in _WIDE_COUNT.finditer(head):
         word = match.group(1) or match.group(2) or match.group(3)
-        n = int(word) if word.isdigit() else _NUMBER_WORDS.get(word, 0)
+        n = int(word) if word.isdigit() else _WIDE_NUMBER_WORDS.get(word, 0)
         if MIN_PARTS <= n <= 500:
             return f"wide work: {n} items"
     items = len(_BULLET.findall(head))

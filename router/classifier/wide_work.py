@@ -53,9 +53,11 @@ _NUMBER_WORDS: Final = {
 }
 # A count of things to cover: "top 10", "these 25", "the 12 largest", "15 家", "十家公司" ("the 5 main
 # reasons" is one topic's aspects, not a count of things to research).
+_NUMBER: Final = "|".join([r"\d{1,3}", *sorted(_NUMBER_WORDS, key=len, reverse=True)])  # longest first
 _COUNT: Final = re.compile(
-    r"(?:\b(?:top|these|those|following|all|compare|cover|at least)[\s-]+(\d{1,3}|[a-zäöüéêçñ]+)\b"
-    r"|\b(\d{1,3}|[a-zäöüéêçñ]+)\s+(?:largest|biggest|leading|most|major|best|busiest|richest)\b"
+    rf"(?:\b(?:top|these|those|following|all|compare|cover|at least)[\s-]+({_NUMBER})\b"
+    rf"|\b({_NUMBER})\s+(?:largest|biggest|leading|most|major|best|busiest|richest|größten|grössten"
+    r"|wichtigsten|besten|principales|principaux|plus|mayores|maiores|principais|крупнейших|лучших)\b"
     r"|(\d{1,3}|[三四五六七八九十]|二十)\s*(?:家|个|款|种|篇|份|位|座|所|部|项|国|大|社|件|本))"
 )
 _BULLET: Final = re.compile(r"^\s*(?:[-*•·]|\d{1,3}[.)、])\s+\S", re.MULTILINE)
