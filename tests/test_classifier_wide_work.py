@@ -39,4 +39,5 @@ def test_the_models_decomposable_without_evidence_gives_the_runner_up() -> None:
     assert model_choice(probs, "Summarise the main causes of the 1929 stock market crash.") == "simple"
     assert model_choice(probs, "Summarise the causes of each of the last five recessions.") == "decomposable"
     # Any other label stands as the model gave it, evidence or not.
-    assert model_choice({"simple": 0.2, "reasoning": 0.7, "decomposable": 0.1}, "compare these 9 laptops") == "reasoning"
+    others = {"simple": 0.2, "reasoning": 0.7, "decomposable": 0.1}
+    assert model_choice(others, "compare these 9 laptops") == "reasoning"
