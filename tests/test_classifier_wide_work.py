@@ -18,6 +18,8 @@ from router.classifier.model import model_choice
     "Vergleiche die zehn größten Reedereien nach Flottengröße und Emissionen.",
     "Look into:\n- Lisbon\n- Porto\n- Madrid\n- Valencia\nrent, salaries, nightlife",
     "Snowflake, BigQuery, Redshift, Databricks and ClickHouse: pricing models side by side",
+    "How do ferry operators price cabins? Cover at least twelve routes in the Baltic.",
+    "Rank the top-20 open-source CAD tools by community activity.",
 ])
 def test_wide_work_is_recognised(text: str) -> None:
     assert wide_work.evidence(text) is not None

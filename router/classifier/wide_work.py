@@ -8,8 +8,9 @@ next most probable label is answered. Measured on leave-one-source-out answers, 
 `decomposable` answers had none of it: a translation request in French, a single-topic "analysis of
 the causes of X", a web-agent command with a date range.
 
-Bounded and cheap: the first HEAD characters, lower-cased, C-speed `in` tests and two small regexes;
-it only runs when the model's answer is `decomposable`.
+Bounded and cheap: the first HEAD characters, lower-cased, C-speed `in` tests, one word split and three
+small regexes (~10 µs for a short request, ~100 µs for 1,000 characters without evidence); it only runs
+when the model's answer is `decomposable`.
 """
 
 from __future__ import annotations
@@ -53,13 +54,37 @@ _NUMBER_WORDS: Final = {
 }
 # A count of things to cover: "top 10", "these 25", "the 12 largest", "15 家", "十家公司" ("the 5 main
 # reasons" is one topic's aspects, not a count of things to research).
-_NUMBER: Final = "|".join([r"\d{1,3}", *sorted(_NUMBER_WORDS, key=len, reverse=True)])  # longest first
-_COUNT: Final = re.compile(
-    rf"(?:\b(?:top|these|those|following|all|compare|cover|at least)[\s-]+({_NUMBER})\b"
-    rf"|\b({_NUMBER})\s+(?:largest|biggest|leading|most|major|best|busiest|richest|größten|grössten"
-    r"|wichtigsten|besten|principales|principaux|plus|mayores|maiores|principais|крупнейших|лучших)\b"
-    r"|(\d{1,3}|[三四五六七八九十]|二十)\s*(?:家|个|款|种|篇|份|位|座|所|部|项|国|大|社|件|本))"
-)
+_COUNT_BEFORE: Final = frozenset(("top", "these", "those", "following", "all", "compare", "cover"))
+_COUNT_AFTER: Final = frozenset((
+    "largest", "biggest", "leading", "most", "major", "best", "busiest", "richest", "größten", "grössten",
+    "wichtigsten", "besten", "principales", "principaux", "plus", "mayores", "maiores", "principais", "крупнейших",
+    "лучших",
+))
+# Words, split once at C speed (a regex alternation of every number word, tried at every position, cost
+# ~400 µs per 1,000 characters); the count's neighbours are then set look-ups.
+_WORD: Final = re.compile(r"\w+")
+_CJK_COUNT: Final = re.compile(r"(\d{1,3}|[三四五六七八九十]|二十)\s*[家个款种篇份位座所部项国大社件本]")
+
+
+def _count_of_items(head: str) -> int:
+    """The first count of things to cover in `head` (MIN_PARTS..500), else 0."""
+    words = _WORD.findall(head)
+    for i, word in enumerate(words):
+        n = (int(word) if len(word) <= 3 else 0) if word.isdecimal() else _NUMBER_WORDS.get(word, 0)
+        if not MIN_PARTS <= n <= 500:
+            continue
+        before = words[i - 1] if i else ""
+        if before in _COUNT_BEFORE or (before == "least" and i >= 2 and words[i - 2] == "at") \
+                or (i + 1 < len(words) and words[i + 1] in _COUNT_AFTER):
+            return n
+    for match in _CJK_COUNT.finditer(head):
+        word = match.group(1)
+        n = int(word) if word.isdecimal() else _NUMBER_WORDS.get(word, 0)
+        if MIN_PARTS <= n <= 500:
+            return n
+    return 0
+
+
 _BULLET: Final = re.compile(r"^\s*(?:[-*•·]|\d{1,3}[.)、])\s+\S", re.MULTILINE)
 _SENTENCE: Final = re.compile(r"[.?!。？！:：;；\n]")
 
@@ -73,11 +98,9 @@ def evidence(text: str) -> str | None:
     for cue in _REPORT:
         if cue in head:
             return f"wide work: report ask '{cue}'"
-    for match in _COUNT.finditer(head):
-        word = match.group(1) or match.group(2) or match.group(3)
-        n = int(word) if word.isdigit() else _NUMBER_WORDS.get(word, 0)
-        if MIN_PARTS <= n <= 500:
-            return f"wide work: {n} items"
+    n = _count_of_items(head)
+    if n:
+        return f"wide work: {n} items"
     items = len(_BULLET.findall(head))
     if items >= MIN_PARTS:
         return f"wide work: {items} list items"
