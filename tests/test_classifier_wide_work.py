@@ -3,6 +3,7 @@ its use in the decision: fresh prompts, written for these tests."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from router.classifier import wide_work
@@ -43,3 +44,16 @@ def test_the_models_decomposable_without_evidence_gives_the_runner_up() -> None:
     # Any other label stands as the model gave it, evidence or not.
     others = {"simple": 0.2, "reasoning": 0.7, "decomposable": 0.1}
     assert model_choice(others, "compare these 9 laptops") == "reasoning"
+
+
+def test_training_evaluation_applies_the_same_rule() -> None:
+    # train.decide is what leave-one-source-out, calibration and the floor table count: the same rule,
+    # over arrays. Rows: decomposable on top without evidence, with evidence, and over the long-context rule.
+    from router.classifier.train import LONG_CONTEXT_TOKENS, TEXT_LABELS, decide
+
+    probs = np.full((3, len(TEXT_LABELS)), 0.01)
+    probs[:, TEXT_LABELS.index("decomposable")] = 0.6
+    probs[:, TEXT_LABELS.index("reasoning")] = 0.3
+    tokens = np.asarray([100, 100, LONG_CONTEXT_TOKENS], dtype=np.intp)
+    wide = np.asarray([False, True, False])
+    assert [TEXT_LABELS[i] for i in decide(probs, tokens, wide)] == ["reasoning", "decomposable", "long_context"]

@@ -8,7 +8,7 @@ next most probable label is answered. Measured on leave-one-source-out answers, 
 `decomposable` answers had none of it: a translation request in French, a single-topic "analysis of
 the causes of X", a web-agent command with a date range.
 
-Bounded and cheap: the first HEAD characters, lower-cased, C-speed `in` tests, one word split and three
+Bounded and cheap: the first HEAD characters, lower-cased, C-speed `in` tests, one word split and a few
 small regexes (~10 µs for a short request, ~100 µs for 1,000 characters without evidence); it only runs
 when the model's answer is `decomposable`.
 """
