@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 
 from router import errors
 from router.dispatch.anthropic import event_has_payload, passthrough_body
+from router.dispatch.deadline import TaskDeadline
 from router.dispatch.modes import upstream_body
 from router.dispatch.relay import ready_now
 from router.dispatch.upstream import NativeRequest, UpstreamCall, UpstreamClient, UpstreamError, Usage
@@ -431,9 +432,13 @@ class Dispatcher:
         cand, call = t.cand, t.call
         stream: Any = self._clients(call.backend).stream(call)  # an async generator: it has aclose()
         held: list[dict[str, Any]] = []
+        loop = asyncio.get_running_loop()  # asked once: 3.11 checks the pid on each ask
+        task = asyncio.current_task(loop)
+        assert task is not None
         try:
-            # A hung upstream must not hold the request: no first token in time is a timeout.
-            async with asyncio.timeout(call.first_token_timeout_s):
+            # A hung upstream must not hold the request: no first token in time is a timeout
+            # (asyncio.timeout's semantics, without its coroutines: see deadline.py).
+            with TaskDeadline(loop, task, call.first_token_timeout_s):
                 while True:
                     chunk = await stream.__anext__()
                     held.append(chunk)
