@@ -71,7 +71,8 @@ class Routed:
         return next((c for c in self.decision.chain if c.route == route), self.chosen)
 
     def router_object(self, *, route: str, mode: str, fallbacks: int, cost_usd: float | None,
-                      swarm: dict[str, Any] | None = None) -> dict[str, Any]:
+                      swarm: dict[str, Any] | None = None,
+                      known_adjusted: tuple[str, ...] | None = None) -> dict[str, Any]:
         answered = self.candidate(route)  # estimates of the route that answered, not of the first choice
         obj: dict[str, Any] = {
             "request_id": self.request_id, "task_type": self.label.task_type,
@@ -88,13 +89,13 @@ class Routed:
             obj["cascade_cost_usd"] = round(self.cascade_cost_usd, 8)
         if self.decision.best_effort:
             obj["best_effort"] = True
-        if route != taxonomy.SWARM_ROUTE and (adjusted := self._adjusted(answered)):
+        if route != taxonomy.SWARM_ROUTE and (adjusted := self._adjusted(answered, known_adjusted)):
             obj["adjusted_params"] = adjusted  # client params the route could not take as given
         if swarm is not None:
             obj["swarm"] = swarm
         return obj
 
-    def _adjusted(self, answered: Candidate) -> list[str]:
+    def _adjusted(self, answered: Candidate, known: tuple[str, ...] | None = None) -> list[str]:
         key = (answered.backend, answered.mode)
         memo = self._adjusted_memo
         if memo is None:
@@ -103,7 +104,8 @@ class Routed:
             return list(memo[key])
         backend = self.loaded.policy.backends[answered.backend]
         native = passthrough_adjusted(self.native, self.body, backend, answered.mode)  # sent as the client's
-        adjusted = memo[key] = native if native is not None else adjusted_params(self.body, backend, answered.mode)
+        adjusted = memo[key] = native if native is not None else (  # hook: known = the dispatch's own build's
+            list(known) if known is not None else adjusted_params(self.body, backend, answered.mode))
         return list(adjusted)
 
     def headers(self, router_obj: Mapping[str, Any]) -> dict[str, str]:
