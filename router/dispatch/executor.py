@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 from router import errors
 from router.dispatch.anthropic import event_has_payload, passthrough_body
 from router.dispatch.deadline import TaskDeadline
-from router.dispatch.modes import upstream_body
+from router.dispatch.modes import build_request
 from router.dispatch.relay import ready_now
 from router.dispatch.upstream import NativeRequest, UpstreamCall, UpstreamClient, UpstreamError, Usage
 from router.engine.circuit import Ticket
@@ -59,6 +59,10 @@ class AttemptLog:
     # Failures whose verdict waits for the rest of the walk (see ``UpstreamError.follows_request``).
     pending: list[tuple[str, Ticket]] = field(default_factory=list)
     refused: UpstreamError | None = None  # the last route-specific refusal (its param and code)
+    # The client parameters the last prepared attempt's route did not take as given, kept when the
+    # cost cap left the body alone (then they are ``modes.adjusted_params``'s, which need not build
+    # the body a second time for the router object); None: not known.
+    adjusted: tuple[str, ...] | None = None
 
     def skip(self, cand: Candidate, reason: str) -> str:
         """Note a route that was not tried (capacity, circuit, money, time); returns the reason."""
@@ -196,8 +200,8 @@ class Dispatcher:
         self._tracer = tracer
 
     # --- shared per-attempt plumbing -----------------------------------------------------------
-    def _prepare(self, loaded: LoadedPolicy, cand: Candidate, body: dict[str, Any], facts: RequestFacts,
-                 money_left: float, deadline: float | None, first: bool,
+    def _prepare(self, log: AttemptLog, loaded: LoadedPolicy, cand: Candidate, body: dict[str, Any],
+                 facts: RequestFacts, money_left: float, deadline: float | None, first: bool,
                  stream: bool, native: NativeRequest | None = None) -> tuple[UpstreamCall, Ticket] | str:
         """The call for this candidate and its circuit ticket, or the reason it is skipped."""
         backend = loaded.policy.backends[cand.backend]
@@ -216,7 +220,10 @@ class Dispatcher:
             return "circuit_open"
         floor = self._live.hang_floor_s(cand.route, loaded.policy.retry, backend.first_token_timeout_s,
                                         stream=stream)
-        adapted = upstream_body(body, backend, cand.mode, max_output_tokens=cap, deadline=deadline)
+        built = build_request(body, backend, cand.mode, max_output_tokens=cap, deadline=deadline)
+        adapted = built.body
+        # The cap can change what is adjusted (Claude's thinking needs room); the deadline cannot.
+        log.adjusted = built.adjusted if cap is None else None
         call = UpstreamCall(cand.backend, backend, loaded.keys.get(cand.backend), adapted,
                             timeout_s=attempt_timeout_s(loaded, backend, cand, None if stream else floor),
                             first_token_s=floor,
@@ -365,7 +372,7 @@ class Dispatcher:
         for index, cand in enumerate(chain):
             reason = "http_5xx"
             for number in range(loaded.policy.retry.attempts_per_route):
-                prepared = self._prepare(loaded, cand, body, facts, money - log.spent_usd, deadline, first, stream,
+                prepared = self._prepare(log, loaded, cand, body, facts, money - log.spent_usd, deadline, first, stream,
                                          native)
                 if isinstance(prepared, str):
                     reason = log.skip(cand, prepared)

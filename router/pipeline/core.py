@@ -237,7 +237,7 @@ class Pipeline:
             raise
         cand = answer.candidate
         router_obj = routed.router_object(route=cand.route, mode=cand.mode, fallbacks=answer.log.failed,
-                                          cost_usd=answer.cost_usd)
+                                          cost_usd=answer.cost_usd, known_adjusted=answer.log.adjusted)
         self.accounting.finished(routed, route=cand.route, mode=cand.mode, status="ok", usage=answer.usage,
                                  cost=answer.cost_usd, upstream_s=answer.log.upstream_s,
                                  fallbacks=answer.log.failed)
@@ -275,7 +275,8 @@ class Pipeline:
             self.accounting.cancelled(routed)
             raise
         cand = opened.candidate
-        head = routed.router_object(route=cand.route, mode=cand.mode, fallbacks=opened.log.failed, cost_usd=None)
+        head = routed.router_object(route=cand.route, mode=cand.mode, fallbacks=opened.log.failed, cost_usd=None,
+                                    known_adjusted=opened.log.adjusted)
         return AnswerStream(routed, routed.headers(head), lambda out, renderer: upstream_frames(
             routed, opened, out, renderer, dispatcher=self.dispatcher, tracer=self.tracer,
             accounting=self.accounting))

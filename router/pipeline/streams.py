@@ -106,7 +106,7 @@ async def upstream_frames(routed: Routed, opened: OpenStream, out: AnswerStream,
     out.usage = usage
     if status == "ok":
         out.router = routed.router_object(route=cand.route, mode=cand.mode, fallbacks=opened.log.failed,
-                                          cost_usd=cost)
+                                          cost_usd=cost, known_adjusted=opened.log.adjusted)
     yield sse.Last(bytes(pending) + renderer.end(out))  # what was held when the stream ended or broke, then the end
 
 
