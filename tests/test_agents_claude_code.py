@@ -276,3 +276,13 @@ def test_the_chat_door_may_offer_claudes_web_search_too(gateway: Gateway, stream
     assert route == "claude:default" and text
     sent = gateway.demo.stats("claude")["last_requests"][-1]["body"]
     assert sent["tools"] == [WEB_SEARCH]
+
+
+@pytest.mark.parametrize("model", ["claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"])
+def test_claude_codes_own_model_names_reach_claude(gw: Gateway, capture: CaptureUpstream, model: str) -> None:
+    """Claude Code left at its defaults names dated models (its main one and its background haiku):
+    a snapshot resolves as its alias, any other Claude name through the packaged ``claude-*`` family."""
+    response = post(gw, {"model": model, **{k: v for k, v in CLAUDE_CODE.items() if k != "model"}})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-router-route"] == "claude:default"
+    assert capture.last["body"]["model"] == "claude-sonnet-4-5"  # the route's model, as for any direct route

@@ -130,9 +130,11 @@ def test_interpolation_and_backends_without_url_or_key_are_disabled() -> None:
     ("claude-sonnet-4-5-20250929", "claude:default"),  # Anthropic's snapshot: the alias + -YYYYMMDD
     ("gpt-5-mini-2025-08-07", "gpt-mini:default"),     # OpenAI's snapshot: the alias + -YYYY-MM-DD
     ("kimi:instant", "kimi:instant"),
-    ("claude-sonnet-4-5-2025", None),                  # not a date
-    ("claude-haiku-4-5-20251001", None),               # a snapshot of a name the policy does not alias
-    ("claude-sonnet-4-5-20250929-20250929", None),     # one date only
+    ("claude-sonnet-4-5-2025", "claude:default"),      # not a date: the claude-* family
+    ("gpt-5.2-2025-12-11", "gpt:default"),
+    ("gpt-5-codex", None),                             # no alias, no family
+    ("claude-haiku-4-5-20251001", "claude:default"),   # the packaged policy's claude-* family
+    ("claude", None),                                  # the family needs its prefix, dash included
 ])
 def test_a_dated_snapshot_resolves_as_its_alias(model: str, route: str | None) -> None:
     policy = load_policy_text(PACKAGED_POLICY.read_text(), env=ENV).policy
@@ -144,3 +146,17 @@ def test_an_exact_alias_wins_over_its_undated_form() -> None:
     policy = load_policy_text(text, env=ENV).policy
     assert policy.resolve_model("claude-sonnet-4-5-20250929") == "kimi:thinking"
     assert policy.resolve_model("claude-sonnet-4-5-20251231") == "claude:default"
+
+
+def test_a_family_alias_takes_the_longest_prefix_after_exact_names_and_is_not_listed() -> None:
+    text = yaml.safe_dump(default_policy(aliases={"claude-haiku-*": "kimi:instant", "claude-opus-4-5": "gpt:default"}))
+    policy = load_policy_text(text, env=ENV).policy
+    assert policy.resolve_model("claude-haiku-4-5-20251001") == "kimi:instant"  # longer prefix than claude-*
+    assert policy.resolve_model("claude-opus-4-5") == "gpt:default"  # an exact alias before any family
+    assert policy.resolve_model("claude-opus-4-5-20251101") == "gpt:default"  # its snapshot, too
+    assert policy.resolve_model("claude-3-7-sonnet-latest") == "claude:default"
+    assert "claude-*" not in policy.listed_aliases and "claude-haiku-*" not in policy.listed_aliases
+    assert "claude-opus-4-5" in policy.listed_aliases
+    disabled = load_policy_text(text, env={**ENV, "ANTHROPIC_API_KEY": ""}).policy
+    assert disabled.resolve_model("claude-haiku-9") == "kimi:instant"
+    assert disabled.resolve_model("claude-sonnet-9") is None  # the family's backend is disabled: a 404

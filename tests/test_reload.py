@@ -88,7 +88,7 @@ def test_a_reload_that_removes_the_backend_of_an_in_flight_request_does_not_fail
         task["candidates"] = [r for r in task["candidates"] if not r.startswith("claude")]
     for priors in without_claude["quality"].values():
         priors.pop("claude:default", None)
-    del without_claude["aliases"]["claude-sonnet-4-5"]
+    del without_claude["aliases"]["claude-sonnet-4-5"], without_claude["aliases"]["claude-*"]
 
     with httpx.Client(base_url=gw.url, timeout=30) as http, ThreadPoolExecutor(2) as pool:
         in_flight = [pool.submit(chat, http, stream=stream) for stream in (False, True)]

@@ -32,7 +32,7 @@ def _model_names(services: Services) -> list[str]:
     names = ["auto", *(f"auto:{m}" for m in taxonomy.MODES), *policy.routes]
     if policy.swarm.enabled:
         names.append(taxonomy.SWARM_ROUTE)
-    names += [a for a in policy.aliases if policy.resolve_model(a) is not None and a not in names]
+    names += [a for a in policy.listed_aliases if a not in names]
     return names
 
 

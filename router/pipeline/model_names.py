@@ -25,7 +25,7 @@ def resolve_model(loaded: LoadedPolicy, model: str, controls: RouterControls) ->
     if route is None:
         known = ", ".join(["auto", *(f"auto:{m}" for m in taxonomy.MODES), *loaded.policy.routes,
                            *([taxonomy.SWARM_ROUTE] if loaded.policy.swarm.enabled else []),
-                           *(a for a in loaded.policy.aliases if loaded.policy.resolve_model(a))])
+                           *loaded.policy.listed_aliases])
         raise errors.ModelNotFound(f"The model '{model}' does not exist or its backend is disabled. "
                                    f"Available: {known}.", param="model")
     return None, route

@@ -224,7 +224,9 @@ class Policy(_Strict):
     version: str = "1"
     name: str = "default"
     backends: dict[str, Backend]
-    aliases: dict[str, str] = Field(default_factory=dict, description="extra model names -> route")
+    aliases: dict[str, str] = Field(default_factory=dict, description=(
+        "extra model names -> route; a name ending in * is a family (longest prefix wins; tried after "
+        "exact names and dated snapshots)"))
     tasks: dict[str, TaskRule]
     quality: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="prior quality in [0,1] per task type and route")
@@ -262,6 +264,21 @@ class Policy(_Strict):
             # the alias does. Only on a miss: an exact route or alias always wins.
             undated = _SNAPSHOT_DATE.sub("", model)
             target = self.aliases.get(undated) if undated != model else None
+        if target is None:
+            # A family alias (``claude-*``): the longest matching prefix, for the names an agent sends
+            # that nobody listed (Claude Code's background haiku, a newer snapshot).
+            target = next((t for prefix, t in self.alias_families if model.startswith(prefix)), None)
         if target is not None and (target in self.routes or target == taxonomy.SWARM_ROUTE):
             return target
         return None
+
+    @cached_property
+    def alias_families(self) -> tuple[tuple[str, str], ...]:
+        """The aliases ending in ``*`` as (prefix, route), longest prefix first."""
+        families = [(alias[:-1], route) for alias, route in self.aliases.items() if alias.endswith("*")]
+        return tuple(sorted(families, key=lambda pair: -len(pair[0])))
+
+    @property
+    def listed_aliases(self) -> list[str]:
+        """The aliases a client can name as they are (``/v1/models``): servable, not a family pattern."""
+        return [a for a in self.aliases if not a.endswith("*") and self.resolve_model(a) is not None]
