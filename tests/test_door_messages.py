@@ -204,7 +204,7 @@ def test_errors_in_anthropics_shape(gateway: Gateway) -> None:
     no_max_tokens = httpx.post(url, json={"model": "auto", "messages": user("Hi")}, timeout=10)
     assert "max_tokens" in _assert_anthropic_error(no_max_tokens, 400, "invalid_request_error")
     with pytest.raises(anthropic.NotFoundError) as info:
-        claude(gateway).messages.create(model="claude-9-ultra", max_tokens=64, messages=user("Hi"))
+        claude(gateway).messages.create(model="gemini-9-ultra", max_tokens=64, messages=user("Hi"))
     assert info.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
     with pytest.raises(anthropic.BadRequestError) as bad:
         claude(gateway).messages.create(model="auto", max_tokens=64, messages=user("Hi"),
